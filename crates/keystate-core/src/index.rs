@@ -1,0 +1,274 @@
+//! Robin Hood hash index of record refs: five bytes a slot (a 32-bit ref and a
+//! byte of probe distance), any capacity (home slot by multiply-shift of the
+//! 32-bit hash), at most 90% full.
+//!
+//! The index stores no hashes and no keys: equality is decided by the caller
+//! (which reads the record), and only growing needs the hash of a resident,
+//! which the caller recomputes from its record. The probe distance byte lets a
+//! lookup skip residents with another home without reading them and stop early
+//! on a miss. Distances saturate at 254: residents that far from home (only
+//! with adversarial hash collisions) are all compared, so the index degrades to
+//! a scan instead of failing or growing without end.
+
+use crate::arena::Ref;
+
+const EMPTY: u8 = 0;
+/// Meta byte of a resident at distance 254 or more.
+const SATURATED: u8 = 255;
+
+/// A Robin Hood index. `meta[i]` is 0 for an empty slot, else distance + 1.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    refs: Vec<Ref>,
+    meta: Vec<u8>,
+    len: usize,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Index::default()
+    }
+
+    /// An index sized to hold `n` entries without growing.
+    pub fn with_capacity(n: usize) -> Self {
+        let mut ix = Index::new();
+        if n > 0 {
+            ix.alloc(capacity_for(n));
+        }
+        ix
+    }
+
+    fn alloc(&mut self, cap: usize) {
+        self.refs = vec![0; cap];
+        self.meta = vec![EMPTY; cap];
+        self.len = 0;
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held by the index arrays.
+    pub fn bytes(&self) -> usize {
+        self.refs.capacity() * 4 + self.meta.capacity()
+    }
+
+    #[inline]
+    fn home(&self, h: u32) -> usize {
+        ((u64::from(h) * self.refs.len() as u64) >> 32) as usize
+    }
+
+    /// Finds the slot of the entry with hash `h` for which `eq` holds.
+    #[inline]
+    pub fn find(&self, h: u32, mut eq: impl FnMut(Ref) -> bool) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let cap = self.refs.len();
+        let mut i = self.home(h);
+        let mut d = 1u8;
+        loop {
+            let m = self.meta[i];
+            // Empty, or a resident nearer its home than we would be: absent.
+            if m < d {
+                return None;
+            }
+            if m == d && eq(self.refs[i]) {
+                return Some(i);
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+            d = d.saturating_add(1);
+        }
+    }
+
+    /// The ref in an occupied slot.
+    #[inline]
+    pub fn get(&self, slot: usize) -> Ref {
+        debug_assert!(self.meta[slot] != EMPTY);
+        self.refs[slot]
+    }
+
+    /// Replaces the ref in an occupied slot (the entry's key is unchanged).
+    #[inline]
+    pub fn set(&mut self, slot: usize, r: Ref) {
+        debug_assert!(self.meta[slot] != EMPTY);
+        self.refs[slot] = r;
+    }
+
+    /// Inserts an entry the caller knows is absent. `rehash` gives the hash
+    /// of a resident from its ref; it is called only when the index grows.
+    pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
+        if (self.len + 1) * 10 > self.refs.len() * 9 {
+            self.resize(capacity_for(self.len + 1).max(self.refs.len() * 3 / 2), &rehash);
+        }
+        self.place(h, r);
+    }
+
+    /// Robin Hood placement. The index has at least one empty slot.
+    fn place(&mut self, h: u32, r: Ref) {
+        let cap = self.refs.len();
+        let mut i = self.home(h);
+        let mut cur = (1u8, r);
+        loop {
+            let m = self.meta[i];
+            if m == EMPTY {
+                self.meta[i] = cur.0;
+                self.refs[i] = cur.1;
+                self.len += 1;
+                return;
+            }
+            if m < cur.0 {
+                // The resident is nearer its home: it moves on instead.
+                let out = (m, self.refs[i]);
+                self.meta[i] = cur.0;
+                self.refs[i] = cur.1;
+                cur = out;
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+            cur.0 = cur.0.saturating_add(1);
+        }
+    }
+
+    /// Removes the entry in `slot`, shifting its followers back.
+    pub fn remove_at(&mut self, slot: usize, rehash: impl Fn(Ref) -> u32) {
+        let cap = self.refs.len();
+        let mut i = slot;
+        loop {
+            let j = if i + 1 == cap { 0 } else { i + 1 };
+            let m = self.meta[j];
+            if m <= 1 {
+                self.meta[i] = EMPTY;
+                break;
+            }
+            let r = self.refs[j];
+            self.meta[i] = if m == SATURATED {
+                // The true distance is unknown: recompute it from the hash.
+                let home = self.home(rehash(r));
+                let d = if i >= home { i - home } else { i + cap - home };
+                if d >= 254 {
+                    SATURATED
+                } else {
+                    d as u8 + 1
+                }
+            } else {
+                m - 1
+            };
+            self.refs[i] = r;
+            i = j;
+        }
+        self.len -= 1;
+        // Give memory back to the arena's allocator when mostly empty.
+        if cap > 64 && self.len * 5 < cap {
+            self.resize(capacity_for(self.len), &rehash);
+        }
+    }
+
+    fn resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) {
+        let old_refs = std::mem::take(&mut self.refs);
+        let old_meta = std::mem::take(&mut self.meta);
+        self.alloc(cap.max(8));
+        for (r, m) in old_refs.iter().zip(old_meta.iter()) {
+            if *m != EMPTY {
+                self.place(rehash(*r), *r);
+            }
+        }
+    }
+
+    /// Removes every entry and gives back the arrays.
+    pub fn clear(&mut self) {
+        *self = Index::new();
+    }
+
+    /// Occupied slots and their refs, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
+        self.meta
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m != EMPTY)
+            .map(move |(i, _)| (i, self.refs[i]))
+    }
+
+    /// The refs, in slot order.
+    pub fn refs(&self) -> impl Iterator<Item = Ref> + '_ {
+        self.iter().map(|(_, r)| r)
+    }
+}
+
+/// Capacity that holds `n` entries at about 80% load.
+fn capacity_for(n: usize) -> usize {
+    (n + n / 4 + 1).max(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::murmur3_32;
+    use std::collections::HashSet;
+
+    fn h(r: Ref) -> u32 {
+        murmur3_32(&r.to_le_bytes(), 7)
+    }
+
+    #[test]
+    fn insert_find_remove_against_a_set() {
+        let mut ix = Index::new();
+        let mut model = HashSet::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = (x % 5000) as Ref;
+            let slot = ix.find(h(r), |c| c == r);
+            assert_eq!(slot.is_some(), model.contains(&r), "step {step}");
+            if x % 3 == 0 {
+                if let Some(s) = slot {
+                    ix.remove_at(s, h);
+                    model.remove(&r);
+                }
+            } else if slot.is_none() {
+                ix.insert(h(r), r, h);
+                model.insert(r);
+            }
+            assert_eq!(ix.len(), model.len());
+        }
+        let mut seen: Vec<Ref> = ix.refs().collect();
+        seen.sort();
+        let mut want: Vec<Ref> = model.into_iter().collect();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn all_equal_hashes_still_work() {
+        // Worst case: every entry has the same hash; distances saturate and
+        // lookups, inserts and removes stay correct.
+        let mut ix = Index::new();
+        for r in 0..600u32 {
+            ix.insert(42, r, |_| 42);
+        }
+        for r in 0..600u32 {
+            assert!(ix.find(42, |c| c == r).is_some());
+        }
+        assert!(ix.find(42, |c| c == 9999).is_none());
+        for r in (0..600u32).step_by(2) {
+            let s = ix.find(42, |c| c == r).unwrap();
+            ix.remove_at(s, |_| 42);
+        }
+        for r in 0..600u32 {
+            assert_eq!(ix.find(42, |c| c == r).is_some(), r % 2 == 1, "ref {r}");
+        }
+    }
+}

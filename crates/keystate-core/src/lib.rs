@@ -1,0 +1,43 @@
+//! keystate-core: the keyed state store behind keystate.
+//!
+//! All logic lives here: the record arena, hash tables with copy-on-write
+//! snapshots, key groups, checkpoints and their format, restore. Bindings
+//! (wasm, napi) only translate.
+
+pub mod arena;
+pub mod checkpoint;
+pub mod error;
+pub mod format;
+pub mod hash;
+pub mod index;
+pub mod mem;
+pub mod record;
+pub mod restore;
+pub mod state;
+pub mod store;
+pub mod varint;
+
+pub use checkpoint::{CheckpointInfo, Link, Progress, DEFAULT_CHUNK};
+pub use error::{Error, Result};
+pub use format::CheckpointKind;
+pub use restore::{PieceInfo, RestoreOptions, Restorer};
+pub use state::{StateDescriptor, StateKind};
+pub use store::{Key, KeyGroupRange, MemoryReport, StateMemory, Store, StoreConfig, DEFAULT_MAX_PARALLELISM};
+
+/// Restores one chain of whole checkpoints held in memory.
+pub fn restore_chain(pieces: &[&[u8]], opts: RestoreOptions) -> Result<Store> {
+    let mut r = Restorer::new(opts);
+    for p in pieces {
+        r.begin_piece(false)?;
+        r.feed(p)?;
+        r.end_piece()?;
+    }
+    r.finish()
+}
+
+/// Exports a whole checkpoint into one buffer (tests, tools, compaction).
+pub fn export_all(store: &mut Store, id: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while !store.checkpoint_next(id, &mut out, DEFAULT_CHUNK)? {}
+    Ok(out)
+}

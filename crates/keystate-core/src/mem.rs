@@ -1,0 +1,606 @@
+//! Tables of records and copy-on-write snapshots.
+//!
+//! A table is a hash index of records (one per entry) plus undo layers. A
+//! snapshot is an epoch number: taking one bumps the store's epoch and copies
+//! nothing. The first write to an entry while snapshots are open moves the
+//! entry's record, untouched, into the table's layer of the newest open
+//! snapshot (or, for an entry that did not exist, a MARK record saying so), and
+//! writes the new value to a new record. A snapshot `s` reads an entry from the
+//! first layer with epoch >= `s` that holds it, else from the live index.
+//!
+//! Why this is right: the first write after `s` happens while some snapshot
+//! `n >= s` is the newest open one, and saves the value of the moment `s` was
+//! taken into layer `n`; no layer between `s` and `n` can hold the entry, since
+//! that would need an earlier write after `s`. Releasing `s` merges its layers
+//! into those of the next older open snapshot (keeping the older value where
+//! both hold one) or, with none, frees them. So writers never wait, the memory
+//! a snapshot pins is the entries written while it is open, and releasing it
+//! returns that memory.
+//!
+//! Map state keeps one nested table per (key, namespace): the top-level record
+//! (a "head") holds the nested table's id. A head is only written when the map
+//! is created or removed, so a nested table is owned either by a live head or
+//! by exactly one head saved in a layer (then it is "detached" and frozen).
+
+use std::collections::BTreeMap;
+
+use crate::arena::{Arena, Ref};
+use crate::hash::{entry_hash, murmur3_32};
+use crate::index::Index;
+use crate::record::{self, Rec};
+
+pub type TableId = u32;
+pub const NO_TABLE: TableId = u32::MAX;
+
+/// Saved records of one table for one snapshot epoch.
+#[derive(Debug)]
+pub struct Layer {
+    pub epoch: u64,
+    pub index: Index,
+}
+
+/// One hash table of records.
+#[derive(Debug)]
+pub struct Table {
+    pub live: Index,
+    /// Undo layers, ascending by epoch.
+    pub layers: Vec<Layer>,
+    /// Epoch in which the table was created: snapshots older than that see
+    /// nothing in it, and writes need not preserve anything for them.
+    pub born: u64,
+    /// Records are map heads whose values are nested table ids.
+    pub heads: bool,
+    /// A nested table whose head was saved in a layer: frozen, pinned.
+    pub detached: bool,
+    /// Slot bytes of live records.
+    pub live_bytes: u64,
+    /// Slot bytes of records in layers.
+    pub layer_bytes: u64,
+}
+
+impl Table {
+    fn new(born: u64, heads: bool) -> Self {
+        Table {
+            live: Index::new(),
+            layers: Vec::new(),
+            born,
+            heads,
+            detached: false,
+            live_bytes: 0,
+            layer_bytes: 0,
+        }
+    }
+
+    /// Layers a snapshot at epoch `s` reads through.
+    #[inline]
+    fn layers_from(&self, s: u64) -> &[Layer] {
+        let first = self.layers.iter().position(|l| l.epoch >= s).unwrap_or(self.layers.len());
+        &self.layers[first..]
+    }
+}
+
+/// Hash of the record at `r`, as its table indexes it.
+#[inline]
+pub fn record_hash(arena: &Arena, r: Ref) -> u32 {
+    let rec = record::parse(arena.bytes(r));
+    entry_hash(murmur3_32(rec.key, 0), rec.ns)
+}
+
+/// Reads a nested table id from a head record's value.
+#[inline]
+pub fn head_table(rec: &Rec<'_>) -> TableId {
+    u32::from_le_bytes(rec.value.try_into().expect("map head value is a table id"))
+}
+
+/// Outcome of a write, for entry counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+}
+
+/// Arena, tables and snapshot epochs.
+#[derive(Debug)]
+pub struct Mem {
+    pub arena: Arena,
+    tables: Vec<Option<Table>>,
+    free_tables: Vec<TableId>,
+    /// Current write epoch; a snapshot takes this value, then it is bumped.
+    pub epoch: u64,
+    /// Open snapshot epochs, ascending.
+    open: Vec<u64>,
+    /// Tables with a layer for each open epoch.
+    touched: BTreeMap<u64, Vec<TableId>>,
+    tmp: Vec<u8>,
+}
+
+impl Default for Mem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Mem {
+    pub fn new() -> Self {
+        Mem {
+            arena: Arena::new(),
+            tables: Vec::new(),
+            free_tables: Vec::new(),
+            epoch: 1,
+            open: Vec::new(),
+            touched: BTreeMap::new(),
+            tmp: Vec::new(),
+        }
+    }
+
+    // ---- tables -------------------------------------------------------
+
+    pub fn new_table(&mut self, heads: bool) -> TableId {
+        let t = Table::new(self.epoch, heads);
+        match self.free_tables.pop() {
+            Some(id) => {
+                self.tables[id as usize] = Some(t);
+                id
+            }
+            None => {
+                self.tables.push(Some(t));
+                (self.tables.len() - 1) as TableId
+            }
+        }
+    }
+
+    #[inline]
+    pub fn table(&self, id: TableId) -> &Table {
+        self.tables[id as usize].as_ref().expect("dangling table id")
+    }
+
+    #[inline]
+    fn table_mut(&mut self, id: TableId) -> &mut Table {
+        self.tables[id as usize].as_mut().expect("dangling table id")
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.iter().flatten()
+    }
+
+    /// Frees a table, its records, its layers and (for heads) the nested
+    /// tables its records own.
+    pub fn free_table(&mut self, id: TableId) {
+        let t = self.tables[id as usize].take().expect("double free of a table");
+        let heads = t.heads;
+        for r in t.live.refs() {
+            self.free_record(r, heads);
+        }
+        for l in &t.layers {
+            for r in l.index.refs() {
+                self.free_record(r, heads);
+            }
+        }
+        self.free_tables.push(id);
+    }
+
+    fn free_record(&mut self, r: Ref, heads: bool) {
+        let rec = record::parse(self.arena.bytes(r));
+        let size = record::slot_size(&self.arena, r, &rec);
+        let nested = (heads && !rec.mark).then(|| head_table(&rec));
+        self.arena.free(r, size);
+        if let Some(n) = nested {
+            self.free_table(n);
+        }
+    }
+
+    #[inline]
+    fn slot_size(&self, r: Ref) -> usize {
+        let rec = record::parse(self.arena.bytes(r));
+        record::slot_size(&self.arena, r, &rec)
+    }
+
+    // ---- reads --------------------------------------------------------
+
+    /// The live record of (key, ns).
+    #[inline]
+    pub fn get(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Ref> {
+        let t = self.table(tid);
+        let slot = t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))?;
+        Some(t.live.get(slot))
+    }
+
+    /// The record of (key, ns) as snapshot `s` sees it.
+    pub fn get_at(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8], s: u64) -> Option<Ref> {
+        let t = self.table(tid);
+        if t.born > s {
+            return None;
+        }
+        for l in t.layers_from(s) {
+            if let Some(slot) = l.index.find(h, |r| record::matches(self.arena.bytes(r), key, ns)) {
+                let r = l.index.get(slot);
+                return (!record::parse(self.arena.bytes(r)).mark).then_some(r);
+            }
+        }
+        self.get(tid, h, key, ns)
+    }
+
+    /// Reads a record's bytes.
+    #[inline]
+    pub fn rec(&self, r: Ref) -> Rec<'_> {
+        record::parse(self.arena.bytes(r))
+    }
+
+    /// Calls `f` with every record of table `tid` as snapshot `s` sees it
+    /// (`None`: the live state).
+    pub fn for_each_visible(&self, tid: TableId, s: Option<u64>, mut f: impl FnMut(Ref, &Rec<'_>)) {
+        let t = self.table(tid);
+        let layers = match s {
+            None => &[][..],
+            Some(s) if t.born > s => return,
+            Some(s) => t.layers_from(s),
+        };
+        let find = |ix: &Index, h: u32, rec: &Rec<'_>| {
+            ix.find(h, |c| record::matches(self.arena.bytes(c), rec.key, rec.ns)).map(|slot| ix.get(slot))
+        };
+        for r in t.live.refs() {
+            let rec = self.rec(r);
+            if layers.is_empty() {
+                f(r, &rec);
+                continue;
+            }
+            let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
+            match layers.iter().find_map(|l| find(&l.index, h, &rec)) {
+                Some(saved) => {
+                    let srec = self.rec(saved);
+                    if !srec.mark {
+                        f(saved, &srec);
+                    }
+                }
+                None => f(r, &rec),
+            }
+        }
+        // Entries removed from the live index since `s`.
+        for (i, l) in layers.iter().enumerate() {
+            for r in l.index.refs() {
+                let rec = self.rec(r);
+                if rec.mark {
+                    continue;
+                }
+                let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
+                if find(&t.live, h, &rec).is_some() || layers[..i].iter().any(|e| find(&e.index, h, &rec).is_some()) {
+                    continue;
+                }
+                f(r, &rec);
+            }
+        }
+    }
+
+    /// Number of entries of table `tid` as snapshot `s` sees it.
+    pub fn count_visible(&self, tid: TableId, s: Option<u64>) -> usize {
+        match s {
+            None => self.table(tid).live.len(),
+            Some(_) => {
+                let mut n = 0;
+                self.for_each_visible(tid, s, |_, _| n += 1);
+                n
+            }
+        }
+    }
+
+    // ---- writes -------------------------------------------------------
+
+    /// Before (key, ns) in table `tid` changes, saves what open snapshots need.
+    /// Returns true when the live record moved into a layer: the caller then
+    /// writes the new value to a new record and must not touch the old one.
+    fn preserve(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
+        let Some(&n) = self.open.last() else { return false };
+        let arena = &mut self.arena;
+        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+        if t.born > n {
+            return false;
+        }
+        if t.layers.last().is_none_or(|l| l.epoch != n) {
+            t.layers.push(Layer { epoch: n, index: Index::new() });
+            self.touched.entry(n).or_default().push(tid);
+        }
+        let layer = t.layers.last_mut().expect("layer pushed above");
+        if layer.index.find(h, |r| record::matches(arena.bytes(r), key, ns)).is_some() {
+            return false;
+        }
+        let (saved, moved) = match live_slot {
+            Some(slot) => (t.live.get(slot), true),
+            None => (record::alloc(arena, key, ns, &[], true, false).0, false),
+        };
+        let arena = &self.arena;
+        layer.index.insert(h, saved, |r| record_hash(arena, r));
+        let rec = record::parse(arena.bytes(saved));
+        let size = record::slot_size(arena, saved, &rec);
+        t.layer_bytes += size as u64;
+        if moved {
+            t.live_bytes -= size as u64;
+            if t.heads {
+                let nested = head_table(&rec);
+                self.table_mut(nested).detached = true;
+            }
+        }
+        moved
+    }
+
+    /// Sets the value of (key, ns) to the concatenation of `value`.
+    pub fn put(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Change {
+        let slot = {
+            let t = self.table(tid);
+            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
+        };
+        let moved = self.preserve(tid, h, key, ns, slot);
+        let vlen: usize = value.iter().map(|v| v.len()).sum();
+        match slot {
+            Some(slot) => {
+                let old = self.table(tid).live.get(slot);
+                if !moved {
+                    let old_size = self.slot_size(old);
+                    let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
+                    if !Arena::is_large(old) && crate::arena::slot_size_for(new_len) == old_size {
+                        // Same slot class: overwrite in place.
+                        record::write(self.arena.bytes_mut(old), key, ns, value, false, None);
+                        return Change::Updated;
+                    }
+                }
+                let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
+                let t = self.table_mut(tid);
+                t.live.set(slot, r);
+                t.live_bytes += size as u64;
+                if !moved {
+                    let old_size = self.slot_size(old);
+                    self.table_mut(tid).live_bytes -= old_size as u64;
+                    self.arena.free(old, old_size);
+                }
+                Change::Updated
+            }
+            None => {
+                let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
+                let arena = &self.arena;
+                let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+                t.live.insert(h, r, |c| record_hash(arena, c));
+                t.live_bytes += size as u64;
+                Change::Created
+            }
+        }
+    }
+
+    /// Appends `tail` to the value of (key, ns), creating it if absent. The
+    /// record keeps room to grow so that appends are amortized O(len(tail)).
+    pub fn append(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], tail: &[u8]) -> Change {
+        let slot = {
+            let t = self.table(tid);
+            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
+        };
+        let moved = self.preserve(tid, h, key, ns, slot);
+        let Some(slot) = slot else {
+            let (r, size) = record::alloc(&mut self.arena, key, ns, &[tail], false, true);
+            let arena = &self.arena;
+            let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+            t.live.insert(h, r, |c| record_hash(arena, c));
+            t.live_bytes += size as u64;
+            return Change::Created;
+        };
+        let old = self.table(tid).live.get(slot);
+        let (old_vlen, old_size, has_cap) = {
+            let rec = self.rec(old);
+            (rec.value.len(), record::slot_size(&self.arena, old, &rec), rec.cap.is_some())
+        };
+        let new_vlen = old_vlen + tail.len();
+        if !moved && (has_cap || Arena::is_large(old)) {
+            let new_len = record::encoded_len(key.len(), ns.len(), new_vlen, false, has_cap);
+            if new_len <= old_size {
+                let rec = self.rec(old);
+                let same_header = crate::varint::len(new_vlen as u64) == crate::varint::len(old_vlen as u64);
+                let cap = rec.cap;
+                let end = rec.len;
+                let bytes = self.arena.bytes_mut(old);
+                if same_header {
+                    // Rewrite the length in place and add the tail at the end.
+                    let mut p = 0;
+                    crate::varint::get_trusted(bytes, &mut p);
+                    if !ns.is_empty() {
+                        crate::varint::get_trusted(bytes, &mut p);
+                    }
+                    crate::varint::write(&mut bytes[p..], new_vlen as u64);
+                    bytes[end..end + tail.len()].copy_from_slice(tail);
+                } else {
+                    self.tmp.clear();
+                    self.tmp.extend_from_slice(&bytes[end - old_vlen..end]);
+                    record::write(bytes, key, ns, &[&self.tmp, tail], false, cap);
+                }
+                return Change::Updated;
+            }
+        }
+        // Grow into a new record.
+        let mut tmp = std::mem::take(&mut self.tmp);
+        tmp.clear();
+        tmp.extend_from_slice(self.rec(old).value);
+        let (r, size) = record::alloc(&mut self.arena, key, ns, &[&tmp, tail], false, true);
+        self.tmp = tmp;
+        let t = self.table_mut(tid);
+        t.live.set(slot, r);
+        t.live_bytes += size as u64;
+        if !moved {
+            t.live_bytes -= old_size as u64;
+            self.arena.free(old, old_size);
+        }
+        Change::Updated
+    }
+
+    /// Removes (key, ns). Returns whether it existed. A removed map head's
+    /// nested table is freed, unless a snapshot still needs it.
+    pub fn remove(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> bool {
+        let slot = {
+            let t = self.table(tid);
+            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
+        };
+        let Some(slot) = slot else { return false };
+        let moved = self.preserve(tid, h, key, ns, Some(slot));
+        let arena = &self.arena;
+        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+        let old = t.live.get(slot);
+        let heads = t.heads;
+        t.live.remove_at(slot, |c| record_hash(arena, c));
+        if !moved {
+            let size = self.slot_size(old);
+            self.table_mut(tid).live_bytes -= size as u64;
+            self.free_record(old, heads);
+        }
+        true
+    }
+
+    /// Inserts a record the caller knows is absent, bypassing snapshots: for
+    /// building a store from a checkpoint, when no snapshot can exist.
+    pub fn insert_fresh(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) {
+        debug_assert!(self.open.is_empty());
+        let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
+        let arena = &self.arena;
+        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+        t.live.insert(h, r, |c| record_hash(arena, c));
+        t.live_bytes += size as u64;
+    }
+
+    /// Presizes a table's live index (restore knows the counts up front).
+    pub fn reserve(&mut self, tid: TableId, n: usize) {
+        let t = self.table_mut(tid);
+        if t.live.is_empty() && n > 0 {
+            t.live = Index::with_capacity(n);
+        }
+    }
+
+    // ---- snapshots ----------------------------------------------------
+
+    /// Takes a snapshot: O(1), copies nothing.
+    pub fn snapshot(&mut self) -> u64 {
+        let s = self.epoch;
+        self.epoch += 1;
+        self.open.push(s);
+        s
+    }
+
+    pub fn is_open(&self, s: u64) -> bool {
+        self.open.binary_search(&s).is_ok()
+    }
+
+    pub fn open_snapshots(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Releases snapshot `s`, returning the memory only it pinned.
+    pub fn release(&mut self, s: u64) -> bool {
+        let Ok(pos) = self.open.binary_search(&s) else { return false };
+        self.open.remove(pos);
+        let older = pos.checked_sub(1).map(|i| self.open[i]);
+        for tid in self.touched.remove(&s).unwrap_or_default() {
+            let Some(t) = self.tables.get_mut(tid as usize).and_then(Option::as_mut) else { continue };
+            let Some(li) = t.layers.iter().position(|l| l.epoch == s) else { continue };
+            match older {
+                Some(p) if li > 0 && t.layers[li - 1].epoch == p => {
+                    let layer = t.layers.remove(li);
+                    self.merge_layer(tid, li - 1, layer);
+                }
+                Some(p) => {
+                    // No writes to this table while `p` was newest: the layer
+                    // holds exactly what `p` needs. Relabel it.
+                    t.layers[li].epoch = p;
+                    self.touched.entry(p).or_default().push(tid);
+                }
+                None => {
+                    let layer = t.layers.remove(li);
+                    let heads = t.heads;
+                    let bytes = self.layer_record_bytes(&layer);
+                    self.table_mut(tid).layer_bytes -= bytes;
+                    for r in layer.index.refs() {
+                        self.free_record(r, heads);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn layer_record_bytes(&self, layer: &Layer) -> u64 {
+        layer.index.refs().map(|r| self.slot_size(r) as u64).sum()
+    }
+
+    /// Merges `layer` into the table's layer at `into`: entries the older
+    /// layer already holds keep the older value; the newer copy is freed.
+    fn merge_layer(&mut self, tid: TableId, into: usize, layer: Layer) {
+        let heads = self.table(tid).heads;
+        for r in layer.index.refs() {
+            let h = record_hash(&self.arena, r);
+            let arena = &self.arena;
+            let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+            let target = &mut t.layers[into].index;
+            let rec = record::parse(arena.bytes(r));
+            if target.find(h, |c| record::matches(arena.bytes(c), rec.key, rec.ns)).is_some() {
+                let size = record::slot_size(arena, r, &rec);
+                t.layer_bytes -= size as u64;
+                self.free_record(r, heads);
+            } else {
+                target.insert(h, r, |c| record_hash(arena, c));
+            }
+        }
+    }
+
+    // ---- accounting ---------------------------------------------------
+
+    /// Bytes of live records and live indexes of table `tid` (and, for heads,
+    /// of the nested tables they own).
+    pub fn table_live_bytes(&self, tid: TableId) -> u64 {
+        let t = self.table(tid);
+        let mut n = t.live_bytes + t.live.bytes() as u64;
+        if t.heads {
+            for r in t.live.refs() {
+                let nt = self.table(head_table(&self.rec(r)));
+                n += nt.live_bytes + nt.live.bytes() as u64;
+            }
+        }
+        n
+    }
+
+    /// Bytes pinned by open snapshots: layer records and indexes, and whole
+    /// detached nested tables.
+    pub fn pinned_bytes(&self) -> u64 {
+        self.tables()
+            .map(|t| {
+                let layers: u64 = t.layers.iter().map(|l| l.index.bytes() as u64).sum::<u64>() + t.layer_bytes;
+                if t.detached {
+                    layers + t.live_bytes + t.live.bytes() as u64
+                } else {
+                    layers
+                }
+            })
+            .sum()
+    }
+
+    /// Checks structural invariants; for tests. Panics with a description.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut used = 0u64;
+        for (tid, t) in self.tables.iter().enumerate() {
+            let Some(t) = t else { continue };
+            let mut check = |ix: &Index, what: &str| {
+                for (slot, r) in ix.iter() {
+                    assert!(seen.insert(r), "ref {r:#x} held twice (table {tid} {what})");
+                    let rec = self.rec(r);
+                    used += self.slot_size(r) as u64;
+                    let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
+                    let found = ix.find(h, |c| record::matches(self.arena.bytes(c), rec.key, rec.ns));
+                    assert_eq!(found, Some(slot), "table {tid} {what}: entry {:?} not found at its slot", rec.key);
+                }
+            };
+            check(&t.live, "live");
+            for l in &t.layers {
+                assert!(self.is_open(l.epoch), "table {tid} has a layer for closed epoch {}", l.epoch);
+                check(&l.index, "layer");
+            }
+        }
+        assert_eq!(used, self.arena.used_bytes(), "arena bytes in use vs records referenced");
+    }
+
+    pub fn tmp(&mut self) -> &mut Vec<u8> {
+        &mut self.tmp
+    }
+}

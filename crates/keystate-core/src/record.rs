@@ -1,0 +1,193 @@
+//! Record layout in the arena. One record is one entry of a table:
+//!
+//! ```text
+//! varint (klen << 3 | flags)      flags: NS = 1, CAP = 2, MARK = 4
+//! [NS]   varint nslen
+//! [!MARK] varint vlen
+//! [CAP]  u8 class                 slot class, when the slot has room to grow
+//! key bytes, namespace bytes, value bytes
+//! ```
+//!
+//! A MARK record has no value: in an undo layer it says "absent at this
+//! snapshot". With no namespace and a short key and value, the header is two
+//! bytes, which is most of keystate's per-entry overhead.
+
+use crate::arena::{self, Arena, Ref};
+use crate::varint;
+
+const F_NS: usize = 1;
+const F_CAP: usize = 2;
+const F_MARK: usize = 4;
+
+/// A parsed record.
+#[derive(Debug, Clone, Copy)]
+pub struct Rec<'a> {
+    pub key: &'a [u8],
+    pub ns: &'a [u8],
+    pub value: &'a [u8],
+    pub mark: bool,
+    /// Slot class when the record was given room to grow.
+    pub cap: Option<u8>,
+    /// Encoded length of the whole record.
+    pub len: usize,
+}
+
+/// Parses the record at the start of `b` (bytes written by [`write`]).
+#[inline]
+pub fn parse(b: &[u8]) -> Rec<'_> {
+    let mut p = 0;
+    let h = varint::get_trusted(b, &mut p);
+    let klen = h >> 3;
+    let nslen = if h & F_NS != 0 { varint::get_trusted(b, &mut p) } else { 0 };
+    let mark = h & F_MARK != 0;
+    let vlen = if mark { 0 } else { varint::get_trusted(b, &mut p) };
+    let cap = if h & F_CAP != 0 {
+        p += 1;
+        Some(b[p - 1])
+    } else {
+        None
+    };
+    let k = p;
+    let n = k + klen;
+    let v = n + nslen;
+    let end = v + vlen;
+    Rec { key: &b[k..n], ns: &b[n..v], value: &b[v..end], mark, cap, len: end }
+}
+
+/// True when the record at the start of `b` has this key and namespace.
+#[inline]
+pub fn matches(b: &[u8], key: &[u8], ns: &[u8]) -> bool {
+    let mut p = 0;
+    let h = varint::get_trusted(b, &mut p);
+    if h >> 3 != key.len() || (h & F_NS != 0) == ns.is_empty() {
+        return false;
+    }
+    let nslen = if h & F_NS != 0 { varint::get_trusted(b, &mut p) } else { 0 };
+    if nslen != ns.len() {
+        return false;
+    }
+    if h & F_MARK == 0 {
+        varint::get_trusted(b, &mut p);
+    }
+    if h & F_CAP != 0 {
+        p += 1;
+    }
+    b[p..p + key.len()] == *key && b[p + key.len()..p + key.len() + ns.len()] == *ns
+}
+
+/// Encoded length of a record.
+#[inline]
+pub fn encoded_len(klen: usize, nslen: usize, vlen: usize, mark: bool, cap: bool) -> usize {
+    let mut h = (klen << 3) as u64;
+    if nslen > 0 {
+        h |= F_NS as u64;
+    }
+    let mut n = varint::len(h) + klen + nslen;
+    if nslen > 0 {
+        n += varint::len(nslen as u64);
+    }
+    if !mark {
+        n += varint::len(vlen as u64) + vlen;
+    }
+    if cap {
+        n += 1;
+    }
+    n
+}
+
+/// Writes a record whose value is the concatenation of `value`; returns its
+/// length. `dst` must hold `encoded_len(..)` bytes.
+pub fn write(dst: &mut [u8], key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool, cap: Option<u8>) -> usize {
+    let vlen: usize = value.iter().map(|v| v.len()).sum();
+    let mut h = (key.len() << 3) as u64;
+    if !ns.is_empty() {
+        h |= F_NS as u64;
+    }
+    if mark {
+        h |= F_MARK as u64;
+    }
+    if cap.is_some() {
+        h |= F_CAP as u64;
+    }
+    let mut p = varint::write(dst, h);
+    if !ns.is_empty() {
+        p += varint::write(&mut dst[p..], ns.len() as u64);
+    }
+    if !mark {
+        p += varint::write(&mut dst[p..], vlen as u64);
+    }
+    if let Some(c) = cap {
+        dst[p] = c;
+        p += 1;
+    }
+    dst[p..p + key.len()].copy_from_slice(key);
+    p += key.len();
+    dst[p..p + ns.len()].copy_from_slice(ns);
+    p += ns.len();
+    for part in value {
+        dst[p..p + part.len()].copy_from_slice(part);
+        p += part.len();
+    }
+    p
+}
+
+/// Size of the slot that holds the record `r`.
+#[inline]
+pub fn slot_size(arena: &Arena, r: Ref, rec: &Rec<'_>) -> usize {
+    if Arena::is_large(r) {
+        arena.large_len(r)
+    } else if let Some(c) = rec.cap {
+        arena::CLASSES[c as usize] as usize
+    } else {
+        arena::slot_size_for(rec.len)
+    }
+}
+
+/// Allocates and writes a record; with `grow`, the slot gets room for about
+/// half as much again, for values that are appended to (lists).
+pub fn alloc(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool, grow: bool) -> (Ref, usize) {
+    let vlen: usize = value.iter().map(|v| v.len()).sum();
+    let exact = encoded_len(key.len(), ns.len(), vlen, mark, false);
+    let (cap, want) = if grow {
+        let want = encoded_len(key.len(), ns.len(), vlen + vlen / 2 + 8, mark, true);
+        if want <= arena::MAX_SMALL {
+            (Some(arena::class_of(want)), want)
+        } else {
+            (None, want)
+        }
+    } else {
+        (None, exact)
+    };
+    let (r, size) = arena.alloc(want, cap);
+    let n = write(arena.bytes_mut(r), key, ns, value, mark, cap);
+    debug_assert!(n <= size);
+    (r, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_round_trips() {
+        let mut buf = vec![0u8; 300];
+        for (key, ns, val, mark, cap) in [
+            (&b"user-1"[..], &b""[..], &b"\x05"[..], false, None),
+            (b"k", b"window-7", b"value", false, Some(9u8)),
+            (b"", b"", b"", false, None),
+            (b"gone", b"", b"", true, None),
+        ] {
+            let n = write(&mut buf, key, ns, &[val], mark, cap);
+            assert_eq!(n, encoded_len(key.len(), ns.len(), val.len(), mark, cap.is_some()));
+            let r = parse(&buf);
+            assert_eq!((r.key, r.ns, r.value, r.mark, r.cap, r.len), (key, ns, val, mark, cap, n));
+            assert!(matches(&buf, key, ns));
+            assert!(!matches(&buf, b"other", ns));
+        }
+        // The two-byte header promised above.
+        assert_eq!(encoded_len(11, 0, 1, false, false), 14);
+        // A key that is a prefix of key+namespace must not match.
+        write(&mut buf, b"ab", b"", &[b"v"], false, None);
+        assert!(!matches(&buf, b"a", b"b"));
+    }
+}

@@ -1,0 +1,236 @@
+//! Restore: builds a new store from one or more chains of checkpoints (a
+//! full checkpoint followed by incremental ones), keeping only the requested
+//! key groups. The store is handed out only after every piece was verified;
+//! on any error it is dropped, so restore never leaves partial state.
+//!
+//! Several chains (from stores with disjoint key-group ranges) restore into
+//! one store: that, and restoring a subset, is rescaling.
+
+use std::collections::HashMap;
+
+use crate::checkpoint::Link;
+use crate::error::{Error, Result};
+use crate::format::body::{self, BodyRecord};
+use crate::format::read::{Decoder, Event, Summary};
+use crate::format::{op, CheckpointKind, Header};
+use crate::store::{Key, KeyGroupRange, Store, StoreConfig};
+
+/// Restore options.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Key groups to keep; default: those of the (single) chain.
+    pub key_groups: Option<KeyGroupRange>,
+    /// Lineage id for the restored store when it does not continue the chain
+    /// (a subset, or several chains merged).
+    pub new_store_id: [u8; 16],
+}
+
+#[derive(Debug)]
+struct Chain {
+    range: KeyGroupRange,
+    store_id: [u8; 16],
+    last: Option<Link>,
+    pieces: u32,
+}
+
+/// Incremental restore: feed pieces in order, then [`Restorer::finish`].
+#[derive(Debug)]
+pub struct Restorer {
+    opts: RestoreOptions,
+    store: Option<Store>,
+    chains: Vec<Chain>,
+    decoder: Option<Decoder>,
+    /// Checkpoint-local state id -> store state id, for the current piece.
+    ids: HashMap<u32, u32>,
+    records: u64,
+}
+
+/// What one verified piece was.
+#[derive(Debug, Clone)]
+pub struct PieceInfo {
+    pub id: u64,
+    pub parent_id: u64,
+    pub kind: CheckpointKind,
+    pub bytes: u64,
+    pub records: u64,
+    pub checksum: u64,
+}
+
+impl Restorer {
+    pub fn new(opts: RestoreOptions) -> Self {
+        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: HashMap::new(), records: 0 }
+    }
+
+    /// Starts the next piece; `new_chain` starts another chain (rescaling
+    /// from several stores).
+    pub fn begin_piece(&mut self, new_chain: bool) -> Result<()> {
+        if self.decoder.is_some() {
+            return Err(Error::InvalidArgument("the previous piece was not ended".into()));
+        }
+        if new_chain || self.chains.is_empty() {
+            if !self.chains.is_empty() && self.opts.key_groups.is_none() {
+                return Err(Error::InvalidArgument(
+                    "restoring several chains needs an explicit keyGroupRange".into(),
+                ));
+            }
+            self.chains.push(Chain { range: KeyGroupRange::new(0, 0), store_id: [0; 16], last: None, pieces: 0 });
+        }
+        self.decoder = Some(Decoder::new());
+        self.ids.clear();
+        self.records = 0;
+        Ok(())
+    }
+
+    /// Feeds bytes of the current piece.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut dec = self.decoder.take().ok_or_else(|| Error::InvalidArgument("no piece was begun".into()))?;
+        let r = dec.feed(bytes, &mut |ev| match ev {
+            Event::Header(h) => self.on_header(h),
+            Event::Section { key_group, body } => self.on_section(key_group, body),
+        });
+        self.decoder = Some(dec);
+        r
+    }
+
+    /// Ends the current piece: it must be complete and verified.
+    pub fn end_piece(&mut self) -> Result<PieceInfo> {
+        let dec = self.decoder.take().ok_or_else(|| Error::InvalidArgument("no piece was begun".into()))?;
+        let s: Summary = dec.finish()?;
+        if s.footer.records != self.records {
+            return Err(Error::Corrupt(format!(
+                "footer counts {} records, sections hold {}",
+                s.footer.records, self.records
+            )));
+        }
+        let chain = self.chains.last_mut().expect("begin_piece pushed a chain");
+        chain.last = Some(Link { id: s.header.id, link: s.link() });
+        Ok(PieceInfo {
+            id: s.header.id,
+            parent_id: s.header.parent_id,
+            kind: s.header.kind,
+            bytes: s.bytes,
+            records: s.footer.records,
+            checksum: s.file_checksum,
+        })
+    }
+
+    fn on_header(&mut self, h: &Header) -> Result<()> {
+        let n_chains = self.chains.len();
+        let chain = self.chains.last_mut().expect("begin_piece pushed a chain");
+        let piece = chain.pieces;
+        chain.pieces += 1;
+        if piece == 0 {
+            if h.kind != CheckpointKind::Full {
+                return Err(Error::BrokenChain(format!(
+                    "checkpoint {} is incremental (parent {}); a chain starts with a full checkpoint",
+                    h.id, h.parent_id
+                )));
+            }
+            chain.range = h.key_groups;
+            chain.store_id = h.store_id;
+        } else {
+            let last = chain.last.expect("an ended piece sets last");
+            if h.kind == CheckpointKind::Full {
+                return Err(Error::BrokenChain(format!(
+                    "checkpoint {} is full; only the first piece of a chain may be full",
+                    h.id
+                )));
+            }
+            if h.store_id != chain.store_id {
+                return Err(Error::BrokenChain(format!("checkpoint {} belongs to another store", h.id)));
+            }
+            if h.parent_id != last.id || h.parent_link != last.link {
+                return Err(Error::BrokenChain(format!(
+                    "checkpoint {} extends checkpoint {}, not the piece before it ({})",
+                    h.id, h.parent_id, last.id
+                )));
+            }
+            if h.key_groups != chain.range {
+                return Err(Error::BrokenChain(format!("checkpoint {} covers other key groups", h.id)));
+            }
+        }
+        let range = chain.range;
+        if self.store.is_none() {
+            let want = self.opts.key_groups.unwrap_or(range);
+            let cfg = StoreConfig::new(h.max_parallelism, Some(want), self.opts.new_store_id)?;
+            self.store = Some(Store::new(cfg));
+        }
+        let store = self.store.as_mut().expect("created above");
+        if store.config().max_parallelism != h.max_parallelism {
+            return Err(Error::BrokenChain(format!(
+                "checkpoint {} has max parallelism {}, not {}",
+                h.id,
+                h.max_parallelism,
+                store.config().max_parallelism
+            )));
+        }
+        if n_chains > 1 {
+            let overlap = self.chains[..n_chains - 1].iter().any(|c| c.range.start <= range.end && range.start <= c.range.end);
+            if overlap && piece == 0 {
+                return Err(Error::BrokenChain("two chains cover the same key groups".into()));
+            }
+        }
+        for (sid, d) in &h.states {
+            let id = store.register_state(d.clone())?;
+            self.ids.insert(*sid, id);
+        }
+        Ok(())
+    }
+
+    fn on_section(&mut self, kg: u32, body: &[u8]) -> Result<()> {
+        let store = self.store.as_mut().expect("header precedes sections");
+        let keep = store.config().key_groups.contains(kg);
+        let ids = &self.ids;
+        let n = body::for_each_record(body, |r: BodyRecord<'_>| {
+            let sid = *ids.get(&r.state).ok_or_else(|| Error::Corrupt(format!("record of unknown state {}", r.state)))?;
+            if store.key_group(r.key) != kg {
+                return Err(Error::Corrupt(format!("a record in key group {kg}'s section belongs to another")));
+            }
+            if keep {
+                apply(store, sid, &r)?;
+            }
+            Ok(())
+        })?;
+        self.records += n;
+        Ok(())
+    }
+
+    /// The restored store, after every piece verified. Every key group of the
+    /// store's range must come from some chain.
+    pub fn finish(mut self) -> Result<Store> {
+        if self.decoder.is_some() {
+            return Err(Error::InvalidArgument("the last piece was not ended".into()));
+        }
+        let mut store = self.store.take().ok_or_else(|| Error::InvalidArgument("no checkpoint given".into()))?;
+        let want = store.config().key_groups;
+        for kg in want.iter() {
+            if !self.chains.iter().any(|c| c.range.contains(kg)) {
+                return Err(Error::InvalidArgument(format!(
+                    "key group {kg} of the requested range is in none of the checkpoints"
+                )));
+            }
+        }
+        if let [chain] = &self.chains[..] {
+            if chain.range == want {
+                // Same store, same key groups: continue its chain.
+                store.cfg.store_id = chain.store_id;
+                store.cps.continue_chain(chain.last.expect("a finished chain has pieces"));
+            }
+        }
+        Ok(store)
+    }
+}
+
+fn apply(store: &mut Store, sid: u32, r: &BodyRecord<'_>) -> Result<()> {
+    let kind = store.descriptor(sid)?.kind;
+    let key = Key::Bytes(r.key);
+    let wrong = || Error::Corrupt(format!("record op {} does not apply to a {} state", r.op, kind.name()));
+    match r.op {
+        op::PUT if kind != crate::StateKind::Map => store.put(sid, key, r.ns, r.value),
+        op::DELETE if kind != crate::StateKind::Map => store.remove(sid, key, r.ns).map(drop),
+        op::MAP_PUT if kind == crate::StateKind::Map => store.map_put(sid, key, r.ns, r.uk, r.value),
+        op::MAP_DELETE if kind == crate::StateKind::Map => store.map_remove(sid, key, r.ns, r.uk).map(drop),
+        op::MAP_CLEAR if kind == crate::StateKind::Map => store.remove(sid, key, r.ns).map(drop),
+        _ => Err(wrong()),
+    }
+}

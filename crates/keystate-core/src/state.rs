@@ -1,0 +1,95 @@
+//! State descriptors: what a named state is and how its bytes are encoded.
+
+use crate::error::{Error, Result};
+
+/// The kinds of keyed state, as in Flink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StateKind {
+    Value = 0,
+    List = 1,
+    Map = 2,
+    Reducing = 3,
+    Aggregating = 4,
+}
+
+impl StateKind {
+    pub fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            0 => StateKind::Value,
+            1 => StateKind::List,
+            2 => StateKind::Map,
+            3 => StateKind::Reducing,
+            4 => StateKind::Aggregating,
+            _ => return Err(Error::InvalidArgument(format!("unknown state kind {v}"))),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StateKind::Value => "value",
+            StateKind::List => "list",
+            StateKind::Map => "map",
+            StateKind::Reducing => "reducing",
+            StateKind::Aggregating => "aggregating",
+        }
+    }
+
+    /// Value, reducing and aggregating state hold one value per (key, namespace).
+    pub fn is_value_like(self) -> bool {
+        matches!(self, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
+    }
+}
+
+/// A registered state. Codec ids are opaque to the core: they are written
+/// into checkpoints and compared on registration and restore, so that bytes
+/// are never decoded with a codec other than the one that wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDescriptor {
+    pub name: String,
+    pub kind: StateKind,
+    /// Codec of the values (list: of the elements).
+    pub value_codec: String,
+    /// Codec of map user keys; empty for other kinds.
+    pub user_key_codec: String,
+}
+
+impl StateDescriptor {
+    pub fn new(name: &str, kind: StateKind, value_codec: &str, user_key_codec: &str) -> Result<Self> {
+        if name.is_empty() || name.len() > 1024 {
+            return Err(Error::InvalidArgument("state names are 1 to 1024 bytes".into()));
+        }
+        if value_codec.len() > 256 || user_key_codec.len() > 256 {
+            return Err(Error::InvalidArgument("codec ids are at most 256 bytes".into()));
+        }
+        if kind != StateKind::Map && !user_key_codec.is_empty() {
+            return Err(Error::InvalidArgument("only map state has a user-key codec".into()));
+        }
+        Ok(StateDescriptor {
+            name: name.to_string(),
+            kind,
+            value_codec: value_codec.to_string(),
+            user_key_codec: user_key_codec.to_string(),
+        })
+    }
+
+    /// Why `other` (same name) cannot share this state's bytes, if it cannot.
+    pub fn incompatibility(&self, other: &StateDescriptor) -> Option<String> {
+        if self.kind != other.kind {
+            return Some(format!("it is a {} state, not a {} state", self.kind.name(), other.kind.name()));
+        }
+        if self.value_codec != other.value_codec {
+            return Some(format!(
+                "its values use codec '{}', not '{}'",
+                self.value_codec, other.value_codec
+            ));
+        }
+        if self.user_key_codec != other.user_key_codec {
+            return Some(format!(
+                "its user keys use codec '{}', not '{}'",
+                self.user_key_codec, other.user_key_codec
+            ));
+        }
+        None
+    }
+}

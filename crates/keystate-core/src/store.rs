@@ -1,0 +1,571 @@
+//! The store: registered states, key groups, the keyed context, and the
+//! operations of every state kind, over the tables of [`crate::mem`].
+//!
+//! Each state keeps one table per owned key group (created on first write),
+//! as Flink's heap backend does, so a checkpoint section is one key group and
+//! a subset of key groups restores without touching the rest.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::hash::{entry_hash, key_group_of_hash, murmur3_32};
+use crate::mem::{head_table, Change, Mem, TableId, NO_TABLE};
+use crate::record::Rec;
+use crate::state::{StateDescriptor, StateKind};
+
+/// Flink's default when nothing else is known.
+pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
+/// Flink's upper bound for max parallelism.
+pub const MAX_PARALLELISM_LIMIT: u32 = 1 << 15;
+/// Largest key, namespace or map user key.
+pub const MAX_KEY_LEN: usize = 1 << 24;
+/// Largest value.
+pub const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// An inclusive range of key groups, as Flink's `KeyGroupRange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGroupRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl KeyGroupRange {
+    pub fn new(start: u32, end: u32) -> Self {
+        KeyGroupRange { start, end }
+    }
+
+    #[inline]
+    pub fn contains(&self, kg: u32) -> bool {
+        kg >= self.start && kg <= self.end
+    }
+
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn iter(&self) -> std::ops::RangeInclusive<u32> {
+        self.start..=self.end
+    }
+}
+
+/// How a store is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub max_parallelism: u32,
+    pub key_groups: KeyGroupRange,
+    /// Identity of the checkpoint lineage: pieces of one chain carry it, and
+    /// restore refuses a piece with another.
+    pub store_id: [u8; 16],
+}
+
+impl StoreConfig {
+    pub fn new(max_parallelism: u32, key_groups: Option<KeyGroupRange>, store_id: [u8; 16]) -> Result<Self> {
+        if max_parallelism == 0 || max_parallelism > MAX_PARALLELISM_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "maxParallelism must be 1..={MAX_PARALLELISM_LIMIT}, got {max_parallelism}"
+            )));
+        }
+        let kgs = key_groups.unwrap_or(KeyGroupRange::new(0, max_parallelism - 1));
+        if kgs.start > kgs.end || kgs.end >= max_parallelism {
+            return Err(Error::InvalidArgument(format!(
+                "key-group range {}..={} is not within 0..={}",
+                kgs.start,
+                kgs.end,
+                max_parallelism - 1
+            )));
+        }
+        Ok(StoreConfig { max_parallelism, key_groups: kgs, store_id })
+    }
+}
+
+/// Which key an operation addresses.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    /// The key set by [`Store::set_current_key`] (Flink's keyed context).
+    Current,
+    /// An explicit key (its encoded bytes).
+    Bytes(&'a [u8]),
+}
+
+#[derive(Debug)]
+struct CurrentKey {
+    bytes: Vec<u8>,
+    hash: u32,
+    kg: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct StateEntry {
+    pub desc: StateDescriptor,
+    /// Table per owned key group (index `kg - start`), `NO_TABLE` until written.
+    pub parts: Vec<TableId>,
+    /// Live entries: one per (key, namespace), or per user key for maps.
+    pub entries: u64,
+}
+
+/// Memory of one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMemory {
+    pub name: String,
+    pub entries: u64,
+    pub live_bytes: u64,
+}
+
+/// Where the store's memory goes. All figures are bytes the core holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Records of live entries plus the indexes over them.
+    pub live_bytes: u64,
+    /// Held only for open snapshots (copy-on-write copies, absence markers,
+    /// maps removed while a snapshot needed them).
+    pub pinned_bytes: u64,
+    /// Delta tracking for incremental checkpoints.
+    pub delta_log_bytes: u64,
+    /// Reserved by the arena but free for reuse.
+    pub free_bytes: u64,
+    /// Everything the record arena holds from the allocator.
+    pub arena_bytes: u64,
+    pub entries: u64,
+    pub open_snapshots: u64,
+    pub states: Vec<StateMemory>,
+}
+
+/// A keyed state store.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) cfg: StoreConfig,
+    pub(crate) states: Vec<StateEntry>,
+    by_name: HashMap<String, u32>,
+    current: Option<CurrentKey>,
+    pub(crate) mem: Mem,
+    pub(crate) cps: crate::checkpoint::Checkpoints,
+}
+
+/// A resolved key: bytes, murmur hash, key group, owning-range offset.
+struct Loc<'a> {
+    key: &'a [u8],
+    hash: u32,
+    part: usize,
+}
+
+impl Store {
+    pub fn new(cfg: StoreConfig) -> Store {
+        Store {
+            cfg,
+            states: Vec::new(),
+            by_name: HashMap::new(),
+            current: None,
+            mem: Mem::new(),
+            cps: crate::checkpoint::Checkpoints::default(),
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    // ---- states -------------------------------------------------------
+
+    /// Registers a state, or returns the id of the compatible state of that
+    /// name. A state of that name with another kind or codec is an error.
+    pub fn register_state(&mut self, desc: StateDescriptor) -> Result<u32> {
+        if let Some(&id) = self.by_name.get(&desc.name) {
+            let have = &self.states[id as usize].desc;
+            return match have.incompatibility(&desc) {
+                None => Ok(id),
+                Some(reason) => Err(Error::IncompatibleState { name: desc.name, reason }),
+            };
+        }
+        let id = self.states.len() as u32;
+        self.by_name.insert(desc.name.clone(), id);
+        self.states.push(StateEntry { desc, parts: vec![NO_TABLE; self.cfg.key_groups.len()], entries: 0 });
+        Ok(id)
+    }
+
+    pub fn state_id(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn descriptor(&self, state: u32) -> Result<&StateDescriptor> {
+        Ok(&self.entry(state)?.desc)
+    }
+
+    pub fn states(&self) -> impl Iterator<Item = &StateDescriptor> {
+        self.states.iter().map(|s| &s.desc)
+    }
+
+    /// Live entries of a state.
+    pub fn entries(&self, state: u32) -> Result<u64> {
+        Ok(self.entry(state)?.entries)
+    }
+
+    #[inline]
+    fn entry(&self, state: u32) -> Result<&StateEntry> {
+        self.states.get(state as usize).ok_or(Error::UnknownState(state))
+    }
+
+    #[inline]
+    fn entry_of_kind(&self, state: u32, ok: fn(StateKind) -> bool, expected: &'static str) -> Result<&StateEntry> {
+        let e = self.entry(state)?;
+        if !ok(e.desc.kind) {
+            return Err(Error::WrongStateKind { name: e.desc.name.clone(), expected });
+        }
+        Ok(e)
+    }
+
+    // ---- keys ---------------------------------------------------------
+
+    /// The key group of an encoded key.
+    pub fn key_group(&self, key: &[u8]) -> u32 {
+        key_group_of_hash(murmur3_32(key, 0), self.cfg.max_parallelism)
+    }
+
+    /// Sets the key that keyed-context operations use.
+    pub fn set_current_key(&mut self, key: &[u8]) -> Result<()> {
+        check_len("key", key.len(), MAX_KEY_LEN)?;
+        let hash = murmur3_32(key, 0);
+        let kg = key_group_of_hash(hash, self.cfg.max_parallelism);
+        self.check_range(kg)?;
+        let cur = self.current.get_or_insert_with(|| CurrentKey { bytes: Vec::new(), hash: 0, kg: 0 });
+        cur.bytes.clear();
+        cur.bytes.extend_from_slice(key);
+        cur.hash = hash;
+        cur.kg = kg;
+        Ok(())
+    }
+
+    /// The current key's bytes, if one is set.
+    pub fn current_key(&self) -> Option<&[u8]> {
+        self.current.as_ref().map(|c| &c.bytes[..])
+    }
+
+    #[inline]
+    fn check_range(&self, kg: u32) -> Result<()> {
+        let r = self.cfg.key_groups;
+        if !r.contains(kg) {
+            return Err(Error::KeyGroupOutOfRange { key_group: kg, start: r.start, end: r.end });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn locate<'a>(cfg: &StoreConfig, current: &'a Option<CurrentKey>, key: Key<'a>) -> Result<Loc<'a>> {
+        match key {
+            Key::Current => {
+                let c = current.as_ref().ok_or(Error::NoCurrentKey)?;
+                Ok(Loc { key: &c.bytes, hash: c.hash, part: (c.kg - cfg.key_groups.start) as usize })
+            }
+            Key::Bytes(key) => {
+                check_len("key", key.len(), MAX_KEY_LEN)?;
+                let hash = murmur3_32(key, 0);
+                let kg = key_group_of_hash(hash, cfg.max_parallelism);
+                let r = cfg.key_groups;
+                if !r.contains(kg) {
+                    return Err(Error::KeyGroupOutOfRange { key_group: kg, start: r.start, end: r.end });
+                }
+                Ok(Loc { key, hash, part: (kg - r.start) as usize })
+            }
+        }
+    }
+
+    /// The table of (state, key group) for writing, created if missing.
+    #[inline]
+    fn part_for_write(mem: &mut Mem, entry: &mut StateEntry, part: usize) -> TableId {
+        let t = entry.parts[part];
+        if t != NO_TABLE {
+            return t;
+        }
+        let t = mem.new_table(entry.desc.kind == StateKind::Map);
+        entry.parts[part] = t;
+        t
+    }
+
+    fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
+        match at {
+            Some(s) if !self.mem.is_open(s) => Err(Error::UnknownSnapshot(s)),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- value, reducing, aggregating and list state ------------------
+
+    /// The value of (key, ns), live (`at: None`) or as snapshot `at` sees it.
+    /// For list state this is the list's bytes (element frames, see the TS
+    /// list codec).
+    pub fn get(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+        let e = self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        self.check_snapshot(at)?;
+        let tid = e.parts[loc.part];
+        if tid == NO_TABLE {
+            return Ok(None);
+        }
+        let h = entry_hash(loc.hash, ns);
+        let r = match at {
+            None => self.mem.get(tid, h, loc.key, ns),
+            Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
+        };
+        Ok(r.map(|r| self.mem.rec(r).value))
+    }
+
+    /// Sets the value of (key, ns) (for list state: replaces the list bytes).
+    pub fn put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
+        check_len("value", value.len(), MAX_VALUE_LEN)?;
+        check_len("namespace", ns.len(), MAX_KEY_LEN)?;
+        self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let e = &mut self.states[state as usize];
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        if self.mem.put(tid, entry_hash(loc.hash, ns), loc.key, ns, &[value]) == Change::Created {
+            e.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Appends bytes to the value of (key, ns), creating it: list state's add.
+    pub fn append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
+        check_len("value", tail.len(), MAX_VALUE_LEN)?;
+        check_len("namespace", ns.len(), MAX_KEY_LEN)?;
+        self.entry_of_kind(state, |k| k == StateKind::List, "list")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let e = &mut self.states[state as usize];
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        if self.mem.append(tid, entry_hash(loc.hash, ns), loc.key, ns, tail) == Change::Created {
+            e.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes (key, ns) of a state of any kind (a map: all its entries).
+    /// Returns whether anything was there.
+    pub fn remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
+        self.entry(state)?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let e = &mut self.states[state as usize];
+        let tid = e.parts[loc.part];
+        if tid == NO_TABLE {
+            return Ok(false);
+        }
+        let h = entry_hash(loc.hash, ns);
+        let removed = if e.desc.kind == StateKind::Map {
+            match self.mem.get(tid, h, loc.key, ns) {
+                Some(head) => {
+                    let n = self.mem.table(head_table(&self.mem.rec(head))).live.len();
+                    e.entries -= n as u64;
+                    self.mem.remove(tid, h, loc.key, ns)
+                }
+                None => false,
+            }
+        } else {
+            let removed = self.mem.remove(tid, h, loc.key, ns);
+            e.entries -= u64::from(removed);
+            removed
+        };
+        Ok(removed)
+    }
+
+    // ---- map state ----------------------------------------------------
+
+    fn map_table(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<TableId>> {
+        let e = self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        self.check_snapshot(at)?;
+        let tid = e.parts[loc.part];
+        if tid == NO_TABLE {
+            return Ok(None);
+        }
+        let h = entry_hash(loc.hash, ns);
+        let head = match at {
+            None => self.mem.get(tid, h, loc.key, ns),
+            Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
+        };
+        Ok(head.map(|r| head_table(&self.mem.rec(r))))
+    }
+
+    /// The value of user key `uk` in the map of (key, ns).
+    pub fn map_get(&self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+        let Some(nt) = self.map_table(state, key, ns, at)? else { return Ok(None) };
+        let h = murmur3_32(uk, 0);
+        let r = match at {
+            None => self.mem.get(nt, h, uk, &[]),
+            Some(s) => self.mem.get_at(nt, h, uk, &[], s),
+        };
+        Ok(r.map(|r| self.mem.rec(r).value))
+    }
+
+    /// Puts `uk -> value` into the map of (key, ns).
+    pub fn map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
+        check_len("value", value.len(), MAX_VALUE_LEN)?;
+        check_len("namespace", ns.len(), MAX_KEY_LEN)?;
+        check_len("map key", uk.len(), MAX_KEY_LEN)?;
+        self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let e = &mut self.states[state as usize];
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        let h = entry_hash(loc.hash, ns);
+        let nt = match self.mem.get(tid, h, loc.key, ns) {
+            Some(head) => head_table(&self.mem.rec(head)),
+            None => {
+                let nt = self.mem.new_table(false);
+                self.mem.put(tid, h, loc.key, ns, &[&nt.to_le_bytes()]);
+                nt
+            }
+        };
+        if self.mem.put(nt, murmur3_32(uk, 0), uk, &[], &[value]) == Change::Created {
+            e.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes user key `uk` from the map of (key, ns); a map left empty is
+    /// removed, as in Flink's heap backend.
+    pub fn map_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
+        self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
+        let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let e = &mut self.states[state as usize];
+        let tid = e.parts[loc.part];
+        if tid == NO_TABLE {
+            return Ok(false);
+        }
+        let h = entry_hash(loc.hash, ns);
+        let Some(head) = self.mem.get(tid, h, loc.key, ns) else { return Ok(false) };
+        let nt = head_table(&self.mem.rec(head));
+        let removed = self.mem.remove(nt, murmur3_32(uk, 0), uk, &[]);
+        if removed {
+            e.entries -= 1;
+            if self.mem.table(nt).live.is_empty() {
+                self.mem.remove(tid, h, loc.key, ns);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Number of entries in the map of (key, ns).
+    pub fn map_len(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<usize> {
+        Ok(match self.map_table(state, key, ns, at)? {
+            None => 0,
+            Some(nt) => self.mem.count_visible(nt, at),
+        })
+    }
+
+    /// Calls `f(user_key, value)` for each entry of the map of (key, ns).
+    pub fn map_for_each(
+        &self,
+        state: u32,
+        key: Key<'_>,
+        ns: &[u8],
+        at: Option<u64>,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<()> {
+        if let Some(nt) = self.map_table(state, key, ns, at)? {
+            self.mem.for_each_visible(nt, at, |_, rec| f(rec.key, rec.value));
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every entry of a state, live or at a snapshot: value-like
+    /// and list states give `(key, ns, None, value)`, maps `(key, ns, Some(uk), value)`.
+    pub fn for_each_entry(
+        &self,
+        state: u32,
+        at: Option<u64>,
+        mut f: impl FnMut(&[u8], &[u8], Option<&[u8]>, &[u8]),
+    ) -> Result<()> {
+        let e = self.entry(state)?;
+        self.check_snapshot(at)?;
+        for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
+            self.for_each_in_table(tid, e.desc.kind == StateKind::Map, at, &mut f);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn for_each_in_table(
+        &self,
+        tid: TableId,
+        is_map: bool,
+        at: Option<u64>,
+        f: &mut impl FnMut(&[u8], &[u8], Option<&[u8]>, &[u8]),
+    ) {
+        self.mem.for_each_visible(tid, at, |_, rec: &Rec<'_>| {
+            if is_map {
+                self.mem.for_each_visible(head_table(rec), at, |_, e| f(rec.key, rec.ns, Some(e.key), e.value));
+            } else {
+                f(rec.key, rec.ns, None, rec.value);
+            }
+        });
+    }
+
+    // ---- snapshots ----------------------------------------------------
+
+    /// Takes a point-in-time snapshot in O(1). Writers never wait for it; it
+    /// pins only what is written while it is open.
+    pub fn snapshot(&mut self) -> u64 {
+        self.mem.snapshot()
+    }
+
+    /// Releases a snapshot and the memory only it pinned.
+    pub fn release(&mut self, snapshot: u64) -> Result<()> {
+        if self.cps.holds_snapshot(snapshot) {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {snapshot} belongs to a checkpoint; confirm or abort the checkpoint instead"
+            )));
+        }
+        if self.mem.release(snapshot) {
+            Ok(())
+        } else {
+            Err(Error::UnknownSnapshot(snapshot))
+        }
+    }
+
+    pub(crate) fn release_internal(&mut self, snapshot: u64) {
+        let released = self.mem.release(snapshot);
+        debug_assert!(released, "checkpoint snapshot released twice");
+    }
+
+    /// Checks internal invariants (tests only).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        self.mem.check_invariants();
+    }
+
+    // ---- memory -------------------------------------------------------
+
+    /// What the store holds, where.
+    pub fn memory(&self) -> MemoryReport {
+        let mut live = 0;
+        let mut entries = 0;
+        let states = self
+            .states
+            .iter()
+            .map(|e| {
+                let bytes: u64 = e.parts.iter().filter(|t| **t != NO_TABLE).map(|t| self.mem.table_live_bytes(*t)).sum();
+                live += bytes;
+                entries += e.entries;
+                StateMemory { name: e.desc.name.clone(), entries: e.entries, live_bytes: bytes }
+            })
+            .collect();
+        let arena = &self.mem.arena;
+        MemoryReport {
+            live_bytes: live,
+            pinned_bytes: self.mem.pinned_bytes(),
+            delta_log_bytes: self.cps.delta_bytes(),
+            free_bytes: arena.reserved_bytes() - arena.used_bytes(),
+            arena_bytes: arena.reserved_bytes(),
+            entries,
+            open_snapshots: self.mem.open_snapshots() as u64,
+            states,
+        }
+    }
+}
+
+#[inline]
+fn check_len(what: &str, len: usize, max: usize) -> Result<()> {
+    if len > max {
+        return Err(Error::TooLarge(format!("{what} of {len} bytes (limit {max})")));
+    }
+    Ok(())
+}

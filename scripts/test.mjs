@@ -1,0 +1,67 @@
+// @ts-check
+// Runs all tests: `cargo test --workspace --no-fail-fast` (native, rustup toolchain),
+// then every test/**/*.test.ts uvu suite under tsx, one process per file, against
+// the backend named by TEST_BACKEND (default: node). Expects a built dist/.
+// Usage: node scripts/test.mjs [rust] [ts]   (default: both)
+// Ends with exactly one line `N passed, M failed`; exit code 1 on any failure.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rustupCargo } from './toolchain.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'ts'];
+const env = { ...process.env, TEST_BACKEND: process.env.TEST_BACKEND || 'node' };
+let passed = 0;
+let failed = 0;
+
+/**
+ * Runs a command, streaming its output through; resolves to its exit code and plain stdout.
+ * @param {string} cmd @param {string[]} args @returns {Promise<{ code: number | null, out: string }>}
+ */
+function tee(cmd, args) {
+  console.log(`$ ${[cmd, ...args].join(' ')}`);
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      out += chunk;
+    });
+    child.on('error', (e) => console.error(`${cmd}: ${e.message}`));
+    child.on('close', (code) => resolve({ code, out: out.replace(/\x1b\[[0-9;]*m/g, '') }));
+  });
+}
+
+/** Adds one failure when a run failed but reported none (build error, crash, missing summary). */
+function count(/** @type {number} */ ok, /** @type {number} */ bad, /** @type {number | null} */ code) {
+  passed += ok;
+  failed += bad || (code === 0 ? 0 : 1);
+}
+
+if (parts.includes('rust')) {
+  const { code, out } = await tee(rustupCargo(), ['test', '--workspace', '--no-fail-fast']);
+  let ok = 0, bad = 0;
+  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    ok += Number(m[1]);
+    bad += Number(m[2]);
+  }
+  count(ok, bad, code);
+}
+
+if (parts.includes('ts')) {
+  const dir = path.join(root, 'test');
+  const suites = (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
+    .map(String).filter((f) => f.endsWith('.test.ts')).sort();
+  for (const suite of suites) {
+    const { code, out } = await tee(process.execPath, ['--import', 'tsx', path.join('test', suite)]);
+    // uvu's summary: "Total: N / Passed: N / Skipped: N / Duration: ..."; no summary means it crashed.
+    const total = Number(out.match(/Total:\s+(\d+)/)?.[1] ?? 0);
+    const ok = Number(out.match(/Passed:\s+(\d+)/)?.[1] ?? 0);
+    count(ok, total - ok, out.includes('Total:') ? code : code || 1);
+  }
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
