@@ -1,6 +1,18 @@
-//! wasm-bindgen binding of keystate-core.
+//! wasm-bindgen binding of keystate-core for `wasm32-unknown-unknown`.
+//! Translates only: exports (store.rs, restore.rs), conversions (conv.rs),
+//! errors (error.rs). All logic lives in keystate-core.
+
+mod conv;
+mod error;
+mod restore;
+mod store;
+
+pub use restore::WasmRestorer;
+pub use store::WasmStore;
+
 use wasm_bindgen::prelude::*;
 
+/// The crate version, for diagnostics.
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()

@@ -1,0 +1,107 @@
+//! Conversions between core values and what crosses to JavaScript: plain
+//! objects for reports, flat byte listings for iteration, and the scratch
+//! layout of hot-path arguments.
+
+use js_sys::{Object, Reflect};
+use keystate_core::{varint, CheckpointInfo, MemoryReport, PieceInfo, Progress};
+use wasm_bindgen::JsValue;
+
+/// Key length meaning "the current key" (Flink's keyed context).
+pub const CURRENT_KEY: u32 = u32::MAX;
+
+/// Builds a plain JS object from (name, value) pairs.
+pub fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        // Defining a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o.into()
+}
+
+fn num(v: u64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+pub fn checkpoint_info(i: &CheckpointInfo) -> JsValue {
+    object(&[
+        ("id", num(i.id)),
+        ("parentId", i.parent_id.map_or(JsValue::NULL, num)),
+        ("kind", i.kind.as_str().into()),
+        ("snapshot", num(i.snapshot)),
+    ])
+}
+
+pub fn progress(p: &Progress) -> JsValue {
+    object(&[
+        ("keyGroupsDone", p.key_groups_done.into()),
+        ("keyGroupsTotal", p.key_groups_total.into()),
+        ("bytes", num(p.bytes)),
+        ("records", num(p.records)),
+        ("finished", p.finished.into()),
+        // Hex: u64 does not fit a JS number.
+        ("checksum", format!("{:016x}", p.checksum).into()),
+    ])
+}
+
+pub fn piece_info(p: &PieceInfo) -> JsValue {
+    object(&[
+        ("id", num(p.id)),
+        ("parentId", if p.parent_id == 0 { JsValue::NULL } else { num(p.parent_id) }),
+        ("kind", p.kind.as_str().into()),
+        ("bytes", num(p.bytes)),
+        ("records", num(p.records)),
+        ("checksum", format!("{:016x}", p.checksum).into()),
+    ])
+}
+
+pub fn memory(m: &MemoryReport) -> JsValue {
+    let states = js_sys::Array::new();
+    for s in &m.states {
+        states.push(&object(&[
+            ("name", s.name.as_str().into()),
+            ("entries", num(s.entries)),
+            ("liveBytes", num(s.live_bytes)),
+        ]));
+    }
+    object(&[
+        ("liveBytes", num(m.live_bytes)),
+        ("pinnedBytes", num(m.pinned_bytes)),
+        ("deltaLogBytes", num(m.delta_log_bytes)),
+        ("freeBytes", num(m.free_bytes)),
+        ("arenaBytes", num(m.arena_bytes)),
+        ("entries", num(m.entries)),
+        ("openSnapshots", num(m.open_snapshots)),
+        ("states", states.into()),
+    ])
+}
+
+/// Appends a length-prefixed field to a listing.
+#[inline]
+pub fn field(out: &mut Vec<u8>, b: &[u8]) {
+    varint::put(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Snapshot argument: 0 means the live state (epochs start at 1).
+#[inline]
+pub fn at(snapshot: f64) -> Option<u64> {
+    (snapshot > 0.0).then_some(snapshot as u64)
+}
+
+/// Splits the scratch buffer into the hot-path arguments, laid out back to
+/// back: key, namespace, user key, value.
+#[inline]
+pub fn split(scratch: &[u8], kl: u32, nl: u32, ul: u32, vl: u32) -> Option<(Option<&[u8]>, &[u8], &[u8], &[u8])> {
+    let kl_n = if kl == CURRENT_KEY { 0 } else { kl as usize };
+    let (nl, ul, vl) = (nl as usize, ul as usize, vl as usize);
+    let end = kl_n.checked_add(nl)?.checked_add(ul)?.checked_add(vl)?;
+    if end > scratch.len() {
+        return None;
+    }
+    let key = (kl != CURRENT_KEY).then(|| &scratch[..kl_n]);
+    let ns = &scratch[kl_n..kl_n + nl];
+    let uk = &scratch[kl_n + nl..kl_n + nl + ul];
+    let value = &scratch[kl_n + nl + ul..end];
+    Some((key, ns, uk, value))
+}

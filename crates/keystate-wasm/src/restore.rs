@@ -1,0 +1,52 @@
+//! `WasmRestorer`: restore exports. Pieces are fed in chunks; the store is
+//! handed out by `finish` only after everything verified.
+
+use keystate_core::{Error, KeyGroupRange, RestoreOptions, Restorer};
+use wasm_bindgen::prelude::*;
+
+use crate::conv;
+use crate::error::{js, to_js, JsResult};
+use crate::store::WasmStore;
+
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WasmRestorer {
+    inner: Option<Restorer>,
+}
+
+impl WasmRestorer {
+    fn get(&mut self) -> JsResult<&mut Restorer> {
+        self.inner.as_mut().ok_or_else(|| to_js(&Error::InvalidArgument("restore already finished".into())))
+    }
+}
+
+#[wasm_bindgen]
+impl WasmRestorer {
+    /// `kgStart < 0`: keep the key groups of the (single) chain.
+    #[wasm_bindgen(constructor)]
+    pub fn new(kg_start: i32, kg_end: i32, new_store_id: &[u8]) -> JsResult<WasmRestorer> {
+        let id: [u8; 16] =
+            new_store_id.try_into().map_err(|_| to_js(&Error::InvalidArgument("store id must be 16 bytes".into())))?;
+        let key_groups = (kg_start >= 0).then(|| KeyGroupRange::new(kg_start as u32, kg_end as u32));
+        Ok(WasmRestorer { inner: Some(Restorer::new(RestoreOptions { key_groups, new_store_id: id })) })
+    }
+
+    #[wasm_bindgen(js_name = beginPiece)]
+    pub fn begin_piece(&mut self, new_chain: bool) -> JsResult<()> {
+        js(self.get()?.begin_piece(new_chain))
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) -> JsResult<()> {
+        js(self.get()?.feed(bytes))
+    }
+
+    #[wasm_bindgen(js_name = endPiece)]
+    pub fn end_piece(&mut self) -> JsResult<JsValue> {
+        js(self.get()?.end_piece()).map(|p| conv::piece_info(&p))
+    }
+
+    pub fn finish(&mut self) -> JsResult<WasmStore> {
+        let r = self.inner.take().ok_or_else(|| to_js(&Error::InvalidArgument("restore already finished".into())))?;
+        Ok(WasmStore::wrap(js(r.finish())?))
+    }
+}

@@ -1,0 +1,34 @@
+/** The public API, shared by every entry point. */
+export { StateStore } from './store.js';
+export type {
+  StoreOptions,
+  KeyGroupRange,
+  MemoryInfo,
+  CodecOption,
+  ValueStateOptions,
+  ListStateOptions,
+  MapStateOptions,
+  ReducingStateOptions,
+  AggregatingStateOptions,
+} from './store.js';
+export { ValueState, ListState, MapState, ReducingState, AggregatingState } from './states.js';
+export type { AggregateFunction } from './states.js';
+export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView } from './snapshot.js';
+export type { SnapshotEntry } from './snapshot.js';
+export { Checkpoint } from './checkpoint.js';
+export type { CheckpointKind, Progress, StreamOptions } from './checkpoint.js';
+export type { CheckpointSource, RestoreOptions } from './restore.js';
+export type { Codec, CodecName, Key } from './codecs.js';
+export {
+  KeystateError,
+  InvalidArgumentError,
+  KeyGroupOutOfRangeError,
+  StateDefinitionError,
+  SnapshotReleasedError,
+  CheckpointStateError,
+  CorruptCheckpointError,
+  BrokenChainError,
+  StoreClosedError,
+} from './errors.js';
+export { setBackend } from './backend/load.js';
+export type { Backend } from './backend/types.js';

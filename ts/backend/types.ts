@@ -1,0 +1,99 @@
+/**
+ * What the TypeScript API needs from a backend. The WebAssembly binding
+ * (crates/keystate-wasm) provides it; a native addon can provide the same.
+ */
+
+/** A core store. Byte arguments are passed in the scratch buffer. */
+export interface CoreStore {
+  free(): void;
+  scratch(len: number): number;
+  scratchLen(): number;
+  resultPtr(): number;
+  lastError(): unknown;
+  registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string): number;
+  states(): CoreStateInfo[];
+  maxParallelism(): number;
+  keyGroupStart(): number;
+  keyGroupEnd(): number;
+  keyGroup(kl: number): number;
+  setCurrentKey(kl: number): number;
+  get(state: number, kl: number, nl: number, snapshot: number): number;
+  put(state: number, kl: number, nl: number, vl: number): number;
+  append(state: number, kl: number, nl: number, vl: number): number;
+  remove(state: number, kl: number, nl: number): number;
+  mapGet(state: number, kl: number, nl: number, ul: number, snapshot: number): number;
+  mapPut(state: number, kl: number, nl: number, ul: number, vl: number): number;
+  mapRemove(state: number, kl: number, nl: number, ul: number): number;
+  mapLen(state: number, kl: number, nl: number, snapshot: number): number;
+  mapList(state: number, kl: number, nl: number, snapshot: number): number;
+  stateList(state: number, snapshot: number): number;
+  snapshot(): number;
+  release(snapshot: number): void;
+  memory(): CoreMemory;
+  entries(state: number): number;
+  checkpoint(): CoreCheckpointInfo;
+  checkpointNext(id: number, target: number): Uint8Array;
+  checkpointProgress(id: number): CoreProgress;
+  checkpointConfirm(id: number): void;
+  checkpointAbort(id: number): void;
+  lastConfirmed(): number | null;
+}
+
+export interface CoreRestorer {
+  free(): void;
+  beginPiece(newChain: boolean): void;
+  feed(bytes: Uint8Array): void;
+  endPiece(): CorePieceInfo;
+  finish(): CoreStore;
+}
+
+export interface CoreStateInfo {
+  name: string;
+  kind: number;
+  valueCodec: string;
+  userKeyCodec: string;
+}
+
+export interface CoreMemory {
+  liveBytes: number;
+  pinnedBytes: number;
+  deltaLogBytes: number;
+  freeBytes: number;
+  arenaBytes: number;
+  entries: number;
+  openSnapshots: number;
+  states: { name: string; entries: number; liveBytes: number }[];
+}
+
+export interface CoreCheckpointInfo {
+  id: number;
+  parentId: number | null;
+  kind: 'full' | 'incremental';
+  snapshot: number;
+}
+
+export interface CoreProgress {
+  keyGroupsDone: number;
+  keyGroupsTotal: number;
+  bytes: number;
+  records: number;
+  finished: boolean;
+  checksum: string;
+}
+
+export interface CorePieceInfo {
+  id: number;
+  parentId: number | null;
+  kind: 'full' | 'incremental';
+  bytes: number;
+  records: number;
+  checksum: string;
+}
+
+/** A loaded backend: constructors over one WebAssembly instance. */
+export interface Backend {
+  readonly name: string;
+  readonly memory: WebAssembly.Memory;
+  newStore(maxParallelism: number, kgStart: number, kgEnd: number, storeId: Uint8Array): CoreStore;
+  newRestorer(kgStart: number, kgEnd: number, newStoreId: Uint8Array): CoreRestorer;
+}

@@ -1,0 +1,77 @@
+/**
+ * Typed errors. Every error keystate throws is a `KeystateError` with a
+ * stable `code`; the subclass says what kind of thing went wrong. Codes that
+ * come from the Rust core are listed in crates/keystate-core/src/error.rs.
+ */
+export class KeystateError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An argument, key or value that keystate cannot take. */
+export class InvalidArgumentError extends KeystateError {}
+/** A key whose key group this store does not own. */
+export class KeyGroupOutOfRangeError extends KeystateError {}
+/** A state declared again with another kind or codec, or unknown. */
+export class StateDefinitionError extends KeystateError {}
+/** A read through a snapshot that was released. */
+export class SnapshotReleasedError extends KeystateError {}
+/** A checkpoint operation its state does not allow (confirm twice, ...). */
+export class CheckpointStateError extends KeystateError {}
+/** Checkpoint bytes that are not a valid, complete checkpoint. */
+export class CorruptCheckpointError extends KeystateError {}
+/** Checkpoints handed to restore that do not form a chain. */
+export class BrokenChainError extends KeystateError {}
+/** An operation on a store that was closed. */
+export class StoreClosedError extends KeystateError {}
+
+const classes: Record<string, new (code: string, message: string) => KeystateError> = {
+  INVALID_ARGUMENT: InvalidArgumentError,
+  INVALID_KEY: InvalidArgumentError,
+  INVALID_VALUE: InvalidArgumentError,
+  NULL_ELEMENT: InvalidArgumentError,
+  TOO_LARGE: InvalidArgumentError,
+  NO_CURRENT_KEY: InvalidArgumentError,
+  KEY_GROUP_OUT_OF_RANGE: KeyGroupOutOfRangeError,
+  UNKNOWN_STATE: StateDefinitionError,
+  INCOMPATIBLE_STATE: StateDefinitionError,
+  WRONG_STATE_KIND: StateDefinitionError,
+  SNAPSHOT_RELEASED: SnapshotReleasedError,
+  UNKNOWN_CHECKPOINT: CheckpointStateError,
+  CHECKPOINT_STATE: CheckpointStateError,
+  BAD_MAGIC: CorruptCheckpointError,
+  UNSUPPORTED_VERSION: CorruptCheckpointError,
+  CHECKSUM_MISMATCH: CorruptCheckpointError,
+  TRUNCATED: CorruptCheckpointError,
+  CORRUPT: CorruptCheckpointError,
+  BROKEN_CHAIN: BrokenChainError,
+  STORE_CLOSED: StoreClosedError,
+};
+
+/** The typed error for a code. */
+export function keystateError(code: string, message: string): KeystateError {
+  const Class = classes[code] ?? KeystateError;
+  return new Class(code, message);
+}
+
+/** Turns an error from the core (a JS Error with `code`) into a typed one. */
+export function fromCore(e: unknown): KeystateError {
+  if (e instanceof KeystateError) return e;
+  if (e instanceof Error && typeof (e as { code?: unknown }).code === 'string') {
+    return keystateError((e as Error & { code: string }).code, e.message);
+  }
+  return new KeystateError('INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+/** Runs `f`, rethrowing core errors as typed ones. */
+export function core<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromCore(e);
+  }
+}

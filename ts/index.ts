@@ -1,0 +1,10 @@
+/**
+ * keystate: keyed state for Node and the browser, on a Rust/WebAssembly core.
+ * This is the Node entry point (it loads the .wasm file from disk).
+ */
+import { setLoader } from './backend/load.js';
+import { loadNodeWasm } from './backend/node.js';
+
+setLoader(loadNodeWasm);
+
+export * from './api.js';

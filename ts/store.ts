@@ -1,0 +1,284 @@
+/**
+ * StateStore: the entry point. Owns one core store, declares states, keeps
+ * the keyed context, takes snapshots and checkpoints, restores.
+ */
+import { getBackend } from './backend/load.js';
+import type { Backend, CoreStore } from './backend/types.js';
+import { Bridge } from './bridge.js';
+import { Checkpoint } from './checkpoint.js';
+import { resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
+import { core, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
+import { Snapshot } from './snapshot.js';
+import {
+  AggregatingState,
+  ListState,
+  MapState,
+  ReducingState,
+  ValueState,
+  type AggregateFunction,
+  type StoreContext,
+} from './states.js';
+
+/** Inclusive range of key groups, as Flink's `KeyGroupRange`. */
+export interface KeyGroupRange {
+  start: number;
+  end: number;
+}
+
+export interface StoreOptions {
+  /** Number of key groups (Flink's max parallelism); default 128. Fixed for the store's lineage. */
+  maxParallelism?: number;
+  /** Key groups this store owns; default all. Keys of other groups are refused. */
+  keyGroupRange?: KeyGroupRange;
+  /** Lineage id written into checkpoints (16 bytes); random by default. For reproducible output. */
+  storeId?: Uint8Array;
+}
+
+/** A codec option: a built-in codec's name or a user codec. */
+export type CodecOption<T> = CodecName | Codec<T>;
+
+export interface ValueStateOptions<T> {
+  default?: T;
+  codec?: CodecOption<T>;
+}
+
+export interface ListStateOptions<T> {
+  codec?: CodecOption<T>;
+}
+
+export interface MapStateOptions<K, V> {
+  /** Codec of the map's keys; default: typed keys like the store's own. */
+  keyCodec?: CodecOption<K>;
+  valueCodec?: CodecOption<V>;
+}
+
+export interface ReducingStateOptions<T> {
+  reduce: (a: T, b: T) => T;
+  codec?: CodecOption<T>;
+}
+
+export interface AggregatingStateOptions<IN, ACC, OUT> extends AggregateFunction<IN, ACC, OUT> {
+  /** Codec of the accumulator. */
+  codec?: CodecOption<ACC>;
+}
+
+/** Where a store's memory goes (bytes). */
+export interface MemoryInfo {
+  /** Live entries' records and the indexes over them. */
+  liveBytes: number;
+  /** Held only for open snapshots: copies of what was written while they are open. */
+  pinnedBytes: number;
+  /** Delta tracking for incremental checkpoints. */
+  deltaLogBytes: number;
+  /** Arena space free for reuse (WebAssembly memory never shrinks, so it is reused). */
+  freeBytes: number;
+  /** Everything the core's record arena holds. */
+  arenaBytes: number;
+  /** Size of the WebAssembly memory (all stores of this backend share it). */
+  wasmMemoryBytes: number;
+  entries: number;
+  openSnapshots: number;
+  states: { name: string; entries: number; liveBytes: number }[];
+}
+
+const enum Kind {
+  Value = 0,
+  List = 1,
+  Map = 2,
+  Reducing = 3,
+  Aggregating = 4,
+}
+
+/** A declared state's codecs, for snapshot reads. */
+export interface Declared {
+  id: number;
+  kind: Kind;
+  codec: FastCodec<unknown>;
+  keyCodec?: FastCodec<unknown>;
+  /** For value state: the default, as in the live handle. */
+  defaultValue?: unknown;
+}
+
+function randomId(): Uint8Array {
+  const id = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(id);
+  return id;
+}
+
+export class StateStore implements StoreContext {
+  /** @internal */
+  readonly backend: Backend;
+  private inner: CoreStore | null;
+  private readonly b: Bridge;
+  private readonly declared = new Map<string, Declared>();
+  private current: Key | undefined;
+
+  /** @internal Use `StateStore.create` or `StateStore.restore`. */
+  constructor(backend: Backend, inner: CoreStore) {
+    this.backend = backend;
+    this.inner = inner;
+    this.b = new Bridge(inner, backend.memory);
+  }
+
+  /** A new, empty store. */
+  static async create(opts: StoreOptions = {}): Promise<StateStore> {
+    const backend = await getBackend();
+    const mp = opts.maxParallelism ?? 128;
+    const range = opts.keyGroupRange ?? { start: 0, end: mp - 1 };
+    const inner = core(() => backend.newStore(mp, range.start, range.end, opts.storeId ?? randomId()));
+    return new StateStore(backend, inner);
+  }
+
+  /**
+   * Restores a store from a chain of checkpoints `[full, delta1, ...]`, or
+   * from several chains (`[[...], [...]]`, one per source store) when
+   * rescaling. Every byte is verified before the store is returned; on any
+   * error nothing is returned and nothing is kept.
+   */
+  static async restore(pieces: CheckpointSource[] | CheckpointSource[][], opts: RestoreOptions = {}): Promise<StateStore> {
+    const backend = await getBackend();
+    const inner = await restoreInto(backend, pieces, opts, randomId());
+    return new StateStore(backend, inner);
+  }
+
+  /** @internal */
+  bridge(): Bridge {
+    if (this.inner === null) throw new StoreClosedError('STORE_CLOSED', 'the store is closed');
+    return this.b;
+  }
+
+  /** @internal */
+  get coreStore(): CoreStore {
+    this.bridge();
+    return this.inner as CoreStore;
+  }
+
+  get maxParallelism(): number {
+    return this.coreStore.maxParallelism();
+  }
+
+  get keyGroupRange(): KeyGroupRange {
+    const c = this.coreStore;
+    return { start: c.keyGroupStart(), end: c.keyGroupEnd() };
+  }
+
+  /** The key group of `key` (murmur3 of its encoded bytes modulo max parallelism). */
+  keyGroupOf(key: Key): number {
+    const b = this.bridge();
+    return b.core.keyGroup(writeKey(key, b, 0));
+  }
+
+  // ---- keyed context ----------------------------------------------------------
+
+  /** Sets the key that state handles read and write (Flink's keyed context). */
+  setCurrentKey(key: Key): void {
+    const b = this.bridge();
+    const kl = writeKey(key, b, 0);
+    b.check(b.core.setCurrentKey(kl));
+    this.current = key;
+  }
+
+  /** The current key, if one was set. */
+  getCurrentKey(): Key | undefined {
+    return this.current;
+  }
+
+  // ---- states -------------------------------------------------------------------
+
+  private declare(name: string, kind: Kind, codec: FastCodec<unknown>, keyCodec?: FastCodec<unknown>, defaultValue?: unknown): number {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('INVALID_ARGUMENT', 'a state needs a name');
+    const c = this.coreStore;
+    const id = core(() => c.registerState(name, kind, codec.id, keyCodec?.id ?? ''));
+    this.declared.set(name, { id, kind, codec, keyCodec, defaultValue });
+    return id;
+  }
+
+  /** @internal */
+  declaredState(name: string, kind: Kind): Declared {
+    const d = this.declared.get(name);
+    if (!d) throw new InvalidArgumentError('UNKNOWN_STATE', `state '${name}' is not declared in this store`);
+    if (d.kind !== kind && !(kind === Kind.Value && (d.kind === Kind.Reducing || d.kind === Kind.Aggregating))) {
+      throw new InvalidArgumentError('WRONG_STATE_KIND', `state '${name}' is not of the kind asked for`);
+    }
+    return d;
+  }
+
+  /** Declares (or gets) a ValueState. The codec is given, or inferred from `default`. */
+  valueState<T>(name: string, opts: ValueStateOptions<T> = {}): ValueState<T> {
+    const codec = resolveCodec<T>(opts.codec, opts.default);
+    const id = this.declare(name, Kind.Value, codec as FastCodec<unknown>, undefined, opts.default);
+    let defaultBytes: Uint8Array | null = null;
+    if (opts.default !== undefined && opts.default !== null && typeof opts.default === 'object') {
+      const b = this.bridge();
+      const n = codec.write(opts.default, b, 0);
+      defaultBytes = b.u8.slice(b.scratch, b.scratch + n);
+    }
+    return new ValueState<T>(this, name, id, { key: null, ns: null }, codec, opts.default, defaultBytes);
+  }
+
+  listState<T>(name: string, opts: ListStateOptions<T> = {}): ListState<T> {
+    const codec = resolveCodec<T>(opts.codec);
+    const id = this.declare(name, Kind.List, codec as FastCodec<unknown>);
+    return new ListState<T>(this, name, id, { key: null, ns: null }, codec);
+  }
+
+  mapState<K = Key, V = unknown>(name: string, opts: MapStateOptions<K, V> = {}): MapState<K, V> {
+    const kc = resolveCodec<K>(opts.keyCodec ?? 'key');
+    const vc = resolveCodec<V>(opts.valueCodec);
+    const id = this.declare(name, Kind.Map, vc as FastCodec<unknown>, kc as FastCodec<unknown>);
+    return new MapState<K, V>(this, name, id, { key: null, ns: null }, kc, vc);
+  }
+
+  reducingState<T>(name: string, opts: ReducingStateOptions<T>): ReducingState<T> {
+    const codec = resolveCodec<T>(opts?.codec);
+    const id = this.declare(name, Kind.Reducing, codec as FastCodec<unknown>);
+    return new ReducingState<T>(this, name, id, { key: null, ns: null }, codec, opts?.reduce);
+  }
+
+  aggregatingState<IN, ACC, OUT>(name: string, opts: AggregatingStateOptions<IN, ACC, OUT>): AggregatingState<IN, ACC, OUT> {
+    const codec = resolveCodec<ACC>(opts?.codec);
+    const id = this.declare(name, Kind.Aggregating, codec as FastCodec<unknown>);
+    return new AggregatingState<IN, ACC, OUT>(this, name, id, { key: null, ns: null }, codec, opts);
+  }
+
+  /** Names of the states this store holds (declared, or restored from a checkpoint). */
+  stateNames(): string[] {
+    return this.coreStore.states().map((s) => s.name);
+  }
+
+  // ---- snapshots, checkpoints, memory ---------------------------------------------
+
+  /** A point-in-time view, taken in O(1); writers never wait for it. Release it when done. */
+  snapshot(): Snapshot {
+    const c = this.coreStore;
+    return new Snapshot(this, c.snapshot());
+  }
+
+  /**
+   * Starts a checkpoint of this moment (O(1)). Read its `stream()`, store
+   * the bytes durably, then `confirm()` it (or `abort()`).
+   */
+  checkpoint(): Checkpoint {
+    const c = this.coreStore;
+    const info = core(() => c.checkpoint());
+    return new Checkpoint(this, info);
+  }
+
+  memory(): MemoryInfo {
+    const m = this.coreStore.memory();
+    return { ...m, wasmMemoryBytes: this.backend.memory.buffer.byteLength };
+  }
+
+  /** Frees the store's memory for reuse. Handles and snapshots of it stop working. */
+  close(): void {
+    if (this.inner !== null) {
+      this.inner.free();
+      this.inner = null;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
