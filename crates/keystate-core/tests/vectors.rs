@@ -1,0 +1,281 @@
+//! Golden vectors shared with the TypeScript suite (test/vectors.test.ts):
+//! each scenario in test/vectors is run here natively and there through
+//! WebAssembly; both must produce exactly the committed checkpoint bytes.
+//! `KEYSTATE_BLESS=1 cargo test --test vectors` rewrites the files (review
+//! the diff: a changed vector means a changed format).
+//!
+//! This file carries a small encoder for the built-in TypeScript codecs, so
+//! a codec change on either side shows up as a byte difference.
+
+use std::path::PathBuf;
+
+use keystate_core::{export_all, restore_chain, Key, RestoreOptions, StateDescriptor, StateKind, Store, StoreConfig};
+use serde_json::Value;
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/vectors")
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+// ---- the TypeScript codecs, for the values the scenarios use -----------------
+
+fn number(v: f64) -> Vec<u8> {
+    let safe = 2f64.powi(51);
+    if v.fract() == 0.0 && v.abs() <= safe && !(v == 0.0 && v.is_sign_negative()) {
+        let i = v as i64;
+        let mut z = ((i << 1) ^ (i >> 63)) as u64;
+        let mut out = Vec::new();
+        while z != 0 {
+            out.push(z as u8);
+            z >>= 8;
+        }
+        out
+    } else {
+        v.to_le_bytes().to_vec()
+    }
+}
+
+fn unnumber(b: &[u8]) -> f64 {
+    if b.len() == 8 {
+        return f64::from_le_bytes(b.try_into().unwrap());
+    }
+    let z = b.iter().rev().fold(0u64, |z, x| (z << 8) | u64::from(*x));
+    ((z >> 1) as i64 ^ -((z & 1) as i64)) as f64
+}
+
+/// Minimal two's-complement little-endian bytes of a decimal integer.
+fn bigint(dec: &str) -> Vec<u8> {
+    let (neg, digits) = dec.strip_prefix('-').map_or((false, dec), |d| (true, d));
+    let mut mag: Vec<u8> = Vec::new(); // little-endian base 256
+    for c in digits.bytes() {
+        let mut carry = u32::from(c - b'0');
+        for b in mag.iter_mut() {
+            let x = u32::from(*b) * 10 + carry;
+            *b = x as u8;
+            carry = x >> 8;
+        }
+        if carry > 0 {
+            mag.push(carry as u8);
+        }
+    }
+    mag.push(0); // room for the sign bit
+    if neg {
+        let mut carry = 1u16;
+        for b in mag.iter_mut() {
+            let x = u16::from(!*b) + carry;
+            *b = x as u8;
+            carry = x >> 8;
+        }
+    }
+    // Drop redundant sign bytes.
+    while mag.len() > 1 {
+        let (last, prev) = (mag[mag.len() - 1], mag[mag.len() - 2]);
+        if (last == 0 && prev & 0x80 == 0) || (last == 0xff && prev & 0x80 != 0) {
+            mag.pop();
+        } else {
+            break;
+        }
+    }
+    mag
+}
+
+fn key(v: &Value) -> Vec<u8> {
+    match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Number(n) => {
+            let mut out = vec![0xf8];
+            out.extend(number(n.as_f64().unwrap()));
+            out
+        }
+        Value::Object(o) if o.contains_key("bigint") => {
+            let mut out = vec![0xf9];
+            out.extend(bigint(o["bigint"].as_str().unwrap()));
+            out
+        }
+        Value::Object(o) if o.contains_key("bytes") => {
+            let mut out = vec![0xfa];
+            out.extend(hex(o["bytes"].as_str().unwrap()));
+            out
+        }
+        other => panic!("not a key: {other}"),
+    }
+}
+
+fn value(codec: &str, v: &Value) -> Vec<u8> {
+    match codec {
+        "number" => number(v.as_f64().unwrap()),
+        "string" => v.as_str().unwrap().as_bytes().to_vec(),
+        "boolean" => vec![u8::from(v.as_bool().unwrap())],
+        "bigint" => bigint(v["bigint"].as_str().unwrap()),
+        other => panic!("no encoder for codec {other}"),
+    }
+}
+
+fn frames(codec: &str, items: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for it in items {
+        let b = value(codec, it);
+        keystate_core::varint::put(&mut out, b.len() as u64);
+        out.extend(b);
+    }
+    out
+}
+
+// ---- the scenario --------------------------------------------------------------
+
+struct Scenario {
+    doc: Value,
+    store: Store,
+}
+
+fn kind(s: &str) -> StateKind {
+    match s {
+        "value" => StateKind::Value,
+        "list" => StateKind::List,
+        "map" => StateKind::Map,
+        "reducing" => StateKind::Reducing,
+        "aggregating" => StateKind::Aggregating,
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+impl Scenario {
+    fn load(name: &str) -> Scenario {
+        let text = std::fs::read_to_string(vectors_dir().join(name)).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let id: [u8; 16] = hex(doc["storeId"].as_str().unwrap()).try_into().unwrap();
+        let mp = doc["maxParallelism"].as_u64().unwrap() as u32;
+        let mut store = Store::new(StoreConfig::new(mp, None, id).unwrap());
+        for s in doc["states"].as_array().unwrap() {
+            let d = StateDescriptor::new(
+                s["name"].as_str().unwrap(),
+                kind(s["kind"].as_str().unwrap()),
+                s["codec"].as_str().unwrap(),
+                s.get("keyCodec").and_then(Value::as_str).unwrap_or(""),
+            )
+            .unwrap();
+            store.register_state(d).unwrap();
+        }
+        Scenario { doc, store }
+    }
+
+    fn codec(&self, state: &str) -> String {
+        let s = self.doc["states"].as_array().unwrap().iter().find(|s| s["name"] == state).unwrap();
+        s["codec"].as_str().unwrap().to_string()
+    }
+
+    fn run(&mut self) {
+        let ops = self.doc["ops"].as_array().unwrap().clone();
+        for op in &ops {
+            let state = op["state"].as_str().unwrap();
+            let sid = self.store.state_id(state).unwrap();
+            let codec = self.codec(state);
+            let k = key(&op["key"]);
+            let ns = op.get("namespace").map(key).unwrap_or_default();
+            let s = &mut self.store;
+            match op["op"].as_str().unwrap() {
+                "set" => s.put(sid, Key::Bytes(&k), &ns, &value(&codec, &op["value"])).unwrap(),
+                "delete" | "clear" => drop(s.remove(sid, Key::Bytes(&k), &ns).unwrap()),
+                "add" => s.append(sid, Key::Bytes(&k), &ns, &frames(&codec, &[op["value"].clone()])).unwrap(),
+                "update" => {
+                    let items = op["value"].as_array().unwrap();
+                    if items.is_empty() {
+                        s.remove(sid, Key::Bytes(&k), &ns).unwrap();
+                    } else {
+                        s.put(sid, Key::Bytes(&k), &ns, &frames(&codec, items)).unwrap();
+                    }
+                }
+                "put" => s.map_put(sid, Key::Bytes(&k), &ns, &key(&op["userKey"]), &value(&codec, &op["value"])).unwrap(),
+                "remove" => drop(s.map_remove(sid, Key::Bytes(&k), &ns, &key(&op["userKey"])).unwrap()),
+                "reduce" => {
+                    let cur = s.get(sid, Key::Bytes(&k), &ns, None).unwrap().map(unnumber);
+                    let v = op["value"].as_f64().unwrap() + cur.unwrap_or(0.0);
+                    s.put(sid, Key::Bytes(&k), &ns, &number(v)).unwrap();
+                }
+                other => panic!("unknown op {other}"),
+            }
+        }
+    }
+
+    /// Checks the `expect` reads against a store.
+    fn check(&self, store: &Store) {
+        for e in self.doc["expect"].as_array().unwrap() {
+            let state = e["state"].as_str().unwrap();
+            let sid = store.state_id(state).unwrap();
+            let codec = self.codec(state);
+            let k = key(&e["key"]);
+            let ns = e.get("namespace").map(key).unwrap_or_default();
+            let desc = store.descriptor(sid).unwrap();
+            match desc.kind {
+                StateKind::Map => {
+                    let mut got = Vec::new();
+                    store.map_for_each(sid, Key::Bytes(&k), &ns, None, |uk, v| got.push((uk.to_vec(), v.to_vec()))).unwrap();
+                    let mut want: Vec<_> = e["value"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| (key(&p[0]), value(&codec, &p[1])))
+                        .collect();
+                    got.sort();
+                    want.sort();
+                    assert_eq!(got, want, "{e}");
+                }
+                StateKind::List => {
+                    let want = frames(&codec, e["value"].as_array().unwrap());
+                    let got = store.get(sid, Key::Bytes(&k), &ns, None).unwrap().unwrap_or_default();
+                    assert_eq!(got, &want[..], "{e}");
+                }
+                _ => {
+                    let got = store.get(sid, Key::Bytes(&k), &ns, None).unwrap();
+                    let want = (!e["value"].is_null()).then(|| value(&codec, &e["value"]));
+                    assert_eq!(got.map(<[u8]>::to_vec), want, "{e}");
+                }
+            }
+        }
+    }
+}
+
+fn compare_or_bless(file: &str, bytes: &[u8]) {
+    let path = vectors_dir().join(file);
+    if std::env::var_os("KEYSTATE_BLESS").is_some() {
+        std::fs::write(&path, bytes).unwrap();
+        return;
+    }
+    let golden = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (bless with KEYSTATE_BLESS=1)", path.display()));
+    assert!(golden == bytes, "{file}: the native checkpoint differs from the golden vector ({} vs {} bytes)", bytes.len(), golden.len());
+}
+
+#[test]
+fn codec_encodings_match_the_typescript_codecs() {
+    assert_eq!(number(0.0), Vec::<u8>::new());
+    assert_eq!(number(1.0), vec![2]);
+    assert_eq!(number(-1.0), vec![1]);
+    assert_eq!(number(64.0), vec![128]);
+    assert_eq!(number(-0.0), (-0.0f64).to_le_bytes().to_vec());
+    assert_eq!(bigint("0"), vec![0]);
+    assert_eq!(bigint("127"), vec![0x7f]);
+    assert_eq!(bigint("128"), vec![0x80, 0]);
+    assert_eq!(bigint("-128"), vec![0x80]);
+    assert_eq!(bigint("-129"), vec![0x7f, 0xff]);
+    assert_eq!(bigint("-1"), vec![0xff]);
+    for v in [0.0, 1.0, -1.0, 127.0, -5.0, 1e12, -(2f64.powi(51)), 0.5, 1e300] {
+        assert_eq!(unnumber(&number(v)), v);
+    }
+}
+
+#[test]
+fn basic_full_checkpoint_is_the_golden_vector() {
+    let mut sc = Scenario::load("basic.scenario.json");
+    sc.run();
+    sc.check(&sc.store);
+    let cp = sc.store.checkpoint().unwrap();
+    let bytes = export_all(&mut sc.store, cp.id).unwrap();
+    compare_or_bless("basic.full-v1.bin", &bytes);
+    // And the golden file restores to the scenario's state.
+    let golden = std::fs::read(vectors_dir().join("basic.full-v1.bin")).unwrap();
+    let back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&back);
+}

@@ -1,0 +1,101 @@
+/**
+ * Golden vectors: the scenarios in test/vectors run through the public API
+ * (TypeScript codecs + WebAssembly) must produce exactly the committed
+ * checkpoint bytes, which the Rust suite (crates/keystate-core/tests/vectors.rs)
+ * produces natively. The committed bytes must also restore to the expected reads.
+ */
+import { readFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { StateStore, type Key } from '../dist/index.js';
+
+const dir = new URL('./vectors/', import.meta.url);
+type Json = any;
+
+function key(v: Json): Key {
+  if (typeof v === 'string' || typeof v === 'number') return v;
+  if (v && typeof v.bigint === 'string') return BigInt(v.bigint);
+  if (v && typeof v.bytes === 'string') return Uint8Array.from(Buffer.from(v.bytes, 'hex'));
+  throw new Error(`not a key: ${JSON.stringify(v)}`);
+}
+
+function value(v: Json): unknown {
+  return v && typeof v === 'object' && typeof v.bigint === 'string' ? BigInt(v.bigint) : v;
+}
+
+function handles(store: StateStore, sc: Json) {
+  const h: Record<string, any> = {};
+  for (const s of sc.states) {
+    if (s.kind === 'value') h[s.name] = store.valueState(s.name, { codec: s.codec });
+    else if (s.kind === 'list') h[s.name] = store.listState(s.name, { codec: s.codec });
+    else if (s.kind === 'map') h[s.name] = store.mapState(s.name, { keyCodec: s.keyCodec, valueCodec: s.codec });
+    else if (s.kind === 'reducing') h[s.name] = store.reducingState(s.name, { codec: s.codec, reduce: (a: number, b: number) => a + b });
+    else throw new Error(`kind ${s.kind}`);
+  }
+  return h;
+}
+
+function bound(h: any, op: Json) {
+  const k = h.forKey(key(op.key));
+  return op.namespace === undefined ? k : k.withNamespace(key(op.namespace));
+}
+
+async function run(name: string) {
+  const sc = JSON.parse(readFileSync(new URL(`${name}.scenario.json`, dir), 'utf8'));
+  const store = await StateStore.create({ maxParallelism: sc.maxParallelism, storeId: Uint8Array.from(Buffer.from(sc.storeId, 'hex')) });
+  const h = handles(store, sc);
+  for (const op of sc.ops) {
+    const s = bound(h[op.state], op);
+    switch (op.op) {
+      case 'set': s.update(value(op.value)); break;
+      case 'delete': case 'clear': s.clear(); break;
+      case 'add': s.add(value(op.value)); break;
+      case 'update': s.update(op.value.map(value)); break;
+      case 'put': s.put(key(op.userKey), value(op.value)); break;
+      case 'remove': s.remove(key(op.userKey)); break;
+      case 'reduce': s.add(value(op.value)); break;
+      default: throw new Error(`op ${op.op}`);
+    }
+  }
+  return { sc, store, h };
+}
+
+function checkExpect(sc: Json, store: StateStore) {
+  const h = handles(store, sc);
+  for (const e of sc.expect) {
+    const s = bound(h[e.state], e);
+    const kind = sc.states.find((x: Json) => x.name === e.state).kind;
+    if (kind === 'map') {
+      const got = s.entries().map(([k, v]: [Key, unknown]) => JSON.stringify([k, v])).sort();
+      const want = e.value.map(([k, v]: Json) => JSON.stringify([key(k), v])).sort();
+      assert.equal(got, want, JSON.stringify(e));
+    } else if (kind === 'list') {
+      assert.equal(s.get(), e.value, JSON.stringify(e));
+    } else {
+      const got = kind === 'reducing' ? s.get() : s.value();
+      assert.equal(got, e.value === null ? undefined : value(e.value), JSON.stringify(e));
+    }
+  }
+}
+
+const vectors = suite('golden vectors');
+
+vectors('basic: the checkpoint bytes equal the committed golden vector', async () => {
+  const { sc, store } = await run('basic');
+  checkExpect(sc, store);
+  const cp = store.checkpoint();
+  const bytes = await cp.bytes();
+  const golden = new Uint8Array(readFileSync(new URL('basic.full-v1.bin', dir)));
+  assert.is(bytes.length, golden.length, 'length');
+  const first = bytes.findIndex((b, i) => b !== golden[i]);
+  assert.is(first, -1, `first differing byte at ${first}`);
+});
+
+vectors('basic: the golden vector restores to the expected reads', async () => {
+  const sc = JSON.parse(readFileSync(new URL('basic.scenario.json', dir), 'utf8'));
+  const golden = new Uint8Array(readFileSync(new URL('basic.full-v1.bin', dir)));
+  const store = await StateStore.restore([golden]);
+  checkExpect(sc, store);
+});
+
+vectors.run();
