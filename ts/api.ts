@@ -4,6 +4,9 @@ export type {
   StoreOptions,
   KeyGroupRange,
   MemoryInfo,
+  CheckpointPolicy,
+  CheckpointOptions,
+  ConfirmedCheckpoint,
   CodecOption,
   ValueStateOptions,
   ListStateOptions,
@@ -17,6 +20,7 @@ export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView } from '
 export type { SnapshotEntry } from './snapshot.js';
 export { Checkpoint } from './checkpoint.js';
 export type { CheckpointKind, Progress, StreamOptions } from './checkpoint.js';
+export { compact } from './restore.js';
 export type { CheckpointSource, RestoreOptions } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';
 export {

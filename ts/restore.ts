@@ -2,10 +2,11 @@
  * Restore: feeds checkpoint bytes, from arrays or streams, into the core's
  * restorer, which verifies every part before it builds anything visible.
  */
-import type { Backend, CoreStore } from './backend/types.js';
+import type { Backend, CoreRestorer, CoreStore } from './backend/types.js';
 import type { Progress } from './checkpoint.js';
 import { core, fromCore, InvalidArgumentError } from './errors.js';
-import type { KeyGroupRange } from './store.js';
+import type { CheckpointPolicy, KeyGroupRange } from './store.js';
+import { getBackend } from './backend/load.js';
 
 /** Bytes of one checkpoint: whole, or as a stream or (async) iterable of chunks. */
 export type CheckpointSource =
@@ -22,6 +23,8 @@ export interface RestoreOptions {
   storeId?: Uint8Array;
   /** Called after each chunk is verified and applied. */
   onProgress?: (p: Progress & { piece: number; pieces: number }) => void;
+  /** Checkpoint policy of the restored store (see `StoreOptions.checkpoints`). */
+  checkpoints?: CheckpointPolicy;
 }
 
 async function* chunks(src: CheckpointSource): AsyncIterable<Uint8Array> {
@@ -58,6 +61,38 @@ export async function restoreInto(
   opts: RestoreOptions,
   newId: Uint8Array,
 ): Promise<CoreStore> {
+  const r = await feedAll(backend, pieces, opts, newId);
+  try {
+    return r.finish();
+  } catch (e) {
+    r.free();
+    throw fromCore(e);
+  }
+}
+
+/**
+ * Merges a chain `[full, delta1, ...]` into one full checkpoint that stands
+ * in for it, without a live store: later incremental checkpoints of the same
+ * chain apply on top of the result. Keeps restore time bounded when a store
+ * checkpoints incrementally for a long time.
+ */
+export async function compact(pieces: CheckpointSource[], opts: Pick<RestoreOptions, 'onProgress'> = {}): Promise<Uint8Array> {
+  const backend = await getBackend();
+  const r = await feedAll(backend, pieces, opts, new Uint8Array(16));
+  try {
+    return r.finishCompacted();
+  } catch (e) {
+    r.free();
+    throw fromCore(e);
+  }
+}
+
+async function feedAll(
+  backend: Backend,
+  pieces: CheckpointSource[] | CheckpointSource[][],
+  opts: RestoreOptions,
+  newId: Uint8Array,
+): Promise<CoreRestorer> {
   if (!Array.isArray(pieces) || pieces.length === 0) {
     throw new InvalidArgumentError('INVALID_ARGUMENT', 'restore needs at least one checkpoint');
   }
@@ -83,7 +118,7 @@ export async function restoreInto(
         r.endPiece();
       }
     }
-    return r.finish();
+    return r;
   } catch (e) {
     r.free();
     throw fromCore(e);

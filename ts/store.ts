@@ -7,7 +7,7 @@ import type { Backend, CoreStore } from './backend/types.js';
 import { Bridge } from './bridge.js';
 import { Checkpoint } from './checkpoint.js';
 import { resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
-import { core, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
 import {
@@ -33,6 +33,38 @@ export interface StoreOptions {
   keyGroupRange?: KeyGroupRange;
   /** Lineage id written into checkpoints (16 bytes); random by default. For reproducible output. */
   storeId?: Uint8Array;
+  /** Checkpoint policy: incremental checkpoints and when to materialize a full one. */
+  checkpoints?: CheckpointPolicy;
+}
+
+/**
+ * Checkpoint policy. With `incremental`, the store tracks changed entries
+ * (a delta log of distinct changed keys) and `checkpoint()` writes only what
+ * changed since the last confirmed checkpoint. A full checkpoint is taken
+ * instead after `maxIncrementals` incremental ones, or once the chain's
+ * incremental bytes pass `maxChainRatio` times its full checkpoint's bytes,
+ * which keeps restore time bounded (Flink's materialization).
+ */
+export interface CheckpointPolicy {
+  incremental?: boolean;
+  /** Default 100; 0 for no limit. */
+  maxIncrementals?: number;
+  /** Default 1.0; 0 for no limit. */
+  maxChainRatio?: number;
+}
+
+/** The last confirmed checkpoint of a store's chain. */
+export interface ConfirmedCheckpoint {
+  id: number;
+  /** Incremental checkpoints since the chain's full checkpoint. */
+  chainLength: number;
+  chainBytes: number;
+  fullBytes: number;
+}
+
+export interface CheckpointOptions {
+  /** Incremental (when a confirmed base exists and the policy allows), or full; default: the policy's. */
+  incremental?: boolean;
 }
 
 /** A codec option: a built-in codec's name or a user codec. */
@@ -127,7 +159,9 @@ export class StateStore implements StoreContext {
     const mp = opts.maxParallelism ?? 128;
     const range = opts.keyGroupRange ?? { start: 0, end: mp - 1 };
     const inner = core(() => backend.newStore(mp, range.start, range.end, opts.storeId ?? randomId()));
-    return new StateStore(backend, inner);
+    const store = new StateStore(backend, inner);
+    if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
+    return store;
   }
 
   /**
@@ -139,7 +173,9 @@ export class StateStore implements StoreContext {
   static async restore(pieces: CheckpointSource[] | CheckpointSource[][], opts: RestoreOptions = {}): Promise<StateStore> {
     const backend = await getBackend();
     const inner = await restoreInto(backend, pieces, opts, randomId());
-    return new StateStore(backend, inner);
+    const store = new StateStore(backend, inner);
+    if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
+    return store;
   }
 
   /** @internal */
@@ -197,9 +233,11 @@ export class StateStore implements StoreContext {
   /** @internal */
   declaredState(name: string, kind: Kind): Declared {
     const d = this.declared.get(name);
-    if (!d) throw new InvalidArgumentError('UNKNOWN_STATE', `state '${name}' is not declared in this store`);
-    if (d.kind !== kind && !(kind === Kind.Value && (d.kind === Kind.Reducing || d.kind === Kind.Aggregating))) {
-      throw new InvalidArgumentError('WRONG_STATE_KIND', `state '${name}' is not of the kind asked for`);
+    if (!d) throw new StateDefinitionError('UNKNOWN_STATE', `state '${name}' is not declared in this store`);
+    // Value views read reducing and aggregating states too; reducing views read aggregating ones.
+    const readsAs = (d.kind === Kind.Reducing || d.kind === Kind.Aggregating) && (kind === Kind.Value || kind === Kind.Reducing);
+    if (d.kind !== kind && !readsAs) {
+      throw new StateDefinitionError('WRONG_STATE_KIND', `state '${name}' is not of the kind asked for`);
     }
     return d;
   }
@@ -259,10 +297,29 @@ export class StateStore implements StoreContext {
    * Starts a checkpoint of this moment (O(1)). Read its `stream()`, store
    * the bytes durably, then `confirm()` it (or `abort()`).
    */
-  checkpoint(): Checkpoint {
+  checkpoint(opts: CheckpointOptions = {}): Checkpoint {
     const c = this.coreStore;
-    const info = core(() => c.checkpoint());
+    const mode = opts.incremental === undefined ? -1 : opts.incremental ? 1 : 0;
+    const info = core(() => c.checkpoint(mode));
     return new Checkpoint(this, info);
+  }
+
+  /** Sets the checkpoint policy; see `CheckpointPolicy`. */
+  setCheckpointPolicy(p: CheckpointPolicy): void {
+    const c = this.coreStore;
+    const n = (v: number | undefined, d: number, what: string) => {
+      if (v === undefined) return d;
+      if (typeof v !== 'number' || !(v >= 0)) throw new InvalidArgumentError('INVALID_ARGUMENT', `${what} must be a number >= 0`);
+      return v;
+    };
+    const maxIncrementals = n(p.maxIncrementals, 100, 'maxIncrementals');
+    const maxChainRatio = n(p.maxChainRatio, 1, 'maxChainRatio');
+    core(() => c.setCheckpointPolicy(p.incremental ?? false, maxIncrementals, maxChainRatio));
+  }
+
+  /** The last confirmed checkpoint, or null. */
+  lastConfirmedCheckpoint(): ConfirmedCheckpoint | null {
+    return this.coreStore.lastConfirmed();
   }
 
   memory(): MemoryInfo {

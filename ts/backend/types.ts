@@ -31,12 +31,14 @@ export interface CoreStore {
   release(snapshot: number): void;
   memory(): CoreMemory;
   entries(state: number): number;
-  checkpoint(): CoreCheckpointInfo;
+  checkpoint(incremental: number): CoreCheckpointInfo;
+  setCheckpointPolicy(incremental: boolean, maxIncrementals: number, maxChainRatio: number): void;
+  deltaMembers(): number;
   checkpointNext(id: number, target: number): Uint8Array;
   checkpointProgress(id: number): CoreProgress;
   checkpointConfirm(id: number): void;
   checkpointAbort(id: number): void;
-  lastConfirmed(): number | null;
+  lastConfirmed(): CoreBase | null;
 }
 
 export interface CoreRestorer {
@@ -45,6 +47,7 @@ export interface CoreRestorer {
   feed(bytes: Uint8Array): void;
   endPiece(): CorePieceInfo;
   finish(): CoreStore;
+  finishCompacted(): Uint8Array;
 }
 
 export interface CoreStateInfo {
@@ -70,6 +73,13 @@ export interface CoreCheckpointInfo {
   parentId: number | null;
   kind: 'full' | 'incremental';
   snapshot: number;
+}
+
+export interface CoreBase {
+  id: number;
+  chainLength: number;
+  chainBytes: number;
+  fullBytes: number;
 }
 
 export interface CoreProgress {

@@ -1,11 +1,20 @@
 //! Checkpoints: taken from a snapshot of their moment, exported in chunks
 //! (one or more key-group sections each) so writers run between chunks, and
 //! counted only when confirmed.
+//!
+//! A full checkpoint writes every entry. An incremental one writes the
+//! entries changed since the last confirmed checkpoint (its parent), read
+//! from the same snapshot, with removals as tombstones. Changes are tracked
+//! in delta sets (see [`crate::delta`]) while tracking is on.
 
+use crate::arena::Arena;
+use crate::delta::{self, Change, Segment, StateSets};
 use crate::error::{Error, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
-use crate::mem::NO_TABLE;
+use crate::hash::{entry_hash, murmur3_32};
+use crate::index::Index;
+use crate::mem::{head_table, NO_TABLE};
 use crate::state::StateKind;
 use crate::store::Store;
 
@@ -14,6 +23,37 @@ use crate::store::Store;
 pub struct Link {
     pub id: u64,
     pub link: u64,
+}
+
+/// A confirmed checkpoint, with what the materialization policy needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    pub link: Link,
+    /// Incremental checkpoints since the chain's full checkpoint.
+    pub chain_len: u32,
+    /// Bytes of those incremental checkpoints.
+    pub chain_bytes: u64,
+    /// Bytes of the chain's full checkpoint.
+    pub full_bytes: u64,
+}
+
+/// When an incremental checkpoint becomes a full one instead (Flink's
+/// materialization): keeps restore time bounded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Checkpoints are incremental unless asked otherwise.
+    pub incremental: bool,
+    /// A full checkpoint after this many incremental ones (0: no limit).
+    pub max_incrementals: u32,
+    /// A full checkpoint once the chain's incremental bytes pass this
+    /// fraction of its full checkpoint's bytes (0: no limit).
+    pub max_chain_ratio: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { incremental: false, max_incrementals: 100, max_chain_ratio: 1.0 }
+    }
 }
 
 /// What `checkpoint()` returns.
@@ -40,8 +80,12 @@ pub struct Progress {
 #[derive(Debug)]
 struct Pending {
     header: Header,
+    /// The base an incremental checkpoint extends.
+    parent: Option<Base>,
     /// Held until the export finishes (or the checkpoint is aborted).
     snapshot: Option<u64>,
+    /// Segments an incremental checkpoint reads (by checkpoint id), oldest first.
+    segments: Vec<u64>,
     writer: Writer,
     /// Next key group to export; `None` before the header is written.
     next_kg: Option<u32>,
@@ -53,13 +97,33 @@ struct Pending {
 #[derive(Debug)]
 pub struct Checkpoints {
     next_id: u64,
-    pub(crate) last_confirmed: Option<Link>,
+    pub(crate) last_confirmed: Option<Base>,
     pending: Vec<Pending>,
+    pub(crate) policy: Policy,
+    /// Delta tracking is on.
+    pub(crate) tracking: bool,
+    /// Checkpoints with an id below this were taken without full tracking
+    /// since, so no incremental checkpoint can extend them.
+    tracked_from: u64,
+    /// Current delta sets: [state][key group offset].
+    current: Vec<StateSets>,
+    current_bytes: u64,
+    segments: Vec<Segment>,
 }
 
 impl Default for Checkpoints {
     fn default() -> Self {
-        Checkpoints { next_id: 1, last_confirmed: None, pending: Vec::new() }
+        Checkpoints {
+            next_id: 1,
+            last_confirmed: None,
+            pending: Vec::new(),
+            policy: Policy::default(),
+            tracking: false,
+            tracked_from: u64::MAX,
+            current: Vec::new(),
+            current_bytes: 0,
+            segments: Vec::new(),
+        }
     }
 }
 
@@ -68,17 +132,89 @@ impl Checkpoints {
         self.pending.iter().any(|p| p.snapshot == Some(s))
     }
 
+    /// Bytes of delta tracking: current sets and kept segments.
     pub(crate) fn delta_bytes(&self) -> u64 {
-        0
+        self.current_bytes + self.segments.iter().map(|s| s.bytes).sum::<u64>()
     }
 
-    pub(crate) fn continue_chain(&mut self, last: Link) {
+    /// Distinct members of the current delta sets.
+    pub fn delta_members(&self) -> usize {
+        self.current.iter().flatten().map(Index::len).sum()
+    }
+
+    /// A restored store continues the chain it was restored from.
+    pub(crate) fn continue_chain(&mut self, last: Base) {
         self.last_confirmed = Some(last);
-        self.next_id = last.id + 1;
+        self.next_id = last.link.id + 1;
+        // Tracking from birth: the restored state is exactly `last`.
+        self.tracked_from = last.link.id;
     }
 
     fn position(&self, id: u64) -> Result<usize> {
         self.pending.iter().position(|p| p.header.id == id).ok_or(Error::UnknownCheckpoint(id))
+    }
+
+    /// Records a change (no-op unless tracking).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn mark(&mut self, arena: &mut Arena, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
+        if !self.tracking {
+            return;
+        }
+        let state = state as usize;
+        while self.current.len() <= state {
+            self.current.push(vec![Index::new(); parts]);
+        }
+        let h = delta::member_hash(entry, change, uk);
+        self.current_bytes += delta::add(arena, &mut self.current[state][part], h, key, ns, change, uk);
+    }
+
+    fn seal(&mut self, checkpoint: u64) {
+        let sets = std::mem::take(&mut self.current);
+        let bytes = std::mem::take(&mut self.current_bytes);
+        self.segments.push(Segment { checkpoint, sets, holders: 0, live: true, bytes });
+    }
+
+    fn hold(&mut self, ids: &[u64], delta: i32) {
+        for s in self.segments.iter_mut().filter(|s| ids.contains(&s.checkpoint)) {
+            s.holders = s.holders.checked_add_signed(delta).expect("segment holders balance");
+        }
+    }
+
+    /// Frees segments no future or pending checkpoint needs.
+    fn collect(&mut self, arena: &mut Arena) {
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments).into_iter().partition(|s| s.live || s.holders > 0);
+        self.segments = keep;
+        for seg in drop {
+            for set in seg.sets.into_iter().flatten() {
+                delta::free(arena, set);
+            }
+        }
+    }
+
+    fn stop_tracking(&mut self, arena: &mut Arena) {
+        self.tracking = false;
+        self.tracked_from = u64::MAX;
+        for set in std::mem::take(&mut self.current).into_iter().flatten() {
+            delta::free(arena, set);
+        }
+        self.current_bytes = 0;
+        for s in &mut self.segments {
+            s.live = false;
+        }
+        self.collect(arena);
+    }
+
+    /// The base an incremental checkpoint taken now would extend, if any.
+    fn base(&self) -> Option<Base> {
+        self.last_confirmed.filter(|b| self.tracking && b.link.id >= self.tracked_from)
+    }
+
+    /// Whether the policy asks for a full checkpoint on top of `base`.
+    fn materialize(&self, base: &Base) -> bool {
+        let p = self.policy;
+        (p.max_incrementals > 0 && base.chain_len >= p.max_incrementals)
+            || (p.max_chain_ratio > 0.0 && base.chain_bytes as f64 > p.max_chain_ratio * base.full_bytes as f64)
     }
 }
 
@@ -86,17 +222,62 @@ impl Checkpoints {
 pub const DEFAULT_CHUNK: usize = 64 * 1024;
 
 impl Store {
-    /// Starts a full checkpoint of this moment. The snapshot it reads is
-    /// taken now (O(1)); bytes are produced by [`Store::checkpoint_next`].
-    pub fn checkpoint(&mut self) -> Result<CheckpointInfo> {
+    /// Sets the checkpoint policy. Turning `incremental` on starts delta
+    /// tracking (the next checkpoint is full, as nothing was tracked before);
+    /// turning it off stops tracking and frees the delta log.
+    pub fn set_checkpoint_policy(&mut self, policy: Policy) -> Result<()> {
+        if policy.max_chain_ratio.is_nan() || policy.max_chain_ratio < 0.0 {
+            return Err(Error::InvalidArgument("maxChainRatio must be a number >= 0".into()));
+        }
+        let was = self.cps.policy.incremental;
+        self.cps.policy = policy;
+        if policy.incremental && !was {
+            self.start_tracking();
+        } else if !policy.incremental && was {
+            self.cps.stop_tracking(&mut self.mem.arena);
+        }
+        Ok(())
+    }
+
+    pub fn checkpoint_policy(&self) -> Policy {
+        self.cps.policy
+    }
+
+    fn start_tracking(&mut self) {
+        if !self.cps.tracking {
+            self.cps.tracking = true;
+            if self.cps.tracked_from == u64::MAX {
+                self.cps.tracked_from = self.cps.next_id;
+            }
+        }
+    }
+
+    /// Starts a checkpoint of this moment (O(1)): incremental when asked (or
+    /// by policy) and a confirmed base exists and the policy does not ask for
+    /// a full one; full otherwise. Bytes come from [`Store::checkpoint_next`].
+    pub fn checkpoint(&mut self, incremental: Option<bool>) -> Result<CheckpointInfo> {
+        let want = incremental.unwrap_or(self.cps.policy.incremental);
+        if want {
+            self.start_tracking();
+        }
+        let parent = if want { self.cps.base().filter(|b| !self.cps.materialize(b)) } else { None };
         let snapshot = self.mem.snapshot();
         let id = self.cps.next_id;
         self.cps.next_id += 1;
+        if self.cps.tracking {
+            self.cps.seal(id);
+        }
+        let segments: Vec<u64> = match parent {
+            Some(_) => self.cps.segments.iter().filter(|s| s.live).map(|s| s.checkpoint).collect(),
+            None => Vec::new(),
+        };
+        self.cps.hold(&segments, 1);
+        let kind = if parent.is_some() { CheckpointKind::Incremental } else { CheckpointKind::Full };
         let header = Header {
-            kind: CheckpointKind::Full,
+            kind,
             id,
-            parent_id: 0,
-            parent_link: 0,
+            parent_id: parent.map_or(0, |b| b.link.id),
+            parent_link: parent.map_or(0, |b| b.link.link),
             link: 0,
             store_id: self.cfg.store_id,
             max_parallelism: self.cfg.max_parallelism,
@@ -105,13 +286,15 @@ impl Store {
         };
         self.cps.pending.push(Pending {
             header,
+            parent,
             snapshot: Some(snapshot),
+            segments,
             writer: Writer::new(),
             next_kg: None,
             finished: false,
             checksum: 0,
         });
-        Ok(CheckpointInfo { id, parent_id: None, kind: CheckpointKind::Full, snapshot })
+        Ok(CheckpointInfo { id, parent_id: parent.map(|b| b.link.id), kind, snapshot })
     }
 
     /// Appends the next chunk of checkpoint `id` to `out` (at least one part,
@@ -144,6 +327,10 @@ impl Store {
             p.finished = true;
             p.snapshot = None;
             self.release_internal(snapshot);
+            // The bytes are written: the delta sets it read can go.
+            let segs = std::mem::take(&mut p.segments);
+            self.cps.hold(&segs, -1);
+            self.cps.collect(&mut self.mem.arena);
         }
         let finished = p.finished;
         self.cps.pending.push(p);
@@ -164,17 +351,86 @@ impl Store {
             let count_at = body::begin_block(out, *sid);
             let mut count = 0u32;
             let is_map = e.desc.kind == StateKind::Map;
-            self.for_each_in_table(tid, is_map, Some(snapshot), &mut |key, ns, uk, value| {
-                match uk {
-                    Some(uk) => body::put_record(out, op::MAP_PUT, key, ns, uk, value),
-                    None => body::put_record(out, op::PUT, key, ns, &[], value),
-                }
+            let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
+                body::put_record(out, o, key, ns, uk, value);
                 count += 1;
-            });
+            };
+            if p.header.kind == CheckpointKind::Full {
+                self.for_each_in_table(tid, is_map, Some(snapshot), &mut |key, ns, uk, value| match uk {
+                    Some(uk) => emit(op::MAP_PUT, key, ns, uk, value),
+                    None => emit(op::PUT, key, ns, &[], value),
+                });
+            } else {
+                self.write_delta(p, *sid as usize, part, tid, is_map, snapshot, &mut emit);
+            }
             body::end_block(out, count_at, block, count);
             records += u64::from(count);
         }
         p.writer.end_section(mark, records, out);
+    }
+
+    /// Emits the changes of one state in one key group: each distinct member
+    /// of the checkpoint's segments, resolved against its snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn write_delta(
+        &self,
+        p: &Pending,
+        state: usize,
+        part: usize,
+        tid: u32,
+        is_map: bool,
+        snapshot: u64,
+        emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+    ) {
+        let arena = &self.mem.arena;
+        let sets: Vec<&Index> = p
+            .segments
+            .iter()
+            .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
+            .filter_map(|s| s.set(state, part))
+            .collect();
+        let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
+            sets[..upto].iter().any(|s| delta::find(arena, s, h, key, ns, change, uk))
+        };
+        for (i, set) in sets.iter().enumerate() {
+            for r in set.refs() {
+                let m = delta::member(arena, r);
+                let entry = entry_hash(murmur3_32(m.key, 0), m.ns);
+                if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
+                    continue;
+                }
+                match m.change {
+                    Change::Entry => match self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
+                        Some(v) => emit(op::PUT, m.key, m.ns, &[], self.mem.rec(v).value),
+                        None => emit(op::DELETE, m.key, m.ns, &[], &[]),
+                    },
+                    Change::WholeMap => {
+                        emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
+                        if let Some(head) = self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
+                            self.mem.for_each_visible(head_table(&self.mem.rec(head)), Some(snapshot), |_, e| {
+                                emit(op::MAP_PUT, m.key, m.ns, e.key, e.value);
+                            });
+                        }
+                    }
+                    Change::MapEntry => {
+                        debug_assert!(is_map);
+                        // A cleared map is written whole; its entries need nothing more.
+                        let whole = delta::member_hash(entry, Change::WholeMap, &[]);
+                        if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
+                            continue;
+                        }
+                        let value = self.mem.get_at(tid, entry, m.key, m.ns, snapshot).and_then(|head| {
+                            let nt = head_table(&self.mem.rec(head));
+                            self.mem.get_at(nt, murmur3_32(m.uk, 0), m.uk, &[], snapshot)
+                        });
+                        match value {
+                            Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, self.mem.rec(v).value),
+                            None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Export progress of a pending checkpoint.
@@ -193,8 +449,9 @@ impl Store {
     }
 
     /// Confirms that checkpoint `id` is stored durably: it becomes the parent
-    /// of the next incremental checkpoint. Confirming a checkpoint older than
-    /// the last confirmed one is refused.
+    /// of the next incremental checkpoint, and the delta sets it covers are
+    /// freed. Confirming a checkpoint older than the last confirmed one is
+    /// refused, and changes nothing.
     pub fn checkpoint_confirm(&mut self, id: u64) -> Result<()> {
         let i = self.cps.position(id)?;
         let p = &self.cps.pending[i];
@@ -204,32 +461,93 @@ impl Store {
             )));
         }
         if let Some(last) = self.cps.last_confirmed {
-            if last.id > id {
+            if last.link.id > id {
                 return Err(Error::CheckpointState(format!(
                     "checkpoint {id} is older than the last confirmed checkpoint {}",
-                    last.id
+                    last.link.id
                 )));
             }
         }
-        let link = if p.header.link != 0 { p.header.link } else { p.checksum };
-        self.cps.last_confirmed = Some(Link { id, link });
-        self.cps.pending.swap_remove(i);
+        let link = Link { id, link: if p.header.link != 0 { p.header.link } else { p.checksum } };
+        let bytes = p.writer.offset();
+        self.cps.last_confirmed = Some(match p.parent {
+            Some(b) => Base { link, chain_len: b.chain_len + 1, chain_bytes: b.chain_bytes + bytes, full_bytes: b.full_bytes },
+            None => Base { link, chain_len: 0, chain_bytes: 0, full_bytes: bytes },
+        });
+        let p = self.cps.pending.swap_remove(i);
+        self.cps.hold(&p.segments, -1);
+        for s in &mut self.cps.segments {
+            if s.checkpoint <= id {
+                s.live = false;
+            }
+        }
+        self.cps.collect(&mut self.mem.arena);
         Ok(())
     }
 
-    /// Abandons checkpoint `id`; nothing is lost: the next checkpoint still
-    /// carries everything since the last confirmed one.
+    /// Abandons checkpoint `id`. Nothing is lost: its delta sets stay until a
+    /// later checkpoint is confirmed, so the next checkpoint carries
+    /// everything since the last confirmed one.
     pub fn checkpoint_abort(&mut self, id: u64) -> Result<()> {
         let i = self.cps.position(id)?;
         let p = self.cps.pending.swap_remove(i);
         if let Some(s) = p.snapshot {
             self.release_internal(s);
         }
+        self.cps.hold(&p.segments, -1);
+        self.cps.collect(&mut self.mem.arena);
         Ok(())
     }
 
     /// The last confirmed checkpoint.
     pub fn last_confirmed(&self) -> Option<Link> {
+        self.cps.last_confirmed.map(|b| b.link)
+    }
+
+    /// Distinct entries changed since the last checkpoint was taken.
+    pub fn delta_members(&self) -> usize {
+        self.cps.delta_members()
+    }
+
+    /// The last confirmed checkpoint with its chain statistics.
+    pub fn last_base(&self) -> Option<Base> {
         self.cps.last_confirmed
+    }
+
+    /// Writes this store as one full checkpoint that stands in for the chain
+    /// it was restored from: same id and link as the chain's last piece, so
+    /// later incremental checkpoints of that chain apply on top of it.
+    pub fn export_compacted(&mut self) -> Result<Vec<u8>> {
+        let base = self.cps.last_confirmed.ok_or_else(|| Error::InvalidArgument("nothing to compact: no chain was restored".into()))?;
+        let snapshot = self.mem.snapshot();
+        let header = Header {
+            kind: CheckpointKind::Full,
+            id: base.link.id,
+            parent_id: 0,
+            parent_link: 0,
+            link: base.link.link,
+            store_id: self.cfg.store_id,
+            max_parallelism: self.cfg.max_parallelism,
+            key_groups: self.cfg.key_groups,
+            states: self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())).collect(),
+        };
+        let mut p = Pending {
+            header,
+            parent: None,
+            snapshot: Some(snapshot),
+            segments: Vec::new(),
+            writer: Writer::new(),
+            next_kg: Some(self.cfg.key_groups.start),
+            finished: false,
+            checksum: 0,
+        };
+        let mut out = Vec::new();
+        p.writer.header(&p.header, &mut out);
+        for kg in self.cfg.key_groups.iter() {
+            self.write_section(&mut p, kg, snapshot, &mut out);
+        }
+        p.writer.finish(&mut out);
+        self.release_internal(snapshot);
+        Ok(out)
     }
 }

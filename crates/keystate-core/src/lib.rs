@@ -6,6 +6,7 @@
 
 pub mod arena;
 pub mod checkpoint;
+pub mod delta;
 pub mod error;
 pub mod format;
 pub mod hash;
@@ -17,7 +18,7 @@ pub mod state;
 pub mod store;
 pub mod varint;
 
-pub use checkpoint::{CheckpointInfo, Link, Progress, DEFAULT_CHUNK};
+pub use checkpoint::{Base, CheckpointInfo, Link, Policy, Progress, DEFAULT_CHUNK};
 pub use error::{Error, Result};
 pub use format::CheckpointKind;
 pub use restore::{PieceInfo, RestoreOptions, Restorer};
@@ -33,6 +34,14 @@ pub fn restore_chain(pieces: &[&[u8]], opts: RestoreOptions) -> Result<Store> {
         r.end_piece()?;
     }
     r.finish()
+}
+
+/// Merges a chain `[full, delta1, ...]` into one full checkpoint that
+/// stands in for it (same id and link as the last piece), without a live
+/// store: the chain is restored into a temporary store and written out.
+pub fn compact(pieces: &[&[u8]]) -> Result<Vec<u8>> {
+    let mut store = restore_chain(pieces, RestoreOptions { key_groups: None, new_store_id: [0; 16] })?;
+    store.export_compacted()
 }
 
 /// Exports a whole checkpoint into one buffer (tests, tools, compaction).

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::checkpoint::Link;
+use crate::checkpoint::{Base, Link};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyRecord};
 use crate::format::read::{Decoder, Event, Summary};
@@ -31,6 +31,8 @@ struct Chain {
     store_id: [u8; 16],
     last: Option<Link>,
     pieces: u32,
+    full_bytes: u64,
+    chain_bytes: u64,
 }
 
 /// Incremental restore: feed pieces in order, then [`Restorer::finish`].
@@ -73,7 +75,7 @@ impl Restorer {
                     "restoring several chains needs an explicit keyGroupRange".into(),
                 ));
             }
-            self.chains.push(Chain { range: KeyGroupRange::new(0, 0), store_id: [0; 16], last: None, pieces: 0 });
+            self.chains.push(Chain { range: KeyGroupRange::new(0, 0), store_id: [0; 16], last: None, pieces: 0, full_bytes: 0, chain_bytes: 0 });
         }
         self.decoder = Some(Decoder::new());
         self.ids.clear();
@@ -104,6 +106,11 @@ impl Restorer {
         }
         let chain = self.chains.last_mut().expect("begin_piece pushed a chain");
         chain.last = Some(Link { id: s.header.id, link: s.link() });
+        if s.header.kind == CheckpointKind::Full {
+            chain.full_bytes = s.bytes;
+        } else {
+            chain.chain_bytes += s.bytes;
+        }
         Ok(PieceInfo {
             id: s.header.id,
             parent_id: s.header.parent_id,
@@ -214,7 +221,12 @@ impl Restorer {
             if chain.range == want {
                 // Same store, same key groups: continue its chain.
                 store.cfg.store_id = chain.store_id;
-                store.cps.continue_chain(chain.last.expect("a finished chain has pieces"));
+                store.cps.continue_chain(Base {
+                    link: chain.last.expect("a finished chain has pieces"),
+                    chain_len: chain.pieces - 1,
+                    chain_bytes: chain.chain_bytes,
+                    full_bytes: chain.full_bytes,
+                });
             }
         }
         Ok(store)

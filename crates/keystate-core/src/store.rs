@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::delta;
 use crate::error::{Error, Result};
 use crate::hash::{entry_hash, key_group_of_hash, murmur3_32};
 use crate::mem::{head_table, Change, Mem, TableId, NO_TABLE};
@@ -320,9 +321,12 @@ impl Store {
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         let e = &mut self.states[state as usize];
         let tid = Self::part_for_write(&mut self.mem, e, loc.part);
-        if self.mem.put(tid, entry_hash(loc.hash, ns), loc.key, ns, &[value]) == Change::Created {
+        let h = entry_hash(loc.hash, ns);
+        if self.mem.put(tid, h, loc.key, ns, &[value]) == Change::Created {
             e.entries += 1;
         }
+        let parts = e.parts.len();
+        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
@@ -334,9 +338,12 @@ impl Store {
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         let e = &mut self.states[state as usize];
         let tid = Self::part_for_write(&mut self.mem, e, loc.part);
-        if self.mem.append(tid, entry_hash(loc.hash, ns), loc.key, ns, tail) == Change::Created {
+        let h = entry_hash(loc.hash, ns);
+        if self.mem.append(tid, h, loc.key, ns, tail) == Change::Created {
             e.entries += 1;
         }
+        let parts = e.parts.len();
+        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
@@ -351,7 +358,8 @@ impl Store {
             return Ok(false);
         }
         let h = entry_hash(loc.hash, ns);
-        let removed = if e.desc.kind == StateKind::Map {
+        let is_map = e.desc.kind == StateKind::Map;
+        let removed = if is_map {
             match self.mem.get(tid, h, loc.key, ns) {
                 Some(head) => {
                     let n = self.mem.table(head_table(&self.mem.rec(head))).live.len();
@@ -365,6 +373,11 @@ impl Store {
             e.entries -= u64::from(removed);
             removed
         };
+        if removed {
+            let change = if is_map { delta::Change::WholeMap } else { delta::Change::Entry };
+            let parts = e.parts.len();
+            self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, change, &[]);
+        }
         Ok(removed)
     }
 
@@ -418,6 +431,8 @@ impl Store {
         if self.mem.put(nt, murmur3_32(uk, 0), uk, &[], &[value]) == Change::Created {
             e.entries += 1;
         }
+        let parts = e.parts.len();
+        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         Ok(())
     }
 
@@ -440,6 +455,8 @@ impl Store {
             if self.mem.table(nt).live.is_empty() {
                 self.mem.remove(tid, h, loc.key, ns);
             }
+            let parts = e.parts.len();
+            self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         }
         Ok(removed)
     }

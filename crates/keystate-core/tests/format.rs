@@ -82,7 +82,7 @@ fn full_round_trip_whole_and_in_chunks_of_any_size() {
 #[test]
 fn export_is_chunked_and_reads_the_moment_it_was_taken() {
     let (mut store, model) = populated(32, None, 2, 4000);
-    let cp = store.checkpoint().unwrap();
+    let cp = store.checkpoint(None).unwrap();
     let mut out = Vec::new();
     let mut chunks = 0;
     let mut i = 0u32;

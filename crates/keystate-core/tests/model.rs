@@ -28,7 +28,7 @@ fn value(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// The model's entries of the map of (k, n): a range of the ordered model.
-fn map_entries<'a>(m: &'a Model, k: &[u8], n: &[u8]) -> impl Iterator<Item = (&'a (u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>), &'a Vec<u8>)> {
+fn map_entries<'a>(m: &'a Model, k: &[u8], n: &[u8]) -> impl Iterator<Item = (&'a Entry, &'a Vec<u8>)> {
     let mut after = n.to_vec();
     after.push(0);
     m.range((MAP, k.to_vec(), n.to_vec(), None)..(MAP, k.to_vec(), after, None))

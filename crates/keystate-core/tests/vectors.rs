@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use keystate_core::{export_all, restore_chain, Key, RestoreOptions, StateDescriptor, StateKind, Store, StoreConfig};
+use keystate_core::{export_all, restore_chain, CheckpointKind, Key, RestoreOptions, StateDescriptor, StateKind, Store, StoreConfig};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -167,8 +167,8 @@ impl Scenario {
         s["codec"].as_str().unwrap().to_string()
     }
 
-    fn run(&mut self) {
-        let ops = self.doc["ops"].as_array().unwrap().clone();
+    fn run(&mut self, ops: &str) {
+        let ops = self.doc.pointer(ops).unwrap().as_array().unwrap().clone();
         for op in &ops {
             let state = op["state"].as_str().unwrap();
             let sid = self.store.state_id(state).unwrap();
@@ -201,8 +201,8 @@ impl Scenario {
     }
 
     /// Checks the `expect` reads against a store.
-    fn check(&self, store: &Store) {
-        for e in self.doc["expect"].as_array().unwrap() {
+    fn check(&self, store: &Store, expect: &str) {
+        for e in self.doc.pointer(expect).unwrap().as_array().unwrap() {
             let state = e["state"].as_str().unwrap();
             let sid = store.state_id(state).unwrap();
             let codec = self.codec(state);
@@ -269,13 +269,35 @@ fn codec_encodings_match_the_typescript_codecs() {
 #[test]
 fn basic_full_checkpoint_is_the_golden_vector() {
     let mut sc = Scenario::load("basic.scenario.json");
-    sc.run();
-    sc.check(&sc.store);
-    let cp = sc.store.checkpoint().unwrap();
+    sc.run("/ops");
+    sc.check(&sc.store, "/expect");
+    let cp = sc.store.checkpoint(None).unwrap();
     let bytes = export_all(&mut sc.store, cp.id).unwrap();
     compare_or_bless("basic.full-v1.bin", &bytes);
     // And the golden file restores to the scenario's state.
     let golden = std::fs::read(vectors_dir().join("basic.full-v1.bin")).unwrap();
     let back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&back);
+    sc.check(&back, "/expect");
+}
+
+#[test]
+fn basic_incremental_checkpoint_is_the_golden_vector() {
+    let mut sc = Scenario::load("basic.scenario.json");
+    sc.run("/ops");
+    // The first checkpoint asked to be incremental is full: nothing was tracked before.
+    let full = sc.store.checkpoint(Some(true)).unwrap();
+    assert_eq!(full.kind, CheckpointKind::Full);
+    let full_bytes = export_all(&mut sc.store, full.id).unwrap();
+    compare_or_bless("basic.full-v1.bin", &full_bytes);
+    sc.store.checkpoint_confirm(full.id).unwrap();
+    sc.run("/incremental/ops");
+    let inc = sc.store.checkpoint(Some(true)).unwrap();
+    assert_eq!((inc.kind, inc.parent_id), (CheckpointKind::Incremental, Some(full.id)));
+    let inc_bytes = export_all(&mut sc.store, inc.id).unwrap();
+    compare_or_bless("basic.incr-v1.bin", &inc_bytes);
+    let dir = vectors_dir();
+    let (gf, gi) = (std::fs::read(dir.join("basic.full-v1.bin")).unwrap(), std::fs::read(dir.join("basic.incr-v1.bin")).unwrap());
+    let back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&back, "/incremental/expect");
+    sc.check(&sc.store, "/incremental/expect");
 }

@@ -3,7 +3,7 @@
 //! layout of hot-path arguments.
 
 use js_sys::{Object, Reflect};
-use keystate_core::{varint, CheckpointInfo, MemoryReport, PieceInfo, Progress};
+use keystate_core::{varint, Base, CheckpointInfo, MemoryReport, PieceInfo, Progress};
 use wasm_bindgen::JsValue;
 
 /// Key length meaning "the current key" (Flink's keyed context).
@@ -29,6 +29,15 @@ pub fn checkpoint_info(i: &CheckpointInfo) -> JsValue {
         ("parentId", i.parent_id.map_or(JsValue::NULL, num)),
         ("kind", i.kind.as_str().into()),
         ("snapshot", num(i.snapshot)),
+    ])
+}
+
+pub fn base(b: &Base) -> JsValue {
+    object(&[
+        ("id", num(b.link.id)),
+        ("chainLength", b.chain_len.into()),
+        ("chainBytes", num(b.chain_bytes)),
+        ("fullBytes", num(b.full_bytes)),
     ])
 }
 
@@ -89,10 +98,13 @@ pub fn at(snapshot: f64) -> Option<u64> {
     (snapshot > 0.0).then_some(snapshot as u64)
 }
 
+/// Hot-path arguments: key (`None`: the current key), namespace, user key, value.
+pub type Args<'a> = (Option<&'a [u8]>, &'a [u8], &'a [u8], &'a [u8]);
+
 /// Splits the scratch buffer into the hot-path arguments, laid out back to
 /// back: key, namespace, user key, value.
 #[inline]
-pub fn split(scratch: &[u8], kl: u32, nl: u32, ul: u32, vl: u32) -> Option<(Option<&[u8]>, &[u8], &[u8], &[u8])> {
+pub fn split(scratch: &[u8], kl: u32, nl: u32, ul: u32, vl: u32) -> Option<Args<'_>> {
     let kl_n = if kl == CURRENT_KEY { 0 } else { kl as usize };
     let (nl, ul, vl) = (nl as usize, ul as usize, vl as usize);
     let end = kl_n.checked_add(nl)?.checked_add(ul)?.checked_add(vl)?;

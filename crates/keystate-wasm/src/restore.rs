@@ -45,6 +45,14 @@ impl WasmRestorer {
         js(self.get()?.end_piece()).map(|p| conv::piece_info(&p))
     }
 
+    /// Writes the restored chain as one full checkpoint that stands in for it.
+    #[wasm_bindgen(js_name = finishCompacted)]
+    pub fn finish_compacted(&mut self) -> JsResult<Vec<u8>> {
+        let r = self.inner.take().ok_or_else(|| to_js(&Error::InvalidArgument("restore already finished".into())))?;
+        let mut store = js(r.finish())?;
+        js(store.export_compacted())
+    }
+
     pub fn finish(&mut self) -> JsResult<WasmStore> {
         let r = self.inner.take().ok_or_else(|| to_js(&Error::InvalidArgument("restore already finished".into())))?;
         Ok(WasmStore::wrap(js(r.finish())?))

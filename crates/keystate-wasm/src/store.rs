@@ -4,7 +4,7 @@
 //! per call) and return an i32 status; values are read in place through the
 //! result slots. Everything else returns `Result` with a coded JS error.
 
-use keystate_core::{Error, Key, KeyGroupRange, StateDescriptor, StateKind, Store, StoreConfig};
+use keystate_core::{Error, Key, KeyGroupRange, Policy, StateDescriptor, StateKind, Store, StoreConfig};
 use wasm_bindgen::prelude::*;
 
 use crate::conv::{self, at, split};
@@ -286,8 +286,23 @@ impl WasmStore {
 
     // ---- checkpoints ----------------------------------------------------
 
-    pub fn checkpoint(&mut self) -> JsResult<JsValue> {
-        js(self.inner.checkpoint()).map(|i| conv::checkpoint_info(&i))
+    /// Starts a checkpoint: `incremental` -1 per policy, 0 full, 1 incremental
+    /// (full when there is no confirmed base, or the policy materializes).
+    pub fn checkpoint(&mut self, incremental: i32) -> JsResult<JsValue> {
+        let want = (incremental >= 0).then_some(incremental == 1);
+        js(self.inner.checkpoint(want)).map(|i| conv::checkpoint_info(&i))
+    }
+
+    /// Sets the checkpoint policy (see keystate_core::Policy).
+    #[wasm_bindgen(js_name = setCheckpointPolicy)]
+    pub fn set_checkpoint_policy(&mut self, incremental: bool, max_incrementals: u32, max_chain_ratio: f64) -> JsResult<()> {
+        js(self.inner.set_checkpoint_policy(Policy { incremental, max_incrementals, max_chain_ratio }))
+    }
+
+    /// Distinct entries changed since the last checkpoint was taken.
+    #[wasm_bindgen(js_name = deltaMembers)]
+    pub fn delta_members(&self) -> f64 {
+        self.inner.delta_members() as f64
     }
 
     /// The next chunk of a checkpoint's bytes (empty once complete).
@@ -313,9 +328,9 @@ impl WasmStore {
         js(self.inner.checkpoint_abort(id as u64))
     }
 
-    /// Id of the last confirmed checkpoint, or null.
+    /// The last confirmed checkpoint `{ id, chainLength, chainBytes, fullBytes }`, or null.
     #[wasm_bindgen(js_name = lastConfirmed)]
     pub fn last_confirmed(&self) -> JsValue {
-        self.inner.last_confirmed().map_or(JsValue::NULL, |l| JsValue::from_f64(l.id as f64))
+        self.inner.last_base().map_or(JsValue::NULL, |b| conv::base(&b))
     }
 }

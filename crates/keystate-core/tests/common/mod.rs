@@ -35,7 +35,8 @@ impl Rng {
 
 /// (state, key, namespace, user key) -> value. Lists are their bytes; map
 /// entries carry `Some(uk)`.
-pub type Model = BTreeMap<(u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>), Vec<u8>>;
+pub type Entry = (u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+pub type Model = BTreeMap<Entry, Vec<u8>>;
 
 pub const VALUE: u32 = 0;
 pub const LIST: u32 = 1;
@@ -81,7 +82,7 @@ pub fn check_reads(store: &Store, at: Option<u64>, model: &Model) {
 }
 
 pub fn full_checkpoint(store: &mut Store) -> Vec<u8> {
-    let cp = store.checkpoint().unwrap();
+    let cp = store.checkpoint(None).unwrap();
     keystate_core::export_all(store, cp.id).unwrap()
 }
 
