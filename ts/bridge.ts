@@ -5,7 +5,9 @@
  * address of a value it returns, read in place).
  *
  * Memory can grow during any core call, which detaches the old views: every
- * read or write goes through `fresh()` (a cheap identity check) first.
+ * read or write goes through `fresh()` first. Growing a (non-shared) memory
+ * detaches its old buffer, so a view of length 0 means "stale": checking that
+ * is a field load, where reading `memory.buffer` costs a runtime call.
  */
 import type { CoreStore } from './backend/types.js';
 import { fromCore, keystateError } from './errors.js';
@@ -45,7 +47,7 @@ export class Bridge {
 
   /** Refreshes the views if memory grew. */
   fresh(): void {
-    if (this.u8.buffer !== this.memory.buffer) this.views();
+    if (this.u8.length === 0) this.views();
   }
 
   /** Makes the scratch buffer hold at least `n` bytes (contents kept). */
@@ -54,7 +56,7 @@ export class Bridge {
       this.scratch = this.core.scratch(n);
       this.cap = this.core.scratchLen();
       this.views();
-    } else if (this.u8.buffer !== this.memory.buffer) {
+    } else if (this.u8.length === 0) {
       this.views();
     }
   }

@@ -393,7 +393,7 @@ impl Store {
             sets[..upto].iter().any(|s| delta::find(arena, s, h, key, ns, change, uk))
         };
         for (i, set) in sets.iter().enumerate() {
-            for r in set.refs() {
+            for r in set.refs_spread() {
                 let m = delta::member(arena, r);
                 let entry = entry_hash(murmur3_32(m.key, 0), m.ns);
                 if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {

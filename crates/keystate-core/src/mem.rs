@@ -238,12 +238,35 @@ impl Mem {
         let find = |ix: &Index, h: u32, rec: &Rec<'_>| {
             ix.find(h, |c| record::matches(self.arena.bytes(c), rec.key, rec.ns)).map(|slot| ix.get(slot))
         };
-        for r in t.live.refs() {
-            let rec = self.rec(r);
-            if layers.is_empty() {
-                f(r, &rec);
-                continue;
+        if layers.is_empty() {
+            // Records are scattered over the arena: touch a batch of them with
+            // independent loads first, so that their cache misses overlap
+            // (wasm has no prefetch instruction), then read them.
+            let mut batch = [0 as Ref; 32];
+            let mut n = 0;
+            let mut flush = |batch: &[Ref]| {
+                let mut touch = 0u8;
+                for &r in batch {
+                    touch ^= self.arena.bytes(r)[0];
+                }
+                std::hint::black_box(touch);
+                for &r in batch {
+                    f(r, &self.rec(r));
+                }
+            };
+            for r in t.live.refs_spread() {
+                batch[n] = r;
+                n += 1;
+                if n == batch.len() {
+                    flush(&batch);
+                    n = 0;
+                }
             }
+            flush(&batch[..n]);
+            return;
+        }
+        for r in t.live.refs_spread() {
+            let rec = self.rec(r);
             let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
             match layers.iter().find_map(|l| find(&l.index, h, &rec)) {
                 Some(saved) => {
@@ -257,7 +280,7 @@ impl Mem {
         }
         // Entries removed from the live index since `s`.
         for (i, l) in layers.iter().enumerate() {
-            for r in l.index.refs() {
+            for r in l.index.refs_spread() {
                 let rec = self.rec(r);
                 if rec.mark {
                     continue;

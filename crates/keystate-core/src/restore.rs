@@ -188,16 +188,28 @@ impl Restorer {
         let store = self.store.as_mut().expect("header precedes sections");
         let keep = store.config().key_groups.contains(kg);
         let ids = &self.ids;
-        let n = body::for_each_record(body, |r: BodyRecord<'_>| {
-            let sid = *ids.get(&r.state).ok_or_else(|| Error::Corrupt(format!("record of unknown state {}", r.state)))?;
-            if store.key_group(r.key) != kg {
-                return Err(Error::Corrupt(format!("a record in key group {kg}'s section belongs to another")));
-            }
-            if keep {
-                apply(store, sid, &r)?;
-            }
-            Ok(())
-        })?;
+        let store_cell = std::cell::RefCell::new(store);
+        let n = body::for_each_block(
+            body,
+            |state, count| {
+                // Tables built from a checkpoint are sized once, up front.
+                if let (true, Some(&sid)) = (keep, ids.get(&state)) {
+                    store_cell.borrow_mut().reserve(sid, kg, count as usize);
+                }
+                Ok(())
+            },
+            |r: BodyRecord<'_>| {
+                let store = &mut *store_cell.borrow_mut();
+                let sid = *ids.get(&r.state).ok_or_else(|| Error::Corrupt(format!("record of unknown state {}", r.state)))?;
+                if store.key_group(r.key) != kg {
+                    return Err(Error::Corrupt(format!("a record in key group {kg}'s section belongs to another")));
+                }
+                if keep {
+                    apply(store, sid, &r)?;
+                }
+                Ok(())
+            },
+        )?;
         self.records += n;
         Ok(())
     }

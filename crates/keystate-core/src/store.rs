@@ -292,6 +292,17 @@ impl Store {
         }
     }
 
+    /// Sizes the table of (state, key group) for `n` more entries when it is
+    /// still empty (value-like and list states; restore knows the counts).
+    pub(crate) fn reserve(&mut self, state: u32, kg: u32, n: usize) {
+        let Some(e) = self.states.get_mut(state as usize) else { return };
+        if e.desc.kind == StateKind::Map || !self.cfg.key_groups.contains(kg) {
+            return;
+        }
+        let tid = Self::part_for_write(&mut self.mem, e, (kg - self.cfg.key_groups.start) as usize);
+        self.mem.reserve(tid, n);
+    }
+
     // ---- value, reducing, aggregating and list state ------------------
 
     /// The value of (key, ns), live (`at: None`) or as snapshot `at` sees it.

@@ -62,7 +62,17 @@ pub fn put_record(out: &mut Vec<u8>, op_code: u8, key: &[u8], ns: &[u8], uk: &[u
 
 /// Calls `f` for each record of a (checksum-verified) body; every length is
 /// still bounds-checked. Returns the number of records.
-pub fn for_each_record<'a>(body: &'a [u8], mut f: impl FnMut(BodyRecord<'a>) -> Result<()>) -> Result<u64> {
+pub fn for_each_record<'a>(body: &'a [u8], f: impl FnMut(BodyRecord<'a>) -> Result<()>) -> Result<u64> {
+    for_each_block(body, |_, _| Ok(()), f)
+}
+
+/// Like [`for_each_record`], with `block(state, count)` called before each
+/// block's records (restore presizes tables with it).
+pub fn for_each_block<'a>(
+    body: &'a [u8],
+    mut block: impl FnMut(u32, u32) -> Result<()>,
+    mut f: impl FnMut(BodyRecord<'a>) -> Result<()>,
+) -> Result<u64> {
     let mut r = Reader::new(body, "section body");
     let mut total = 0u64;
     while r.remaining() > 0 {
@@ -71,6 +81,7 @@ pub fn for_each_record<'a>(body: &'a [u8], mut f: impl FnMut(BodyRecord<'a>) -> 
         if count == 0 {
             return Err(Error::Corrupt("empty block".into()));
         }
+        block(state, count)?;
         for _ in 0..count {
             let op_code = r.u8()?;
             let key = r.blob()?;
