@@ -20,6 +20,17 @@ export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView } from '
 export type { SnapshotEntry } from './snapshot.js';
 export { Checkpoint } from './checkpoint.js';
 export type { CheckpointKind, Progress, StreamOptions } from './checkpoint.js';
+export type {
+  CheckpointToOptions,
+  CheckpointProgress,
+  RestoreFromOptions,
+  RestoredFrom,
+  CheckpointEvent,
+  CheckpointingOptions,
+  CheckpointingController,
+} from './checkpointing.js';
+export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, StoredCheckpoint } from './storage/types.js';
+export { StorageError } from './storage/errors.js';
 export { compact } from './restore.js';
 export type { CheckpointSource, RestoreOptions } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';

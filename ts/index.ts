@@ -8,3 +8,6 @@ import { loadNodeWasm } from './backend/node.js';
 setLoader(loadNodeWasm);
 
 export * from './api.js';
+// Node only: the shared API (api.ts) never imports node:fs, so browser bundles stay clean.
+export { DirectoryStorage } from './storage/directory.js';
+export type { DirectoryStorageOptions } from './storage/directory.js';

@@ -6,10 +6,20 @@ import { getBackend } from './backend/load.js';
 import type { Backend, CoreStore } from './backend/types.js';
 import { Bridge } from './bridge.js';
 import { Checkpoint } from './checkpoint.js';
+import {
+  checkpointTo,
+  enableCheckpointing,
+  restoreFrom,
+  type CheckpointingController,
+  type CheckpointingOptions,
+  type CheckpointToOptions,
+  type RestoreFromOptions,
+} from './checkpointing.js';
 import { resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
 import { core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
+import type { CheckpointStorage, StoredCheckpoint } from './storage/types.js';
 import {
   AggregatingState,
   ListState,
@@ -320,6 +330,31 @@ export class StateStore implements StoreContext {
   /** The last confirmed checkpoint, or null. */
   lastConfirmedCheckpoint(): ConfirmedCheckpoint | null {
     return this.coreStore.lastConfirmed();
+  }
+
+  // ---- durable storage (ts/checkpointing.ts) -------------------------------------------
+
+  /**
+   * Takes a checkpoint and stores it durably in `storage`, then confirms it;
+   * on any failure the checkpoint is aborted (the next one carries
+   * everything since the last confirmed). Resolves to what was stored.
+   */
+  checkpointTo(storage: CheckpointStorage, opts?: CheckpointToOptions): Promise<StoredCheckpoint> {
+    return checkpointTo(this, storage, opts);
+  }
+
+  /**
+   * Restores the latest stored chain (strictly: if it cannot be restored,
+   * this throws, unless `fallback` allows older chains). The store continues
+   * the chain: its next incremental checkpoints extend it.
+   */
+  static restoreFrom(storage: CheckpointStorage, opts?: RestoreFromOptions): Promise<StateStore> {
+    return restoreFrom((pieces, o) => StateStore.restore(pieces, o), storage, opts);
+  }
+
+  /** Checkpoints to `opts.storage` every `opts.intervalMs`, one at a time, until `stop()`. */
+  enableCheckpointing(opts: CheckpointingOptions): CheckpointingController {
+    return enableCheckpointing(this, opts);
   }
 
   memory(): MemoryInfo {
