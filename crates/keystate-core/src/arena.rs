@@ -1,8 +1,12 @@
 //! Record arena: size-classed slabs in fixed 16 KiB pages, plus one heap
 //! allocation per large record. Records are addressed by a 32-bit `Ref`.
 //!
-//! WebAssembly memory never shrinks, so the arena's job is reuse: a freed slot
-//! goes on its class's free list and the next record of that class takes it.
+//! WebAssembly memory never shrinks, so the arena's job is reuse. It is a slab
+//! allocator: a page holds slots of one size class and keeps its own free
+//! list; a class allocates from its pages that have room (most recently freed
+//! first); a page whose last slot is freed goes back to a pool that any class
+//! takes pages from. So freed space is reused by records of the same size
+//! at once, and by records of any size once whole pages empty.
 //! Small classes are exact to the byte up to 64 bytes (most records are keys of
 //! a few bytes plus small values), so a live record wastes almost nothing.
 
@@ -18,7 +22,7 @@ const LARGE_BIT: u32 = 1 << 31;
 const MAX_PAGES: usize = 1 << (31 - PAGE_BITS);
 /// Largest record kept in a slab; larger ones get their own allocation.
 pub const MAX_SMALL: usize = 2048;
-/// Smallest slot: a free slot holds the next free `Ref`.
+/// Smallest slot (a free slot holds the next free slot's index).
 const MIN_SLOT: usize = 4;
 const NONE: Ref = u32::MAX;
 
@@ -85,29 +89,34 @@ pub fn slot_size_for(len: usize) -> usize {
     }
 }
 
-/// The bump position after a slot of `size` at `r`, or NONE at the page end
-/// (`r + size` would otherwise address the next page, owned by another class).
-#[inline]
-fn bump_after(r: Ref, size: usize) -> Ref {
-    let next = r + size as u32;
-    if next & OFFSET_MASK == 0 {
-        NONE
-    } else {
-        next
-    }
+/// Bookkeeping of one page.
+#[derive(Clone, Copy, Debug)]
+struct Page {
+    /// Size class, or `FREE_PAGE` while in the pool.
+    class: u8,
+    /// Slots handed out and not freed.
+    used: u16,
+    /// Slots ever bumped from the page's start (free ones are on `free`).
+    bumped: u16,
+    /// Slot index + 1 of the first free slot; 0 for none. A free slot holds
+    /// the next one as a u16.
+    free: u16,
+    /// Neighbours in its class's list of pages with room.
+    prev: u32,
+    next: u32,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct ClassState {
-    free: Ref,
-    bump: Ref,
-}
+const FREE_PAGE: u8 = u8::MAX;
 
 /// The record arena.
 #[derive(Debug)]
 pub struct Arena {
     pages: Vec<Box<[u8]>>,
-    classes: [ClassState; NCLASS],
+    meta: Vec<Page>,
+    /// Per class: head of the list of its pages that have a free slot.
+    room: [u32; NCLASS],
+    /// Empty pages, for any class.
+    pool: Vec<u32>,
     large: Vec<Option<Box<[u8]>>>,
     large_free: Vec<u32>,
     used: u64,
@@ -124,7 +133,9 @@ impl Arena {
     pub fn new() -> Self {
         Arena {
             pages: Vec::new(),
-            classes: [ClassState { free: NONE, bump: NONE }; NCLASS],
+            meta: Vec::new(),
+            room: [NONE; NCLASS],
+            pool: Vec::new(),
             large: Vec::new(),
             large_free: Vec::new(),
             used: 0,
@@ -147,24 +158,68 @@ impl Arena {
         }
         let c = class.map_or_else(|| class_of(len), |c| c.max(class_of(len))) as usize;
         let size = CLASSES[c] as usize;
-        let st = self.classes[c];
+        let per_page = (PAGE_SIZE / size) as u16;
+        let mut p = self.room[c];
+        if p == NONE {
+            p = self.new_page(c as u8);
+        }
+        let m = &mut self.meta[p as usize];
+        let slot = if m.free != 0 {
+            let slot = m.free - 1;
+            let at = slot as usize * size;
+            let b = &self.pages[p as usize][at..at + 2];
+            m.free = u16::from_le_bytes([b[0], b[1]]);
+            slot
+        } else {
+            m.bumped += 1;
+            m.bumped - 1
+        };
+        m.used += 1;
+        if m.free == 0 && m.bumped == per_page {
+            self.unlink(p, c);
+        }
         self.used += size as u64;
-        if st.free != NONE {
-            let r = st.free;
-            let b = self.bytes(r);
-            self.classes[c].free = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            return (r, size);
+        ((p << PAGE_BITS) | (u32::from(slot) * size as u32), size)
+    }
+
+    /// A page for class `c` (from the pool, or new), at the head of its room list.
+    fn new_page(&mut self, c: u8) -> u32 {
+        let p = match self.pool.pop() {
+            Some(p) => p,
+            None => {
+                assert!(self.pages.len() < MAX_PAGES, "record arena exhausted (2 GiB of small records)");
+                self.pages.push(vec![0u8; PAGE_SIZE].into_boxed_slice());
+                self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
+                (self.pages.len() - 1) as u32
+            }
+        };
+        self.meta[p as usize] = Page { class: c, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE };
+        self.link(p, c as usize);
+        p
+    }
+
+    fn link(&mut self, p: u32, c: usize) {
+        let head = self.room[c];
+        self.meta[p as usize].prev = NONE;
+        self.meta[p as usize].next = head;
+        if head != NONE {
+            self.meta[head as usize].prev = p;
         }
-        if st.bump != NONE && (st.bump & OFFSET_MASK) as usize + size <= PAGE_SIZE {
-            self.classes[c].bump = bump_after(st.bump, size);
-            return (st.bump, size);
+        self.room[c] = p;
+    }
+
+    fn unlink(&mut self, p: u32, c: usize) {
+        let Page { prev, next, .. } = self.meta[p as usize];
+        if prev == NONE {
+            self.room[c] = next;
+        } else {
+            self.meta[prev as usize].next = next;
         }
-        assert!(self.pages.len() < MAX_PAGES, "record arena exhausted (2 GiB of small records)");
-        let page = self.pages.len() as u32;
-        self.pages.push(vec![0u8; PAGE_SIZE].into_boxed_slice());
-        let r = page << PAGE_BITS;
-        self.classes[c].bump = bump_after(r, size);
-        (r, size)
+        if next != NONE {
+            self.meta[next as usize].prev = prev;
+        }
+        self.meta[p as usize].prev = NONE;
+        self.meta[p as usize].next = NONE;
     }
 
     fn alloc_large(&mut self, len: usize) -> (Ref, usize) {
@@ -194,12 +249,31 @@ impl Arena {
             self.large_free.push(idx as u32);
             return;
         }
-        let c = class_of(slot_size) as usize;
-        debug_assert_eq!(CLASSES[c] as usize, slot_size, "free with a size that is not a slot size");
+        let p = r >> PAGE_BITS;
+        let c = self.meta[p as usize].class as usize;
+        assert_eq!(CLASSES[c] as usize, slot_size, "free with a size that is not the page's slot size");
         self.used -= slot_size as u64;
-        let next = self.classes[c].free;
-        self.bytes_mut(r)[..4].copy_from_slice(&next.to_le_bytes());
-        self.classes[c].free = r;
+        let per_page = (PAGE_SIZE / slot_size) as u16;
+        let slot = ((r & OFFSET_MASK) as usize / slot_size) as u16;
+        let m = self.meta[p as usize];
+        let had_room = m.free != 0 || m.bumped < per_page;
+        if m.used == 1 {
+            // Last slot: the page goes back to the pool, for any class.
+            if had_room {
+                self.unlink(p, c);
+            }
+            self.meta[p as usize] = Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE };
+            self.pool.push(p);
+            return;
+        }
+        let at = (r & OFFSET_MASK) as usize;
+        self.pages[p as usize][at..at + 2].copy_from_slice(&m.free.to_le_bytes());
+        let m = &mut self.meta[p as usize];
+        m.free = slot + 1;
+        m.used -= 1;
+        if !had_room {
+            self.link(p, c);
+        }
     }
 
     /// The bytes from `r` to the end of its page (small) or allocation (large).
@@ -235,6 +309,11 @@ impl Arena {
     /// Bytes the arena holds from the allocator (pages plus large records).
     pub fn reserved_bytes(&self) -> u64 {
         self.pages.len() as u64 * PAGE_SIZE as u64 + self.large_bytes
+    }
+
+    /// Empty pages waiting in the pool.
+    pub fn pooled_pages(&self) -> usize {
+        self.pool.len()
     }
 }
 
@@ -289,6 +368,29 @@ mod tests {
         a.free(big, s);
         let (big2, _) = a.alloc(5_000, None);
         assert_eq!(big, big2, "large slots are reused too");
+    }
+
+    #[test]
+    fn emptied_pages_are_reused_by_other_sizes() {
+        // Values that grow from round to round: each round frees every slot of
+        // one size and allocates another. The arena must stay about one
+        // round's size, not grow by one round's worth each time.
+        let mut a = Arena::new();
+        let mut refs: Vec<(Ref, usize)> = (0..5000).map(|_| a.alloc(100, None)).collect();
+        let one_round = a.reserved_bytes();
+        for round in 1..30usize {
+            for (r, s) in refs.drain(..) {
+                a.free(r, s);
+            }
+            assert_eq!(a.used_bytes(), 0);
+            refs = (0..5000).map(|_| a.alloc(100 + round * 8, None)).collect();
+        }
+        assert!(a.reserved_bytes() < one_round * 4, "{} bytes after 30 rounds, one round {}", a.reserved_bytes(), one_round);
+        // A page of mixed live and free slots keeps its class; the rest is pooled.
+        for (r, s) in refs.drain(..).skip(1) {
+            a.free(r, s);
+        }
+        assert!(a.pooled_pages() > 0);
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn spread_step(cap: usize) -> usize {
     if cap <= 2 {
         return 1;
     }
-    let mut step = (cap as u64 * 0x9e37_79b9 >> 32) as usize | 1;
+    let mut step = ((cap as u64 * 0x9e37_79b9) >> 32) as usize | 1;
     while gcd(step, cap) != 1 {
         step += 2;
     }

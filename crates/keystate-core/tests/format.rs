@@ -179,6 +179,18 @@ fn every_single_byte_corruption_is_refused() {
 }
 
 #[test]
+fn a_damaged_length_in_a_whole_file_is_corrupt_not_truncated() {
+    let (mut store, _) = populated(4, None, 8, 40);
+    let bytes = full_checkpoint(&mut store);
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let section = 16 + header_len + 8;
+    assert_eq!(bytes[section], 0x01, "a section starts here");
+    let mut bad = bytes.clone();
+    bad[section + 7] ^= 1; // body_len grows by 64 KiB
+    assert_eq!(restore_err(&bad).code(), "CORRUPT");
+}
+
+#[test]
 fn every_truncation_and_any_trailing_bytes_are_refused() {
     let (mut store, _) = populated(4, None, 7, 40);
     let bytes = full_checkpoint(&mut store);

@@ -265,6 +265,14 @@ impl Decoder {
 
     /// Ends the input: the checkpoint must be complete.
     pub fn finish(self) -> Result<Summary> {
+        if self.phase != Phase::Done && self.avail().ends_with(&END_MAGIC) {
+            // The input is whole (it ends with the trailer), yet a length
+            // field asked for more: the length is damaged, not the input short.
+            return Err(Error::Corrupt(format!(
+                "a length field points past the end of the checkpoint ({} bytes)",
+                self.position()
+            )));
+        }
         if self.phase != Phase::Done {
             let at = match self.phase {
                 Phase::Preamble | Phase::Header(_) => "in the header",
