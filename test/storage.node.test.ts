@@ -120,6 +120,23 @@ Dir('retain(k) on demand drops what no longer counts, after a durable manifest',
   assert.equal(await storage.retain(2), [], 'nothing more to drop');
 });
 
+Dir('large checkpoints: small and large export chunks are written whole (gathered writes and direct ones)', async () => {
+  const dir = freshDir();
+  const storage = await DirectoryStorage.open(dir);
+  const store = await StateStore.create({ checkpoints: incremental(10) });
+  const h = declare(store);
+  for (let k = 0; k < 20_000; k++) h.s.set(k, `${k}:`.padEnd(100 + (k % 50), '#'));
+  for (const chunkSize of [1000, 64 * 1024, 1024 * 1024]) {
+    h.s.set('round', String(chunkSize));
+    const stored = await store.checkpointTo(storage, { chunkSize, incremental: false });
+    assert.ok(stored.bytes > 2_000_000, `${stored.bytes} bytes`);
+    assert.is(fs.statSync(path.join(dir, stored.name)).size, stored.bytes, `chunks of ${chunkSize}: file size`);
+    const r = declare(await StateStore.restoreFrom(storage));
+    assert.is(r.s.get('round'), String(chunkSize));
+    assert.is(r.s.get(19_999), `${19_999}:`.padEnd(100 + (19_999 % 50), '#'));
+  }
+});
+
 // ---- crash leftovers, foreign and corrupt manifests ------------------------------------------
 
 Dir('open removes temporary files and checkpoint files MANIFEST does not list, and nothing else', async () => {

@@ -36,6 +36,8 @@ export interface DirectoryStorageOptions {
 const MANIFEST = 'MANIFEST';
 const FORMAT = 'keystate-checkpoints';
 const VERSION = 1;
+/** Bytes gathered before a write to the file. */
+const WRITE_BUFFER = 256 * 1024;
 const CHECKPOINT_FILE = /^ckpt-\d+-\d+\.ks$/;
 const TEMP_FILE = /^(?:ckpt-\d+-\d+\.ks|MANIFEST)\.[0-9a-f]+\.tmp$/;
 
@@ -211,6 +213,20 @@ export class DirectoryStorage implements CheckpointStorage {
     }
     let failed = false;
     let done = false;
+    const buffer = new Uint8Array(WRITE_BUFFER);
+    let buffered = 0;
+    /** Writes the buffer (or `data`) to the file. */
+    const flush = async (data?: Uint8Array) => {
+      const bytes = data ?? buffer.subarray(0, buffered);
+      buffered = 0;
+      if (bytes.length === 0) return;
+      try {
+        await writeAll(fh as fs.FileHandle, bytes);
+      } catch (e) {
+        await fail();
+        throw ioError(`writing checkpoint ${id} to ${tmp}`, e);
+      }
+    };
     const fail = async () => {
       failed = true;
       await fh?.close().catch(() => undefined);
@@ -220,11 +236,19 @@ export class DirectoryStorage implements CheckpointStorage {
     return {
       write: async (chunk) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
-        try {
-          await writeAll(fh, chunk);
-        } catch (e) {
-          await fail();
-          throw ioError(`writing checkpoint ${id} to ${tmp}`, e);
+        // Small export chunks are gathered into large writes: each write costs an event-loop
+        // turn, which a busy app (writers on timers) makes long.
+        if (buffered + chunk.length <= buffer.length) {
+          buffer.set(chunk, buffered);
+          buffered += chunk.length;
+          return;
+        }
+        await flush();
+        if (chunk.length >= buffer.length) {
+          await flush(chunk);
+        } else {
+          buffer.set(chunk, 0);
+          buffered = chunk.length;
         }
       },
       commit: async (meta, retain) => {
@@ -232,8 +256,9 @@ export class DirectoryStorage implements CheckpointStorage {
         done = true;
         checkMeta(meta, id);
         const keep = checkRetain(retain ?? this.retainChains, 'retain');
+        await flush();
         try {
-          await fh.sync();
+          await (fh as fs.FileHandle).sync();
           await fh.close();
           fh = null;
           await fs.rename(tmp, path.join(this.dir, name));
