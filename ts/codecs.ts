@@ -111,7 +111,8 @@ export function writeNumber(v: number, b: Bridge, off: number): number {
     }
     return n;
   }
-  if (Number.isInteger(v) && v >= -SAFE_INT && v <= SAFE_INT) {
+  // v !== 0: -0 (the only zero left here) must keep its sign, so it goes to float64.
+  if (Number.isInteger(v) && v >= -SAFE_INT && v <= SAFE_INT && v !== 0) {
     let z = v >= 0 ? v * 2 : -v * 2 - 1;
     let n = 0;
     while (z !== 0) {
@@ -260,12 +261,40 @@ const keyCodec: FastCodec<Key> = { id: 'key', write: writeKey, read: readKey };
 /**
  * The general default: CBOR (RFC 8949) by cbor-x. Keeps objects, arrays,
  * Map (as a Map), Set, Date, bigint, typed arrays, undefined and null apart;
- * each value is self-contained (no shared record structures).
+ * each value is self-contained (no shared record structures). As in JSON,
+ * -0 is written as 0; strings with lone surrogates are refused.
  */
 const cbor = new Encoder({ useRecords: false, copyBuffers: true } as ConstructorParameters<typeof Encoder>[0]);
+/**
+ * Refuses strings CBOR cannot hold exactly (lone surrogates would become
+ * U+FFFD), anywhere in a value. Also bounds depth: cbor-x recurses.
+ */
+function checkStrings(v: unknown, depth: number): void {
+  if (typeof v === 'string') {
+    if (!v.isWellFormed()) throw new InvalidArgumentError('INVALID_VALUE', 'cbor codec: a string has a lone surrogate');
+    return;
+  }
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return;
+  if (depth > 256) throw new InvalidArgumentError('INVALID_VALUE', 'cbor codec: value nested deeper than 256 levels (or cyclic)');
+  if (Array.isArray(v) || v instanceof Set) {
+    for (const x of v) checkStrings(x, depth + 1);
+  } else if (v instanceof Map) {
+    for (const [k, x] of v) {
+      checkStrings(k, depth + 1);
+      checkStrings(x, depth + 1);
+    }
+  } else {
+    for (const k in v) {
+      checkStrings(k, depth + 1);
+      checkStrings((v as Record<string, unknown>)[k], depth + 1);
+    }
+  }
+}
+
 const cborCodec: FastCodec<unknown> = {
   id: 'cbor',
   write(v, b, off) {
+    checkStrings(v, 0);
     let bytes: Uint8Array;
     try {
       bytes = cbor.encode(v);

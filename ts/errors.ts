@@ -67,6 +67,13 @@ export function fromCore(e: unknown): KeystateError {
   return new KeystateError('INTERNAL', e instanceof Error ? e.message : String(e));
 }
 
+/** @internal Throws INVALID_ARGUMENT unless `v` is an integer in 0..2^32-1. */
+export function checkU32(v: unknown, what: string): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new InvalidArgumentError('INVALID_ARGUMENT', `${what} must be a non-negative integer, not ${String(v)}`);
+  }
+}
+
 /** Runs `f`, rethrowing core errors as typed ones. */
 export function core<T>(f: () => T): T {
   try {

@@ -4,7 +4,7 @@
  */
 import type { Backend, CoreRestorer, CoreStore } from './backend/types.js';
 import type { Progress } from './checkpoint.js';
-import { core, fromCore, InvalidArgumentError } from './errors.js';
+import { checkU32, core, fromCore, InvalidArgumentError } from './errors.js';
 import type { CheckpointPolicy, KeyGroupRange } from './store.js';
 import { getBackend } from './backend/load.js';
 
@@ -43,7 +43,7 @@ async function* chunks(src: CheckpointSource): AsyncIterable<Uint8Array> {
     } finally {
       reader.releaseLock();
     }
-  } else if (src && (Symbol.asyncIterator in src || Symbol.iterator in src)) {
+  } else if (typeof src === 'object' && src !== null && (Symbol.asyncIterator in src || Symbol.iterator in src)) {
     yield* src as AsyncIterable<Uint8Array>;
   } else {
     throw new InvalidArgumentError('INVALID_ARGUMENT', `cannot read checkpoint bytes from ${typeof src}`);
@@ -98,6 +98,10 @@ async function feedAll(
   }
   const chains = isChains(pieces) ? pieces : [pieces];
   const range = opts.keyGroupRange;
+  if (range) {
+    checkU32(range.start, 'keyGroupRange.start');
+    checkU32(range.end, 'keyGroupRange.end');
+  }
   const r = core(() => backend.newRestorer(range ? range.start : -1, range ? range.end : -1, opts.storeId ?? newId));
   const total = chains.reduce((n, c) => n + c.length, 0);
   let piece = 0;

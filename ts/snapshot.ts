@@ -54,6 +54,8 @@ export class Snapshot {
   release(): void {
     if (this.released) return;
     this.released = true;
+    // A closed store freed everything, snapshots included: nothing left to release.
+    if (this.store.closed) return;
     const c = this.store.coreStore;
     core(() => c.release(this.id));
   }

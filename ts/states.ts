@@ -67,6 +67,12 @@ abstract class StateBase implements StateDescription {
 
 // ---- value-like ----------------------------------------------------------------
 
+/** Refuses `undefined` where a key must be given: internally it selects the current key. */
+function explicit(key: Key): Key {
+  if (key === undefined) throw new InvalidArgumentError('INVALID_KEY', 'a key is needed here, not undefined');
+  return key;
+}
+
 abstract class SingleValue<T> extends StateBase {
   protected readonly codec: FastCodec<T>;
 
@@ -146,24 +152,25 @@ export class ValueState<T> extends SingleValue<T> {
 
   /** The value of `key`, or the default. */
   get(key: Key): T | undefined {
-    const v = this.read(key);
+    const v = this.read(explicit(key));
     return v === undefined ? this.fallback() : v;
   }
 
   /** Sets the value of `key`; `null` or `undefined` deletes it. */
   set(key: Key, v: T | null | undefined): void {
+    explicit(key);
     if (v === null || v === undefined) this.erase(key);
     else this.write(v, key);
   }
 
   /** Removes the value of `key`; returns whether there was one. */
   delete(key: Key): boolean {
-    return this.erase(key);
+    return this.erase(explicit(key));
   }
 
   /** True when `key` has a value. */
   has(key: Key): boolean {
-    return this.read(key) !== undefined;
+    return this.read(explicit(key)) !== undefined;
   }
 
   /** This state bound to `key` instead of the current key. */
@@ -389,7 +396,15 @@ export class MapState<K, V> extends StateBase {
 
   private userKey(b: Bridge, uk: K, off: number): number {
     if (uk === null || uk === undefined) throw new InvalidArgumentError('INVALID_KEY', `map state '${this.name}' does not take ${uk} keys`);
-    return this.kc.write(uk, b, off);
+    try {
+      return this.kc.write(uk, b, off);
+    } catch (e) {
+      // A user key the key codec refuses is a bad key, whatever codec it is.
+      if (e instanceof InvalidArgumentError && e.code === 'INVALID_VALUE') {
+        throw new InvalidArgumentError('INVALID_KEY', `map state '${this.name}': ${e.message}`);
+      }
+      throw e;
+    }
   }
 
   get(uk: K): V | undefined {

@@ -16,7 +16,7 @@ import {
   type RestoreFromOptions,
 } from './checkpointing.js';
 import { resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
-import { core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
+import { checkU32, core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
 import type { CheckpointStorage, StoredCheckpoint } from './storage/types.js';
@@ -168,6 +168,10 @@ export class StateStore implements StoreContext {
     const backend = await getBackend();
     const mp = opts.maxParallelism ?? 128;
     const range = opts.keyGroupRange ?? { start: 0, end: mp - 1 };
+    // The binding truncates numbers to u32 (1.5 -> 1, 2**32 + 1 -> 1): check them here.
+    checkU32(mp, 'maxParallelism');
+    checkU32(range.start, 'keyGroupRange.start');
+    checkU32(range.end, 'keyGroupRange.end');
     const inner = core(() => backend.newStore(mp, range.start, range.end, opts.storeId ?? randomId()));
     const store = new StateStore(backend, inner);
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
@@ -186,6 +190,11 @@ export class StateStore implements StoreContext {
     const store = new StateStore(backend, inner);
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
     return store;
+  }
+
+  /** @internal True once `close()` was called. */
+  get closed(): boolean {
+    return this.inner === null;
   }
 
   /** @internal */

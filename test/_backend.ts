@@ -1,0 +1,62 @@
+/**
+ * The package under test, loaded through its public entry point for the
+ * backend named by TEST_BACKEND (default `node`). Suites import keystate only
+ * from here, so the same suites run against every backend.
+ *
+ * In a browser there is no `process`; the runner sets `globalThis.TEST_BACKEND`.
+ */
+import type * as Keystate from '../dist/index.js';
+
+type Api = typeof Keystate;
+
+const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+export const backendName: string =
+  env?.TEST_BACKEND || (globalThis as { TEST_BACKEND?: string }).TEST_BACKEND || 'node';
+
+const loaders: Record<string, () => Promise<Api>> = {
+  node: () => import('../dist/index.js'),
+};
+
+const load = loaders[backendName];
+if (!load) throw new Error(`unknown TEST_BACKEND "${backendName}"; known: ${Object.keys(loaders).join(', ')}`);
+const api: Api = await load();
+
+export const {
+  StateStore,
+  ValueState,
+  ListState,
+  MapState,
+  ReducingState,
+  AggregatingState,
+  Snapshot,
+  Checkpoint,
+  KeystateError,
+  InvalidArgumentError,
+  KeyGroupOutOfRangeError,
+  StateDefinitionError,
+  SnapshotReleasedError,
+  CheckpointStateError,
+  CorruptCheckpointError,
+  BrokenChainError,
+  StoreClosedError,
+} = api;
+
+// Instance types under the same names as the values above.
+export type StateStore = Keystate.StateStore;
+export type ValueState<T> = Keystate.ValueState<T>;
+export type ListState<T> = Keystate.ListState<T>;
+export type MapState<K, V> = Keystate.MapState<K, V>;
+export type ReducingState<T> = Keystate.ReducingState<T>;
+export type AggregatingState<IN, ACC, OUT> = Keystate.AggregatingState<IN, ACC, OUT>;
+export type Snapshot = Keystate.Snapshot;
+export type Checkpoint = Keystate.Checkpoint;
+export type KeystateError = Keystate.KeystateError;
+export type InvalidArgumentError = Keystate.InvalidArgumentError;
+export type KeyGroupOutOfRangeError = Keystate.KeyGroupOutOfRangeError;
+export type StateDefinitionError = Keystate.StateDefinitionError;
+export type SnapshotReleasedError = Keystate.SnapshotReleasedError;
+export type CheckpointStateError = Keystate.CheckpointStateError;
+export type CorruptCheckpointError = Keystate.CorruptCheckpointError;
+export type BrokenChainError = Keystate.BrokenChainError;
+export type StoreClosedError = Keystate.StoreClosedError;
+export type { Key, Codec, KeyGroupRange, StoreOptions, MemoryInfo } from '../dist/index.js';
