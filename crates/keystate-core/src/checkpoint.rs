@@ -14,7 +14,8 @@ use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
-use crate::mem::{head_table, NO_TABLE};
+use crate::mapval;
+use crate::mem::NO_TABLE;
 use crate::state::StateKind;
 use crate::store::Store;
 
@@ -407,8 +408,8 @@ impl Store {
                     Change::WholeMap => {
                         emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
                         if let Some(head) = self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
-                            self.mem.for_each_visible(head_table(&self.mem.rec(head)), Some(snapshot), |_, e| {
-                                emit(op::MAP_PUT, m.key, m.ns, e.key, e.value);
+                            mapval::for_each(&self.mem, self.mem.rec(head).value, Some(snapshot), |uk, v| {
+                                emit(op::MAP_PUT, m.key, m.ns, uk, v);
                             });
                         }
                     }
@@ -419,12 +420,12 @@ impl Store {
                         if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
                             continue;
                         }
-                        let value = self.mem.get_at(tid, entry, m.key, m.ns, snapshot).and_then(|head| {
-                            let nt = head_table(&self.mem.rec(head));
-                            self.mem.get_at(nt, murmur3_32(m.uk, 0), m.uk, &[], snapshot)
-                        });
+                        let value = self
+                            .mem
+                            .get_at(tid, entry, m.key, m.ns, snapshot)
+                            .and_then(|head| mapval::get(&self.mem, self.mem.rec(head).value, m.uk, Some(snapshot)));
                         match value {
-                            Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, self.mem.rec(v).value),
+                            Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
                             None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
                         }
                     }

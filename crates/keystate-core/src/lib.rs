@@ -11,6 +11,8 @@ pub mod error;
 pub mod format;
 pub mod hash;
 pub mod index;
+pub mod mapstate;
+pub mod mapval;
 pub mod mem;
 pub mod record;
 pub mod restore;

@@ -32,6 +32,12 @@ use crate::record::{self, Rec};
 pub type TableId = u32;
 pub const NO_TABLE: TableId = u32::MAX;
 
+/// Bytes of a table's own structure (its slot in the table list, the index's
+/// and layer list's headers), counted with the memory it holds.
+pub const TABLE_OVERHEAD: u64 = std::mem::size_of::<Option<Table>>() as u64;
+/// Bytes of a layer's structure.
+pub const LAYER_OVERHEAD: u64 = std::mem::size_of::<Layer>() as u64;
+
 /// Saved records of one table for one snapshot epoch.
 #[derive(Debug)]
 pub struct Layer {
@@ -86,10 +92,13 @@ pub fn record_hash(arena: &Arena, r: Ref) -> u32 {
     entry_hash(murmur3_32(rec.key, 0), rec.ns)
 }
 
-/// Reads a nested table id from a head record's value.
+/// The nested table of a map head record, if the map is not inline.
 #[inline]
-pub fn head_table(rec: &Rec<'_>) -> TableId {
-    u32::from_le_bytes(rec.value.try_into().expect("map head value is a table id"))
+pub fn head_nested(rec: &Rec<'_>) -> Option<TableId> {
+    match crate::mapval::view(rec.value) {
+        crate::mapval::MapRef::Nested(t) => Some(t),
+        crate::mapval::MapRef::Inline(_) => None,
+    }
 }
 
 /// Outcome of a write, for entry counting.
@@ -182,7 +191,7 @@ impl Mem {
     fn free_record(&mut self, r: Ref, heads: bool) {
         let rec = record::parse(self.arena.bytes(r));
         let size = record::slot_size(&self.arena, r, &rec);
-        let nested = (heads && !rec.mark).then(|| head_table(&rec));
+        let nested = if heads && !rec.mark { head_nested(&rec) } else { None };
         self.arena.free(r, size);
         if let Some(n) = nested {
             self.free_table(n);
@@ -337,8 +346,7 @@ impl Mem {
         t.layer_bytes += size as u64;
         if moved {
             t.live_bytes -= size as u64;
-            if t.heads {
-                let nested = head_table(&rec);
+            if let Some(nested) = if t.heads { head_nested(&rec) } else { None } {
                 self.table_mut(nested).detached = true;
             }
         }
@@ -575,8 +583,10 @@ impl Mem {
         let mut n = t.live_bytes + t.live.bytes() as u64;
         if t.heads {
             for r in t.live.refs() {
-                let nt = self.table(head_table(&self.rec(r)));
-                n += nt.live_bytes + nt.live.bytes() as u64;
+                if let Some(nt) = head_nested(&self.rec(r)) {
+                    let nt = self.table(nt);
+                    n += TABLE_OVERHEAD + nt.live_bytes + nt.live.bytes() as u64;
+                }
             }
         }
         n
@@ -585,16 +595,19 @@ impl Mem {
     /// Bytes pinned by open snapshots: layer records and indexes, and whole
     /// detached nested tables.
     pub fn pinned_bytes(&self) -> u64 {
-        self.tables()
+        let tables: u64 = self
+            .tables()
             .map(|t| {
-                let layers: u64 = t.layers.iter().map(|l| l.index.bytes() as u64).sum::<u64>() + t.layer_bytes;
+                let layers: u64 = t.layers.iter().map(|l| LAYER_OVERHEAD + l.index.bytes() as u64).sum::<u64>() + t.layer_bytes;
                 if t.detached {
-                    layers + t.live_bytes + t.live.bytes() as u64
+                    layers + TABLE_OVERHEAD + t.live_bytes + t.live.bytes() as u64
                 } else {
                     layers
                 }
             })
-            .sum()
+            .sum();
+        let touched: u64 = self.touched.values().map(|v| (v.capacity() * 4) as u64).sum();
+        tables + touched
     }
 
     /// Checks structural invariants; for tests. Panics with a description.

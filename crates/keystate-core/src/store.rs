@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::hash::{entry_hash, key_group_of_hash, murmur3_32};
-use crate::mem::{head_table, Change, Mem, TableId, NO_TABLE};
+use crate::mem::{Change, Mem, TableId, NO_TABLE};
 use crate::record::Rec;
 use crate::state::{StateDescriptor, StateKind};
 
@@ -93,7 +93,7 @@ pub enum Key<'a> {
 }
 
 #[derive(Debug)]
-struct CurrentKey {
+pub(crate) struct CurrentKey {
     bytes: Vec<u8>,
     hash: u32,
     kg: u32,
@@ -141,16 +141,16 @@ pub struct Store {
     pub(crate) cfg: StoreConfig,
     pub(crate) states: Vec<StateEntry>,
     by_name: HashMap<String, u32>,
-    current: Option<CurrentKey>,
+    pub(crate) current: Option<CurrentKey>,
     pub(crate) mem: Mem,
     pub(crate) cps: crate::checkpoint::Checkpoints,
 }
 
 /// A resolved key: bytes, murmur hash, key group, owning-range offset.
-struct Loc<'a> {
-    key: &'a [u8],
-    hash: u32,
-    part: usize,
+pub(crate) struct Loc<'a> {
+    pub key: &'a [u8],
+    pub hash: u32,
+    pub part: usize,
 }
 
 impl Store {
@@ -210,7 +210,7 @@ impl Store {
     }
 
     #[inline]
-    fn entry_of_kind(&self, state: u32, ok: fn(StateKind) -> bool, expected: &'static str) -> Result<&StateEntry> {
+    pub(crate) fn entry_of_kind(&self, state: u32, ok: fn(StateKind) -> bool, expected: &'static str) -> Result<&StateEntry> {
         let e = self.entry(state)?;
         if !ok(e.desc.kind) {
             return Err(Error::WrongStateKind { name: e.desc.name.clone(), expected });
@@ -254,7 +254,7 @@ impl Store {
     }
 
     #[inline]
-    fn locate<'a>(cfg: &StoreConfig, current: &'a Option<CurrentKey>, key: Key<'a>) -> Result<Loc<'a>> {
+    pub(crate) fn locate<'a>(cfg: &StoreConfig, current: &'a Option<CurrentKey>, key: Key<'a>) -> Result<Loc<'a>> {
         match key {
             Key::Current => {
                 let c = current.as_ref().ok_or(Error::NoCurrentKey)?;
@@ -275,7 +275,7 @@ impl Store {
 
     /// The table of (state, key group) for writing, created if missing.
     #[inline]
-    fn part_for_write(mem: &mut Mem, entry: &mut StateEntry, part: usize) -> TableId {
+    pub(crate) fn part_for_write(mem: &mut Mem, entry: &mut StateEntry, part: usize) -> TableId {
         let t = entry.parts[part];
         if t != NO_TABLE {
             return t;
@@ -285,7 +285,7 @@ impl Store {
         t
     }
 
-    fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
+    pub(crate) fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
         match at {
             Some(s) if !self.mem.is_open(s) => Err(Error::UnknownSnapshot(s)),
             _ => Ok(()),
@@ -373,8 +373,7 @@ impl Store {
         let removed = if is_map {
             match self.mem.get(tid, h, loc.key, ns) {
                 Some(head) => {
-                    let n = self.mem.table(head_table(&self.mem.rec(head))).live.len();
-                    e.entries -= n as u64;
+                    e.entries -= crate::mapval::len(&self.mem, self.mem.rec(head).value, None) as u64;
                     self.mem.remove(tid, h, loc.key, ns)
                 }
                 None => false,
@@ -390,109 +389,6 @@ impl Store {
             self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, change, &[]);
         }
         Ok(removed)
-    }
-
-    // ---- map state ----------------------------------------------------
-
-    fn map_table(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<TableId>> {
-        let e = self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
-        let loc = Self::locate(&self.cfg, &self.current, key)?;
-        self.check_snapshot(at)?;
-        let tid = e.parts[loc.part];
-        if tid == NO_TABLE {
-            return Ok(None);
-        }
-        let h = entry_hash(loc.hash, ns);
-        let head = match at {
-            None => self.mem.get(tid, h, loc.key, ns),
-            Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
-        };
-        Ok(head.map(|r| head_table(&self.mem.rec(r))))
-    }
-
-    /// The value of user key `uk` in the map of (key, ns).
-    pub fn map_get(&self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
-        let Some(nt) = self.map_table(state, key, ns, at)? else { return Ok(None) };
-        let h = murmur3_32(uk, 0);
-        let r = match at {
-            None => self.mem.get(nt, h, uk, &[]),
-            Some(s) => self.mem.get_at(nt, h, uk, &[], s),
-        };
-        Ok(r.map(|r| self.mem.rec(r).value))
-    }
-
-    /// Puts `uk -> value` into the map of (key, ns).
-    pub fn map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
-        check_len("value", value.len(), MAX_VALUE_LEN)?;
-        check_len("namespace", ns.len(), MAX_KEY_LEN)?;
-        check_len("map key", uk.len(), MAX_KEY_LEN)?;
-        self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
-        let loc = Self::locate(&self.cfg, &self.current, key)?;
-        let e = &mut self.states[state as usize];
-        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
-        let h = entry_hash(loc.hash, ns);
-        let nt = match self.mem.get(tid, h, loc.key, ns) {
-            Some(head) => head_table(&self.mem.rec(head)),
-            None => {
-                let nt = self.mem.new_table(false);
-                self.mem.put(tid, h, loc.key, ns, &[&nt.to_le_bytes()]);
-                nt
-            }
-        };
-        if self.mem.put(nt, murmur3_32(uk, 0), uk, &[], &[value]) == Change::Created {
-            e.entries += 1;
-        }
-        let parts = e.parts.len();
-        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
-        Ok(())
-    }
-
-    /// Removes user key `uk` from the map of (key, ns); a map left empty is
-    /// removed, as in Flink's heap backend.
-    pub fn map_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
-        self.entry_of_kind(state, |k| k == StateKind::Map, "map")?;
-        let loc = Self::locate(&self.cfg, &self.current, key)?;
-        let e = &mut self.states[state as usize];
-        let tid = e.parts[loc.part];
-        if tid == NO_TABLE {
-            return Ok(false);
-        }
-        let h = entry_hash(loc.hash, ns);
-        let Some(head) = self.mem.get(tid, h, loc.key, ns) else { return Ok(false) };
-        let nt = head_table(&self.mem.rec(head));
-        let removed = self.mem.remove(nt, murmur3_32(uk, 0), uk, &[]);
-        if removed {
-            e.entries -= 1;
-            if self.mem.table(nt).live.is_empty() {
-                self.mem.remove(tid, h, loc.key, ns);
-            }
-            let parts = e.parts.len();
-            self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
-        }
-        Ok(removed)
-    }
-
-    /// Number of entries in the map of (key, ns).
-    pub fn map_len(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<usize> {
-        Ok(match self.map_table(state, key, ns, at)? {
-            None => 0,
-            Some(nt) => self.mem.count_visible(nt, at),
-        })
-    }
-
-    /// Calls `f(user_key, value)` for each entry of the map of (key, ns).
-    pub fn map_for_each(
-        &self,
-        state: u32,
-        key: Key<'_>,
-        ns: &[u8],
-        at: Option<u64>,
-        mut f: impl FnMut(&[u8], &[u8]),
-    ) -> Result<()> {
-        if let Some(nt) = self.map_table(state, key, ns, at)? {
-            self.mem.for_each_visible(nt, at, |_, rec| f(rec.key, rec.value));
-        }
-        Ok(())
     }
 
     /// Calls `f` for every entry of a state, live or at a snapshot: value-like
@@ -520,7 +416,7 @@ impl Store {
     ) {
         self.mem.for_each_visible(tid, at, |_, rec: &Rec<'_>| {
             if is_map {
-                self.mem.for_each_visible(head_table(rec), at, |_, e| f(rec.key, rec.ns, Some(e.key), e.value));
+                crate::mapval::for_each(&self.mem, rec.value, at, |uk, v| f(rec.key, rec.ns, Some(uk), v));
             } else {
                 f(rec.key, rec.ns, None, rec.value);
             }
@@ -591,7 +487,7 @@ impl Store {
 }
 
 #[inline]
-fn check_len(what: &str, len: usize, max: usize) -> Result<()> {
+pub(crate) fn check_len(what: &str, len: usize, max: usize) -> Result<()> {
     if len > max {
         return Err(Error::TooLarge(format!("{what} of {len} bytes (limit {max})")));
     }

@@ -70,13 +70,15 @@ fn write_op(store: &mut Store, model: &mut Model, rng: &mut Rng, keys: u64, chan
             model.remove(&(LIST, k, ns, None));
         }
         6 | 7 => {
-            let uk = format!("u{}", rng.below(6)).into_bytes();
+            let spread = if rng.chance(20) { 40 } else { 6 };
+            let uk = format!("u{}", rng.below(spread)).into_bytes();
             store.map_put(MAP, Key::Bytes(&k), &ns, &uk, &v).unwrap();
             changed.insert((MAP, k.clone(), ns.clone(), Some(uk.clone())));
             model.insert((MAP, k, ns, Some(uk)), v);
         }
         8 => {
-            let uk = format!("u{}", rng.below(6)).into_bytes();
+            let spread = if rng.chance(20) { 40 } else { 6 };
+            let uk = format!("u{}", rng.below(spread)).into_bytes();
             if store.map_remove(MAP, Key::Bytes(&k), &ns, &uk).unwrap() {
                 changed.insert((MAP, k.clone(), ns.clone(), Some(uk.clone())));
             }
