@@ -543,3 +543,45 @@ for (const incremental of [false, true]) {
 }
 
 Rules.run();
+
+// ---- snapshot views of restored and aggregating states ----------------------------------------
+
+const Views = suite('snapshot views');
+
+Views('a restored store is readable through snapshot views before its states are declared', async () => {
+
+  const store = await StateStore.create();
+  store.valueState<number>('count', { codec: 'number' }).set('a', 7);
+  store.mapState<string, string>('prefs', { keyCodec: 'string', valueCodec: 'string' }).forKey('a').put('theme', 'dark');
+  const custom = store.valueState<string>('custom', { codec: { id: 'rev', encode: (s: string) => new TextEncoder().encode(s), decode: (b: Uint8Array) => new TextDecoder().decode(b) } });
+  custom.set('a', 'x');
+  const back = await StateStore.restore([await store.checkpoint().bytes()]);
+  const snap = back.snapshot();
+  assert.is(snap.valueState<number>('count').get('a'), 7);
+  assert.equal(snap.mapState<string, string>('prefs').entries('a'), [['theme', 'dark']]);
+  assert.ok(snap.mapState<string, string>('prefs').contains('a', 'theme'));
+  // A user codec cannot be guessed: it must be declared first.
+  assert.throws(() => snap.valueState('custom'), (e: any) => e.code === 'UNKNOWN_STATE');
+  snap.release();
+});
+
+Views('an aggregating state reads as its result through a snapshot', async () => {
+
+  const store = await StateStore.create();
+  const avg = store.aggregatingState<number, [number, number], number>('avg', {
+    createAccumulator: () => [0, 0],
+    add: (v, [s, n]) => [s + v, n + 1],
+    getResult: ([s, n]) => s / n,
+  });
+  const k = avg.forKey('a');
+  k.add(2);
+  k.add(4);
+  const snap = store.snapshot();
+  k.add(9);
+  assert.is(snap.aggregatingState<number>('avg').get('a'), 3);
+  assert.is(k.get(), 5);
+  assert.equal(snap.aggregatingState<number>('avg').entries().map((e) => e.value), [3]);
+  snap.release();
+});
+
+Views.run();

@@ -16,7 +16,7 @@ export type {
 } from './store.js';
 export { ValueState, ListState, MapState, ReducingState, AggregatingState } from './states.js';
 export type { AggregateFunction } from './states.js';
-export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView } from './snapshot.js';
+export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView, SnapshotAggregateView } from './snapshot.js';
 export type { SnapshotEntry } from './snapshot.js';
 export { Checkpoint } from './checkpoint.js';
 export type { CheckpointKind, Progress, StreamOptions } from './checkpoint.js';

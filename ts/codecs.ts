@@ -15,9 +15,13 @@ import { InvalidArgumentError } from './errors.js';
 /** A key: typed, so `1` and `"1"` are different keys. */
 export type Key = string | number | bigint | Uint8Array;
 
-/** A user codec. `id` names the encoding in checkpoints (default `"custom"`). */
+/**
+ * A user codec. `id` names the encoding: it is written into checkpoints and
+ * compared when a state is declared again, so bytes are never read by a codec
+ * that did not write them. Change the id when the encoding changes.
+ */
 export interface Codec<T> {
-  readonly id?: string;
+  readonly id: string;
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
@@ -321,7 +325,10 @@ function userCodec<T>(c: Codec<T>): FastCodec<T> {
   if (typeof c.encode !== 'function' || typeof c.decode !== 'function') {
     throw new InvalidArgumentError('INVALID_ARGUMENT', 'a codec needs encode and decode functions');
   }
-  const id = c.id ?? 'custom';
+  if (typeof c.id !== 'string' || c.id.length === 0 || c.id in builtins) {
+    throw new InvalidArgumentError('INVALID_ARGUMENT', `a user codec needs its own id (not a built-in one), got ${JSON.stringify(c.id)}`);
+  }
+  const id = c.id;
   return {
     id,
     write(v, b, off) {
@@ -333,6 +340,11 @@ function userCodec<T>(c: Codec<T>): FastCodec<T> {
     },
     read: (b, ptr, len) => c.decode(b.u8.slice(ptr, ptr + len)),
   };
+}
+
+/** The built-in codec with this id, if there is one. */
+export function builtinCodec(id: string): FastCodec<unknown> | undefined {
+  return Object.hasOwn(builtins, id) ? builtins[id as CodecName] : undefined;
 }
 
 /** Resolves a codec option: a built-in name, a user codec, or inferred from a default value. */

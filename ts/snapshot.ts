@@ -5,7 +5,7 @@
  */
 import { Bridge, Reader } from './bridge.js';
 import { readKey, writeKey, type FastCodec, type Key } from './codecs.js';
-import { core, SnapshotReleasedError } from './errors.js';
+import { core, SnapshotReleasedError, StateDefinitionError } from './errors.js';
 import { readFrames } from './states.js';
 import type { Declared, StateStore } from './store.js';
 
@@ -40,6 +40,11 @@ export class Snapshot {
   /** Reducing and aggregating states read like value states (the stored value or accumulator). */
   reducingState<T>(name: string): SnapshotValueView<T> {
     return new SnapshotValueView<T>(this, this.store.declaredState(name, 3));
+  }
+
+  /** An aggregating state's result at the snapshot (its getResult of the accumulator). */
+  aggregatingState<OUT>(name: string): SnapshotAggregateView<OUT> {
+    return new SnapshotAggregateView<OUT>(this, this.store.declaredState(name, 4));
   }
 
   listState<T>(name: string): SnapshotListView<T> {
@@ -117,6 +122,30 @@ export class SnapshotValueView<T> extends View {
   }
 }
 
+export class SnapshotAggregateView<OUT> extends View {
+  private readonly values: SnapshotValueView<unknown>;
+
+  constructor(snap: Snapshot, d: Declared) {
+    super(snap, d);
+    this.values = new SnapshotValueView<unknown>(snap, d);
+  }
+
+  private result(acc: unknown): OUT {
+    if (!this.d.result) throw new StateDefinitionError('UNKNOWN_STATE', 'declare the aggregating state (with its function) to read results');
+    return this.d.result(acc) as OUT;
+  }
+
+  /** The aggregate's result for `key` at the snapshot, or undefined. */
+  get(key: Key, ns?: Key): OUT | undefined {
+    const acc = this.values.get(key, ns);
+    return acc === undefined ? undefined : this.result(acc);
+  }
+
+  entries(): SnapshotEntry<OUT>[] {
+    return this.values.entries().map((e) => ({ ...e, value: this.result(e.value) }));
+  }
+}
+
 export class SnapshotListView<T> extends View {
   get(key: Key, ns?: Key): T[] {
     const b = this.snap.bridge();
@@ -151,7 +180,10 @@ export class SnapshotMapView<K, V> extends View {
   }
 
   contains(key: Key, uk: K, ns?: Key): boolean {
-    return this.get(key, uk, ns) !== undefined;
+    const b = this.snap.bridge();
+    const off = this.at(b, key, ns);
+    const ul = (this.d.keyCodec as FastCodec<K>).write(uk, b, off);
+    return b.check(b.core.mapGet(this.d.id, b.kl, b.nl, ul, this.snap.id)) >= 0;
   }
 
   size(key: Key, ns?: Key): number {

@@ -15,7 +15,7 @@ import {
   type CheckpointToOptions,
   type RestoreFromOptions,
 } from './checkpointing.js';
-import { resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
+import { builtinCodec, resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
 import { checkU32, core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
@@ -140,6 +140,8 @@ export interface Declared {
   keyCodec?: FastCodec<unknown>;
   /** For value state: the default, as in the live handle. */
   defaultValue?: unknown;
+  /** For aggregating state: the function's getResult. */
+  result?: (acc: unknown) => unknown;
 }
 
 function randomId(): Uint8Array {
@@ -249,9 +251,12 @@ export class StateStore implements StoreContext {
     return id;
   }
 
-  /** @internal */
+  /**
+   * @internal A state's codecs for snapshot reads: as declared, or, for a
+   * state restored from a checkpoint and not declared yet, its built-in codecs.
+   */
   declaredState(name: string, kind: Kind): Declared {
-    const d = this.declared.get(name);
+    const d = this.declared.get(name) ?? this.restoredState(name);
     if (!d) throw new StateDefinitionError('UNKNOWN_STATE', `state '${name}' is not declared in this store`);
     // Value views read reducing and aggregating states too; reducing views read aggregating ones.
     const readsAs = (d.kind === Kind.Reducing || d.kind === Kind.Aggregating) && (kind === Kind.Value || kind === Kind.Reducing);
@@ -259,6 +264,18 @@ export class StateStore implements StoreContext {
       throw new StateDefinitionError('WRONG_STATE_KIND', `state '${name}' is not of the kind asked for`);
     }
     return d;
+  }
+
+  private restoredState(name: string): Declared | undefined {
+    const states = this.coreStore.states();
+    const id = states.findIndex((st) => st.name === name);
+    if (id < 0) return undefined;
+    const codec = builtinCodec(states[id].valueCodec);
+    const keyCodec = states[id].userKeyCodec ? builtinCodec(states[id].userKeyCodec) : undefined;
+    if (!codec || (states[id].userKeyCodec && !keyCodec)) {
+      throw new StateDefinitionError('UNKNOWN_STATE', `state '${name}' uses codec '${states[id].valueCodec}': declare it with that codec first`);
+    }
+    return { id, kind: states[id].kind as Kind, codec, keyCodec };
   }
 
   /** Declares (or gets) a ValueState. The codec is given, or inferred from `default`. */
@@ -296,6 +313,8 @@ export class StateStore implements StoreContext {
   aggregatingState<IN, ACC, OUT>(name: string, opts: AggregatingStateOptions<IN, ACC, OUT>): AggregatingState<IN, ACC, OUT> {
     const codec = resolveCodec<ACC>(opts?.codec);
     const id = this.declare(name, Kind.Aggregating, codec as FastCodec<unknown>);
+    const d = this.declared.get(name) as Declared;
+    d.result = typeof opts?.getResult === 'function' ? (acc) => opts.getResult(acc as ACC) : undefined;
     return new AggregatingState<IN, ACC, OUT>(this, name, id, { key: null, ns: null }, codec, opts);
   }
 
