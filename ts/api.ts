@@ -44,6 +44,8 @@ export {
   CorruptCheckpointError,
   BrokenChainError,
   StoreClosedError,
+  WasmLoadError,
 } from './errors.js';
-export { setBackend } from './backend/load.js';
+export { setBackend, initKeystate } from './backend/load.js';
+export type { WasmSource } from './backend/source.js';
 export type { Backend } from './backend/types.js';

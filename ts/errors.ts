@@ -28,6 +28,17 @@ export class CorruptCheckpointError extends KeystateError {}
 export class BrokenChainError extends KeystateError {}
 /** An operation on a store that was closed. */
 export class StoreClosedError extends KeystateError {}
+/**
+ * The WebAssembly core could not be loaded (`WASM_LOAD`: fetch, bytes or
+ * compile failed; `cause` holds the underlying error), or was never loaded
+ * (`WASM_NOT_LOADED`: keystate/slim before `initKeystate`).
+ */
+export class WasmLoadError extends KeystateError {
+  constructor(code: string, message: string, cause?: unknown) {
+    super(code, message);
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
+  }
+}
 
 const classes: Record<string, new (code: string, message: string) => KeystateError> = {
   INVALID_ARGUMENT: InvalidArgumentError,

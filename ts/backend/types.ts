@@ -3,6 +3,17 @@
  * (crates/keystate-wasm) provides it; a native addon can provide the same.
  */
 
+declare global {
+  // The WebAssembly types come from TypeScript's DOM library, which Node projects
+  // usually leave out (and @types/node 20 has none): without these, the public
+  // declarations would not type-check there. Empty interfaces merge with the full
+  // ones wherever those exist.
+  namespace WebAssembly {
+    interface Module {}
+    interface Memory {}
+  }
+}
+
 /** A core store. Byte arguments are passed in the scratch buffer. */
 export interface CoreStore {
   free(): void;
