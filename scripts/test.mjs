@@ -1,18 +1,25 @@
 // @ts-check
 // Runs all tests: `cargo test --workspace --no-fail-fast` (native, rustup toolchain),
 // then every test/**/*.test.ts uvu suite under tsx, one process per file, against
-// the backend named by TEST_BACKEND (default: node). Expects a built dist/.
-// Usage: node scripts/test.mjs [rust] [ts]   (default: both)
+// the backend named by TEST_BACKEND (default: node), then the suites that are not
+// *.node.test.ts in headless Chromium against the browser build
+// (scripts/browser-test.mjs; TEST_BACKEND=browser runs only those for `ts`).
+// Chromium is installed with apt-get where missing on Debian as root; elsewhere
+// the browser part is skipped, counted neither as passed nor as failed.
+// Expects a built dist/.
+// Usage: node scripts/test.mjs [rust] [ts] [browser]   (default: all three)
 // Ends with exactly one line `N passed, M failed`; exit code 1 on any failure.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { browserSuites, runBrowserSuites } from './browser-test.mjs';
 import { rustupCargo } from './toolchain.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'ts'];
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'ts', 'browser']);
 const env = { ...process.env, TEST_BACKEND: process.env.TEST_BACKEND || 'node' };
+if (env.TEST_BACKEND === 'browser' && parts.delete('ts')) parts.add('browser');
 let passed = 0;
 let failed = 0;
 
@@ -40,7 +47,7 @@ function count(/** @type {number} */ ok, /** @type {number} */ bad, /** @type {n
   failed += bad || (code === 0 ? 0 : 1);
 }
 
-if (parts.includes('rust')) {
+if (parts.has('rust')) {
   const { code, out } = await tee(rustupCargo(), ['test', '--workspace', '--no-fail-fast']);
   let ok = 0, bad = 0;
   for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
@@ -50,7 +57,7 @@ if (parts.includes('rust')) {
   count(ok, bad, code);
 }
 
-if (parts.includes('ts')) {
+if (parts.has('ts')) {
   const dir = path.join(root, 'test');
   const suites = (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
     .map(String).filter((f) => f.endsWith('.test.ts')).sort();
@@ -60,6 +67,15 @@ if (parts.includes('ts')) {
     const total = Number(out.match(/Total:\s+(\d+)/)?.[1] ?? 0);
     const ok = Number(out.match(/Passed:\s+(\d+)/)?.[1] ?? 0);
     count(ok, total - ok, out.includes('Total:') ? code : code || 1);
+  }
+}
+
+if (parts.has('browser')) {
+  const r = await runBrowserSuites(browserSuites());
+  if ('skipped' in r) {
+    console.log(`\nbrowser tests SKIPPED (counted neither as passed nor as failed): ${r.skipped}`);
+  } else {
+    for (const s of r.results) count(s.passed, s.total - s.passed, s.error ? 1 : 0);
   }
 }
 

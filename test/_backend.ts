@@ -1,11 +1,16 @@
 /**
  * The package under test, loaded through its public entry point for the
  * backend named by TEST_BACKEND (default `node`). Suites import keystate only
- * from here, so the same suites run against every backend.
+ * from here, so the same suites run against every backend:
+ * - `node`: dist/index.js, the Node entry (the wasm read from disk);
+ * - `browser`: dist/index.browser.js, the browser entry (the wasm fetched from
+ *   its URL), in Chromium: scripts/browser-test.mjs bundles each suite with
+ *   esbuild and runs it in a page.
  *
  * In a browser there is no `process`; the runner sets `globalThis.TEST_BACKEND`.
  */
-import type * as Keystate from '../dist/index.js';
+// The API every entry point shares (the Node entry adds DirectoryStorage).
+import type * as Keystate from '../dist/slim.js';
 
 type Api = typeof Keystate;
 
@@ -15,6 +20,7 @@ export const backendName: string =
 
 const loaders: Record<string, () => Promise<Api>> = {
   node: () => import('../dist/index.js'),
+  browser: () => import('../dist/index.browser.js'),
 };
 
 const load = loaders[backendName];
@@ -39,6 +45,8 @@ export const {
   CorruptCheckpointError,
   BrokenChainError,
   StoreClosedError,
+  WasmLoadError,
+  initKeystate,
 } = api;
 
 // Instance types under the same names as the values above.
@@ -59,4 +67,20 @@ export type CheckpointStateError = Keystate.CheckpointStateError;
 export type CorruptCheckpointError = Keystate.CorruptCheckpointError;
 export type BrokenChainError = Keystate.BrokenChainError;
 export type StoreClosedError = Keystate.StoreClosedError;
-export type { Key, Codec, KeyGroupRange, StoreOptions, MemoryInfo } from '../dist/index.js';
+export type WasmLoadError = Keystate.WasmLoadError;
+/**
+ * A file under test/ (e.g. `vectors/basic.full-v1.bin`, or `../dist/...`): read
+ * from disk in Node, fetched from the test server (which serves test/ at /test/
+ * and dist/ at /dist/) in a browser.
+ */
+export async function readFixture(path: string): Promise<Uint8Array> {
+  if (backendName === 'browser') {
+    const res = await fetch(new URL(`/test/${path}`, location.href));
+    if (!res.ok) throw new Error(`fetching fixture ${path}: ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  const { readFile } = await import('node:fs/promises');
+  return new Uint8Array(await readFile(new URL(path, import.meta.url)));
+}
+
+export type { Key, Codec, KeyGroupRange, StoreOptions, MemoryInfo, WasmSource } from '../dist/slim.js';

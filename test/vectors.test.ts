@@ -4,18 +4,20 @@
  * checkpoint bytes, which the Rust suite (crates/keystate-core/tests/vectors.rs)
  * produces natively. The committed bytes must also restore to the expected reads.
  */
-import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StateStore, type Key } from '../dist/index.js';
+import { readFixture, StateStore, type Key } from './_backend.js';
 
-const dir = new URL('./vectors/', import.meta.url);
 type Json = any;
+
+const vector = (file: string) => readFixture(`vectors/${file}`);
+const scenario = async (name: string): Promise<Json> => JSON.parse(new TextDecoder().decode(await vector(`${name}.scenario.json`)));
+const hex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
 
 function key(v: Json): Key {
   if (typeof v === 'string' || typeof v === 'number') return v;
   if (v && typeof v.bigint === 'string') return BigInt(v.bigint);
-  if (v && typeof v.bytes === 'string') return Uint8Array.from(Buffer.from(v.bytes, 'hex'));
+  if (v && typeof v.bytes === 'string') return hex(v.bytes);
   throw new Error(`not a key: ${JSON.stringify(v)}`);
 }
 
@@ -41,8 +43,8 @@ function bound(h: any, op: Json) {
 }
 
 async function run(name: string) {
-  const sc = JSON.parse(readFileSync(new URL(`${name}.scenario.json`, dir), 'utf8'));
-  const store = await StateStore.create({ maxParallelism: sc.maxParallelism, storeId: Uint8Array.from(Buffer.from(sc.storeId, 'hex')) });
+  const sc = await scenario(name);
+  const store = await StateStore.create({ maxParallelism: sc.maxParallelism, storeId: hex(sc.storeId) });
   const h = handles(store, sc);
   apply(h, sc.ops);
   return { sc, store, h };
@@ -89,21 +91,21 @@ vectors('basic: the checkpoint bytes equal the committed golden vector', async (
   checkExpect(sc, store);
   const cp = store.checkpoint();
   const bytes = await cp.bytes();
-  const golden = new Uint8Array(readFileSync(new URL('basic.full-v1.bin', dir)));
+  const golden = await vector('basic.full-v1.bin');
   assert.is(bytes.length, golden.length, 'length');
   const first = bytes.findIndex((b, i) => b !== golden[i]);
   assert.is(first, -1, `first differing byte at ${first}`);
 });
 
 vectors('basic: the golden vector restores to the expected reads', async () => {
-  const sc = JSON.parse(readFileSync(new URL('basic.scenario.json', dir), 'utf8'));
-  const golden = new Uint8Array(readFileSync(new URL('basic.full-v1.bin', dir)));
+  const sc = await scenario('basic');
+  const golden = await vector('basic.full-v1.bin');
   const store = await StateStore.restore([golden]);
   checkExpect(sc, store);
 });
 
-function same(bytes: Uint8Array, file: string) {
-  const golden = new Uint8Array(readFileSync(new URL(file, dir)));
+async function same(bytes: Uint8Array, file: string) {
+  const golden = await vector(file);
   assert.is(bytes.length, golden.length, `${file}: length`);
   const first = bytes.findIndex((b, i) => b !== golden[i]);
   assert.is(first, -1, `${file}: first differing byte at ${first}`);
@@ -114,20 +116,20 @@ vectors('basic: the incremental checkpoint bytes equal the committed golden vect
   // Asked for incremental with nothing tracked yet: full.
   const full = store.checkpoint({ incremental: true });
   assert.is(full.kind, 'full');
-  same(await full.bytes(), 'basic.full-v1.bin');
+  await same(await full.bytes(), 'basic.full-v1.bin');
   full.confirm();
   apply(h, sc.incremental.ops);
   const inc = store.checkpoint({ incremental: true });
   assert.is(inc.kind, 'incremental');
   assert.is(inc.parentId, full.id);
-  same(await inc.bytes(), 'basic.incr-v1.bin');
+  await same(await inc.bytes(), 'basic.incr-v1.bin');
   inc.confirm();
   checkExpect(sc, store, sc.incremental.expect);
 });
 
 vectors('basic: the golden chain restores to the expected reads', async () => {
-  const sc = JSON.parse(readFileSync(new URL('basic.scenario.json', dir), 'utf8'));
-  const chain = ['basic.full-v1.bin', 'basic.incr-v1.bin'].map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
+  const sc = await scenario('basic');
+  const chain = [await vector('basic.full-v1.bin'), await vector('basic.incr-v1.bin')];
   const store = await StateStore.restore(chain);
   checkExpect(sc, store, sc.incremental.expect);
   assert.is(store.lastConfirmedCheckpoint()?.id, 2);
