@@ -73,27 +73,18 @@ async function main([dir, users, backlog, rate]) {
     s.progress.set('events', events);
   };
 
-  // onCheckpoint reports a checkpoint once it is durable; events went on meanwhile. Which events
-  // does it hold? keystate has no hook for the moment a periodic checkpoint is taken, but it calls
-  // storage.begin(id) in the same synchronous step in which it takes checkpoint id (an internal
-  // detail, which demo.mjs checks: a restore must hold exactly the position noted here), so a thin
-  // wrapper around the storage notes the position there.
+  // onCheckpoint reports a checkpoint once it is durable; events went on meanwhile. onTaken runs
+  // the moment it is taken, so it tells which events the checkpoint holds.
   const takenAt = new Map();
-  const noting = {
-    begin: (id) => {
-      takenAt.set(id, events);
-      out(`taken ${id} ${events}`);
-      return storage.begin(id);
-    },
-    list: () => storage.list(),
-    open: (name) => storage.open(name),
-    retain: (keep) => storage.retain(keep),
-  };
   store.enableCheckpointing({
     intervalMs: 250,
-    storage: noting,
+    storage,
     incremental: true,
     maxIncrementals: 8, // then a full checkpoint again, so a restore reads at most 9 files
+    onTaken: (cp) => {
+      takenAt.set(cp.id, events);
+      out(`taken ${cp.id} ${events}`);
+    },
     onCheckpoint: (e) => out(`cp ${e.id} ${e.kind} ${e.bytes} ${e.durationMs} ${takenAt.get(e.id)}`),
     onError: (e) => out(`error ${String(e?.message ?? e).replace(/\s+/g, ' ')}`),
   });
