@@ -32,7 +32,7 @@ if (values.help) {
 }
 const release = !values.dev;
 
-/** @type {NodeJS.ProcessEnv | undefined} */
+/** @type {Promise<NodeJS.ProcessEnv> | undefined} */
 let toolEnv;
 const tools = () => (toolEnv ??= toolchain(root));
 const nodeEnv = () => ({ ...process.env, PATH: [path.join(root, 'node_modules', '.bin'), process.env.PATH].join(path.delimiter) });
@@ -42,14 +42,14 @@ function must(cmd, args, env) {
   if (!run(cmd, args, { cwd: root, env })) throw new Error(`${cmd} failed`);
 }
 
-/** @type {Record<string, () => void>} */
+/** @type {Record<string, () => void | Promise<void>>} */
 const steps = {
-  toolchain() {
-    tools();
+  async toolchain() {
+    await tools();
   },
 
-  wasm() {
-    const env = tools();
+  async wasm() {
+    const env = await tools();
     fs.rmSync(wasmOut, { recursive: true, force: true });
     // no-install: use the wasm-bindgen on PATH (.tools/cargo), never download one.
     // no-opt: wasm-opt comes from binaryen's npm package, run below.
@@ -99,7 +99,7 @@ for (const name of names) {
   const t0 = performance.now();
   console.log(`\n== ${name}`);
   try {
-    steps[name]();
+    await steps[name]();
   } catch (e) {
     console.error(`build.mjs: step ${name} failed: ${e instanceof Error ? e.message : e}`);
     process.exit(1);

@@ -1,16 +1,19 @@
 // keystate demo: a stream of events counted per user with five state kinds,
 // a snapshot taken while writing, a full checkpoint streamed to disk and
-// restored, and keystate's memory next to a plain JS Map of the same data.
+// restored, keystate's memory next to a plain JS Map of the same data, and
+// periodic incremental checkpoints to a directory by a child process that is
+// killed twice (SIGKILL), then restored and verified.
 //
 //   npm run demo                          (or: node examples/demo.mjs)
 //   node examples/demo.mjs --dir /some/dir --events 2000000 --users 200000   (a bigger run)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StateStore } from '../dist/index.js';
+import { DirectoryStorage, StateStore } from '../dist/index.js';
+import { declare as declareCounts, eventStream } from './demo-child.mjs';
 
 // Heap numbers need a real GC between measurements: re-run ourselves with --expose-gc.
 if (typeof globalThis.gc !== 'function') {
@@ -309,11 +312,182 @@ row('keystate JS heap', Math.max(0, ksHeapGrowth), '', 'heapUsed growth (after g
 row('JS Map heap', mapHeap, rate(EVENTS, mapMs), 'heapUsed growth (after gc) while building the Map');
 say(`   (keystate measured at the end of section 1; per entry = bytes / ${n(ksMem.entries)}; events/s include making events)`);
 
-// ---- 5. summary -------------------------------------------------------------------------
+// ---- 5. periodic incremental checkpoints to a directory, a crash, and restore ------------------
+// A child process (demo-child.mjs) counts events per user from another seeded stream and runs
+// store.enableCheckpointing to a DirectoryStorage. It is killed with SIGKILL at a random moment,
+// started again (it resumes from the directory), killed again; then this process restores the
+// directory and checks it against what the child reported and against a replay of the stream.
+const CRASH_USERS = 2 * USERS;
+const BACKLOG = 5 * USERS; // events the child consumes at full speed before it follows the stream
+const RATE = USERS / 5; // events/s after the backlog
+const cpDir = join(DIR, 'keystate-demo-checkpoints');
 say();
-say(failures.length === 0 ? '5. Summary: all checks passed' : `5. Summary: FAILED: ${failures.join(', ')}`);
+say('5. Periodic incremental checkpoints to a directory, a crash, and restore');
+say(`   a child process (demo-child.mjs) counts another seeded stream, ${n(CRASH_USERS)} users: a backlog of ${n(BACKLOG)} events`);
+say(`   at full speed, then ${n(RATE)} events/s. Per user count: ValueState, spent: ReducingState; and the events applied`);
+say(`   so far in a ValueState, to resume from. It runs enableCheckpointing({ intervalMs: 250, storage: DirectoryStorage,`);
+say(`   incremental: true, maxIncrementals: 8 }) and prints each completed checkpoint. SIGKILL at random, twice.`);
+
+// Runs the child and SIGKILLs it 1.5-2.5 s (at random) after it started, once it has reported
+// two checkpoints. Prints its checkpoints as they come; returns everything it printed.
+function runChild(run, onStart) {
+  return new Promise((done) => {
+    const child = fileURLToPath(new URL('./demo-child.mjs', import.meta.url));
+    const p = spawn(process.execPath, [child, cpDir, CRASH_USERS, BACKLOG, RATE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = { pid: p.pid, start: null, taken: new Map(), cps: [], errors: [], stderr: '', killedAfter: null };
+    let [t0, buf, due] = [performance.now(), '', false];
+    const kill = () => {
+      if (r.killedAfter !== null) return;
+      r.killedAfter = performance.now() - t0;
+      p.kill('SIGKILL');
+    };
+    const guard = setTimeout(kill, 20_000); // a child that hangs
+    const line = (l) => {
+      const [tag, ...f] = l.split(' ');
+      if (tag === 'start') {
+        const [events, tip, chain, ms] = f.slice(0, 4).map(Number);
+        r.start = { events, tip, chain, ms, removed: f[4] === '-' ? [] : f[4].split(',') };
+        t0 = performance.now();
+        onStart(r);
+        setTimeout(() => (r.cps.length >= 2 ? kill() : (due = true)), 1500 + Math.random() * 1000);
+      } else if (tag === 'taken') {
+        r.taken.set(Number(f[0]), Number(f[1]));
+      } else if (tag === 'cp') {
+        const [id, kind, bytes, ms, events] = [Number(f[0]), f[1], Number(f[2]), Number(f[3]), Number(f[4])];
+        r.cps.push({ id, kind, bytes, ms, events });
+        say(`     checkpoint #${String(id).padEnd(3)} ${kind.padEnd(11)} ${mb(bytes).padStart(9)} ${`${ms} ms`.padStart(7)}   at event ${n(events)}`);
+        if (due && r.cps.length >= 2) setTimeout(kill, Math.random() * 250);
+      } else {
+        r.errors.push(l); // 'error ...': a checkpoint failed, or the child did
+        say(`     child: ${l}`);
+      }
+    };
+    p.stdout.setEncoding('utf8').on('data', (d) => {
+      buf += d;
+      for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) line(buf.slice(0, i));
+    });
+    p.stderr.setEncoding('utf8').on('data', (d) => (r.stderr += d));
+    p.on('close', (code, signal) => {
+      clearTimeout(guard);
+      const taken = Math.max(0, ...r.taken.keys());
+      if (r.killedAfter !== null) {
+        const when = taken > (r.cps.at(-1)?.id ?? 0) ? `with checkpoint #${taken} taken and not reported` : 'between checkpoints';
+        say(`     SIGKILL ${secs(r.killedAfter)} after it started, ${when}`);
+      } else {
+        say(`     the child ended by itself (${code ?? signal}) ${check(false, `child run ${run}`)}`);
+        for (const l of r.stderr.trim().split('\n').slice(0, 12)) say(`       ${l}`);
+      }
+      if (r.errors.length > 0) check(false, `child run ${run}: ${r.errors[0]}`);
+      done(r);
+    });
+  });
+}
+
+// What a kill left in the directory, seen without changing it (cleanup: false), and which
+// checkpoint a restore must find: the last one the child reported, or one it took and stored
+// but did not report (SIGKILL can land between storing a checkpoint and printing it).
+async function afterCrash(r, run) {
+  const listed = await (await DirectoryStorage.open(cpDir, { cleanup: false })).list();
+  const files = (await readdir(cpDir)).sort();
+  const names = new Set(listed.map((c) => c.name));
+  const leftovers = files.filter((f) => f !== 'MANIFEST' && !names.has(f));
+  const sizes = await Promise.all(leftovers.map(async (f) => `${f} (${mb((await stat(join(cpDir, f))).size)})`));
+  say(`   files after the crash: ${files.includes('MANIFEST') ? 'MANIFEST + ' : ''}${listed.length} listed checkpoints ` +
+    `(${mb(listed.reduce((sum, c) => sum + c.bytes, 0))}), ${leftovers.length === 0 ? 'nothing else' : `left over: ${sizes.join(', ')}`}`);
+  const [tip, last] = [listed.at(-1), r.cps.at(-1)];
+  let want = null;
+  if (tip && last && tip.id === last.id) {
+    want = { id: tip.id, events: last.events, why: `the last checkpoint run ${run} reported` };
+  } else if (tip && r.taken.has(tip.id) && tip.id > (last?.id ?? 0)) {
+    want = { id: tip.id, events: r.taken.get(tip.id), why: `stored, though run ${run} was killed before it reported it` };
+  }
+  say(`   latest in MANIFEST: ${tip ? `#${tip.id}` : 'none'}${want ? ` at event ${n(want.events)}, ${want.why}` : `, but run ${run} reported ${last ? `#${last.id}` : 'none'}`} ` +
+    `${check(want !== null, `latest checkpoint after kill ${run}`)}`);
+  return { listed, leftovers, want };
+}
+
+// Restores the directory here, as a new process would after the crash, and verifies it.
+async function crashAndRestore() {
+  await rm(cpDir, { recursive: true, force: true }); // a fresh directory each run
+  const r1 = await runChild(1, (r) => say(`   run 1 (pid ${r.pid}): empty directory, a new store`));
+  if (r1.start === null) return null;
+  const crash1 = await afterCrash(r1, 1);
+  const r2 = await runChild(2, (r) => {
+    const s = r.start;
+    const resumed = s.tip === crash1.want?.id && s.events === crash1.want?.events;
+    say(`   run 2 (pid ${r.pid}): DirectoryStorage.open removed ${s.removed.length} leftover file(s) ` +
+      `${check(JSON.stringify(s.removed) === JSON.stringify(crash1.leftovers), 'run 2 removed the leftovers')}; ` +
+      `restoreFrom #${s.tip} (${s.chain > 1 ? `a full + ${s.chain - 1} incremental${s.chain > 2 ? 's' : ''}` : 'a full checkpoint'}) in ${s.ms} ms`);
+    say(`     resumes at event ${n(s.events)}${resumed ? '' : `, not at #${crash1.want?.id}'s ${n(crash1.want?.events)}`} ` +
+      `${check(resumed, 'run 2 resumed from the latest checkpoint')}`);
+  });
+  if (r2.start === null) return null;
+  const { leftovers, want } = await afterCrash(r2, 2);
+
+  const storage = await DirectoryStorage.open(cpDir); // removes what the crash left
+  const listed = await storage.list();
+  const files = (await readdir(cpDir)).sort();
+  const only = JSON.stringify(files) === JSON.stringify(['MANIFEST', ...listed.map((c) => c.name)].sort());
+  say(`   DirectoryStorage.open removed ${storage.removedOnOpen.length} leftover file(s) ` +
+    `${check(JSON.stringify(storage.removedOnOpen) === JSON.stringify(leftovers), 'leftovers removed on open')}; ` +
+    `left: MANIFEST + ${files.length - 1} checkpoint files, no temporary file ${check(only, 'only listed files left')}`);
+  let chain = [];
+  const t = performance.now();
+  const back = await StateStore.restoreFrom(storage, { onRestored: (x) => (chain = x.chain) });
+  const restoreMs = performance.now() - t;
+  const full = chain[0];
+  const older = listed.length - chain.length;
+  say(`   restoreFrom in ${restoreMs.toFixed(0)} ms: a chain of ${chain.length} files, ${mb(chain.reduce((sum, c) => sum + c.bytes, 0))}, ` +
+    `incrementals as % of the full${older > 0 ? ` (${older} older files: the previous chain, kept by retain: 2)` : ''}:`);
+  // An incremental holds what changed since the one before: much more while the child caught up on the backlog.
+  const at = new Map([...r1.taken, ...r2.taken]); // id -> events; run 2 may reuse an id run 1 did not store
+  const backlog = (i) => (at.get(chain[i - 1].id) ?? 0) < BACKLOG ? ' (backlog)' : '';
+  const parts = chain.map((c, i) =>
+    i === 0 ? `#${c.id} full ${mb(c.bytes)}` : `#${c.id} ${mb(c.bytes)} ${((100 * c.bytes) / full.bytes).toFixed(1)}%${backlog(i)}`);
+  for (let i = 0; i < parts.length; i += 4) say(`     ${i > 0 ? '<- ' : ''}${parts.slice(i, i + 4).join(' <- ')}`);
+  const c = declareCounts(back);
+  const events = c.progress.get('events');
+  const same = events === want?.events && chain.at(-1)?.id === want?.id;
+  say(`   restored #${chain.at(-1)?.id}: events counter ${n(events)}` +
+    `${same ? ', as in the latest checkpoint' : want ? `, but the latest checkpoint is #${want.id} at event ${n(want.events)}` : ''} ${check(same, 'restored the latest checkpoint')}`);
+
+  // Replay exactly that many events of the seeded stream into a plain Map.
+  const t2 = performance.now();
+  const replay = eventStream(CRASH_USERS);
+  const byUser = new Map();
+  let buyers = 0;
+  for (let i = 0; i < events; i++) {
+    const ev = replay();
+    let u = byUser.get(ev.user);
+    if (u === undefined) byUser.set(ev.user, (u = { count: 0, spent: 0 }));
+    u.count++;
+    if (ev.cents > 0 && (u.spent += ev.cents) === ev.cents) buyers++;
+  }
+  // Every entry of both states, read in bulk from a snapshot: the same users, the same values.
+  const snap = back.snapshot();
+  const counts = snap.valueState('count').entries();
+  const spent = snap.reducingState('spent').entries();
+  snap.release();
+  const differ =
+    counts.filter((e) => byUser.get(e.key)?.count !== e.value).length + Math.abs(byUser.size - counts.length) +
+    spent.filter((e) => byUser.get(e.key)?.spent !== e.value).length + Math.abs(buyers - spent.length);
+  const entries = back.memory().entries;
+  say(`   replayed ${n(events)} events into a Map: ${n(byUser.size)} users' count and ${n(buyers)} buyers' spent ` +
+    `${differ === 0 ? 'all equal' : `differ (${n(differ)} entries)`} ${check(differ === 0, 'restored counts')},`);
+  say(`     and nothing else: ${n(entries)} entries ${check(entries === counts.length + spent.length + 1, 'no other entries')} (${secs(performance.now() - t2)})`);
+  back.close();
+  return { events, id: want?.id };
+}
+const crash = await crashAndRestore();
+if (crash === null) check(false, 'the crash section could not run');
+
+// ---- 6. summary -------------------------------------------------------------------------
+say();
+say(failures.length === 0 ? '6. Summary: all checks passed' : `6. Summary: FAILED: ${failures.join(', ')}`);
 say(`   ${n(eventsIn)} events; snapshot isolation held; checkpoint ${mb(size)} written, restored and verified`);
 say(`   memory for ${n(EVENTS)} events: keystate ${mb(ksMem.wasmMemoryBytes)} outside the JS heap, a JS Map ${mb(mapHeap)} of JS heap`);
+if (crash) say(`   a child killed twice mid-stream: its checkpoint directory restored to #${crash.id} (${n(crash.events)} events) and verified`);
 say(`   checkpoint file: ${file}`);
+say(`   checkpoint directory: ${cpDir}`);
 store.close();
 process.exitCode = failures.length === 0 ? 0 : 1;

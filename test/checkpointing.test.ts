@@ -349,3 +349,31 @@ Periodic('invalid options are refused', async () => {
 });
 
 Periodic.run();
+
+// ---- the moment a checkpoint is taken --------------------------------------------------------
+
+const Taken = suite('onTaken');
+
+Taken('onTaken runs synchronously when the checkpoint is taken: it holds the state as of that call', async () => {
+  const store = await StateStore.create();
+  const count = store.valueState<number>('count', { codec: 'number' });
+  const storage = new MemoryStorage();
+  let applied = 0;
+  const seen: { id: number; applied: number }[] = [];
+  count.set('k', ++applied);
+  // checkpointTo queues behind other checkpoints of the store: the snapshot is
+  // taken later, and onTaken says when. Writes go on meanwhile.
+  const p = store.checkpointTo(storage, { onTaken: (cp) => seen.push({ id: cp.id, applied }) });
+  count.set('k', ++applied);
+  await Promise.resolve();
+  count.set('k', ++applied);
+  const stored = await p;
+  assert.is(seen.length, 1);
+  assert.is(seen[0].id, stored.id);
+  count.set('k', ++applied);
+  const back = await StateStore.restoreFrom(storage);
+  assert.is(back.valueState<number>('count', { codec: 'number' }).get('k'), seen[0].applied, 'the stored state is the state onTaken saw');
+  assert.ok(seen[0].applied < applied);
+});
+
+Taken.run();

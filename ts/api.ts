@@ -23,6 +23,7 @@ export type { CheckpointKind, Progress, StreamOptions } from './checkpoint.js';
 export type {
   CheckpointToOptions,
   CheckpointProgress,
+  TakenCheckpoint,
   RestoreFromOptions,
   RestoredFrom,
   CheckpointEvent,

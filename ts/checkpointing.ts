@@ -27,6 +27,19 @@ export interface CheckpointToOptions {
   chunkSize?: number;
   /** Called after each exported chunk. */
   onProgress?: (p: CheckpointProgress) => void;
+  /**
+   * Called synchronously the moment the checkpoint is taken (its snapshot):
+   * it holds exactly the state as of this call, so an app can note where its
+   * input stood (an offset, a count), as in Flink's `snapshotState`.
+   */
+  onTaken?: (cp: TakenCheckpoint) => void;
+}
+
+/** A checkpoint at the moment it is taken. */
+export interface TakenCheckpoint {
+  id: number;
+  parentId: number | null;
+  kind: 'full' | 'incremental';
 }
 
 export interface CheckpointProgress extends Progress {
@@ -81,6 +94,8 @@ export interface CheckpointingOptions {
   /** Export chunk size in bytes (default 64 KiB). */
   chunkSize?: number;
   onCheckpoint?: (e: CheckpointEvent) => void;
+  /** Called synchronously when a checkpoint is taken (see `CheckpointToOptions.onTaken`). */
+  onTaken?: (cp: TakenCheckpoint) => void;
   /**
    * A checkpoint failed; it was aborted, and the next one is complete. The
    * checkpoint's id, if one was taken. Default: `console.warn`.
@@ -134,6 +149,7 @@ async function attempt(store: StateStore, storage: CheckpointStorage, opts: Chec
   const createdAt = Date.now();
   const cp = store.checkpoint(opts.incremental === undefined ? {} : { incremental: opts.incremental });
   taken?.(cp);
+  opts.onTaken?.({ id: cp.id, parentId: cp.parentId, kind: cp.kind });
   let writer: Awaited<ReturnType<CheckpointStorage['begin']>> | null = null;
   let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   try {
@@ -274,7 +290,7 @@ export function enableCheckpointing(store: StateStore, opts: CheckpointingOption
     let started = 0;
     const p = serially(store, () =>
       // The kind comes from the store's policy (so materialization applies), not from opts.incremental.
-      writeCheckpoint(store, storage, { retain: opts.retain, chunkSize: opts.chunkSize, onProgress: opts.onProgress }, (cp) => {
+      writeCheckpoint(store, storage, { retain: opts.retain, chunkSize: opts.chunkSize, onProgress: opts.onProgress, onTaken: opts.onTaken }, (cp) => {
         id = cp.id;
         started ||= Date.now();
       }),

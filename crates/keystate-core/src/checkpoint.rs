@@ -156,12 +156,17 @@ impl Checkpoints {
     }
 
     /// Records a change (no-op unless tracking).
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mark(&mut self, arena: &mut Arena, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
-        if !self.tracking {
-            return;
+        if self.tracking {
+            self.mark_tracked(arena, state, part, parts, entry, key, ns, change, uk);
         }
+    }
+
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn mark_tracked(&mut self, arena: &mut Arena, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
         let state = state as usize;
         while self.current.len() <= state {
             self.current.push(vec![Index::new(); parts]);
@@ -356,10 +361,20 @@ impl Store {
                 body::put_record(out, o, key, ns, uk, value);
                 count += 1;
             };
-            if p.header.kind == CheckpointKind::Full {
-                self.for_each_in_table(tid, is_map, Some(snapshot), &mut |key, ns, uk, value| match uk {
-                    Some(uk) => emit(op::MAP_PUT, key, ns, uk, value),
-                    None => emit(op::PUT, key, ns, &[], value),
+            if p.header.kind == CheckpointKind::Full && !is_map {
+                // Most records are copied as they are (see format::body).
+                let arena = &self.mem.arena;
+                self.mem.for_each_visible(tid, Some(snapshot), |r, rec| {
+                    if rec.cap.is_none() {
+                        body::put_entry(out, &arena.bytes(r)[..rec.len]);
+                    } else {
+                        body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+                    }
+                    count += 1;
+                });
+            } else if p.header.kind == CheckpointKind::Full {
+                self.for_each_in_table(tid, is_map, Some(snapshot), &mut |key, ns, uk, value| {
+                    emit(op::MAP_PUT, key, ns, uk.expect("map entries have user keys"), value)
                 });
             } else {
                 self.write_delta(p, *sid as usize, part, tid, is_map, snapshot, &mut emit);

@@ -108,7 +108,9 @@ impl Index {
     /// of a resident from its ref; it is called only when the index grows.
     pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
         if (self.len + 1) * 10 > self.refs.len() * 9 {
-            self.resize(capacity_for(self.len + 1).max(self.refs.len() * 3 / 2), &rehash);
+            // Grow by a quarter: the load stays between 72% and 90% (memory
+            // per entry matters more here than the extra rehashing).
+            self.resize(capacity_for(self.len + 1).max(self.refs.len() * 5 / 4), &rehash);
         }
         self.place(h, r);
     }

@@ -35,6 +35,19 @@ pub struct Rec<'a> {
 /// Parses the record at the start of `b` (bytes written by [`write`]).
 #[inline]
 pub fn parse(b: &[u8]) -> Rec<'_> {
+    // Most records: a key under 16 bytes, no flags, a value under 128 bytes:
+    // two single-byte headers.
+    let (h, v) = (b[0], b[1]);
+    if h < 0x80 && h & 7 == 0 && v < 0x80 {
+        let k = 2 + (h >> 3) as usize;
+        let end = k + v as usize;
+        return Rec { key: &b[2..k], ns: &[], value: &b[k..end], mark: false, cap: None, len: end };
+    }
+    parse_general(b)
+}
+
+#[inline(never)]
+fn parse_general(b: &[u8]) -> Rec<'_> {
     let mut p = 0;
     let h = varint::get_trusted(b, &mut p);
     let klen = h >> 3;
@@ -57,6 +70,16 @@ pub fn parse(b: &[u8]) -> Rec<'_> {
 /// True when the record at the start of `b` has this key and namespace.
 #[inline]
 pub fn matches(b: &[u8], key: &[u8], ns: &[u8]) -> bool {
+    let h = b[0];
+    if h < 0x80 && h & 7 == 0 && b[1] < 0x80 {
+        // The common two-byte header (see `parse`).
+        return ns.is_empty() && (h >> 3) as usize == key.len() && b[2..2 + key.len()] == *key;
+    }
+    matches_general(b, key, ns)
+}
+
+#[inline(never)]
+fn matches_general(b: &[u8], key: &[u8], ns: &[u8]) -> bool {
     let mut p = 0;
     let h = varint::get_trusted(b, &mut p);
     if h >> 3 != key.len() || (h & F_NS != 0) == ns.is_empty() {

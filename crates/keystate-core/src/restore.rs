@@ -6,8 +6,6 @@
 //! Several chains (from stores with disjoint key-group ranges) restore into
 //! one store: that, and restoring a subset, is rescaling.
 
-use std::collections::HashMap;
-
 use crate::checkpoint::{Base, Link};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyRecord};
@@ -42,8 +40,8 @@ pub struct Restorer {
     store: Option<Store>,
     chains: Vec<Chain>,
     decoder: Option<Decoder>,
-    /// Checkpoint-local state id -> store state id, for the current piece.
-    ids: HashMap<u32, u32>,
+    /// (checkpoint-local state id, store state id), for the current piece.
+    ids: Vec<(u32, u32)>,
     records: u64,
 }
 
@@ -60,7 +58,7 @@ pub struct PieceInfo {
 
 impl Restorer {
     pub fn new(opts: RestoreOptions) -> Self {
-        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: HashMap::new(), records: 0 }
+        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), records: 0 }
     }
 
     /// Starts the next piece; `new_chain` starts another chain (rescaling
@@ -179,7 +177,7 @@ impl Restorer {
         }
         for (sid, d) in &h.states {
             let id = store.register_state(d.clone())?;
-            self.ids.insert(*sid, id);
+            self.ids.push((*sid, id));
         }
         Ok(())
     }
@@ -193,14 +191,14 @@ impl Restorer {
             body,
             |state, count| {
                 // Tables built from a checkpoint are sized once, up front.
-                if let (true, Some(&sid)) = (keep, ids.get(&state)) {
+                if let (true, Some(sid)) = (keep, local(ids, state)) {
                     store_cell.borrow_mut().reserve(sid, kg, count as usize);
                 }
                 Ok(())
             },
             |r: BodyRecord<'_>| {
                 let store = &mut *store_cell.borrow_mut();
-                let sid = *ids.get(&r.state).ok_or_else(|| Error::Corrupt(format!("record of unknown state {}", r.state)))?;
+                let sid = local(ids, r.state).ok_or_else(|| Error::Corrupt(format!("record of unknown state {}", r.state)))?;
                 if store.key_group(r.key) != kg {
                     return Err(Error::Corrupt(format!("a record in key group {kg}'s section belongs to another")));
                 }
@@ -243,6 +241,12 @@ impl Restorer {
         }
         Ok(store)
     }
+}
+
+/// The store state id of a checkpoint-local one (few states: a scan).
+#[inline]
+fn local(ids: &[(u32, u32)], sid: u32) -> Option<u32> {
+    ids.iter().find(|(l, _)| *l == sid).map(|(_, s)| *s)
 }
 
 fn apply(store: &mut Store, sid: u32, r: &BodyRecord<'_>) -> Result<()> {

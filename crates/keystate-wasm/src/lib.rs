@@ -1,7 +1,10 @@
 //! wasm-bindgen binding of keystate-core for `wasm32-unknown-unknown`.
 //! Translates only: exports (store.rs, restore.rs), conversions (conv.rs),
-//! errors (error.rs). All logic lives in keystate-core.
+//! errors (error.rs), and the allocator policy for linear memory (alloc.rs).
+//! All logic lives in keystate-core.
 
+#[cfg(target_arch = "wasm32")]
+mod alloc;
 mod conv;
 mod error;
 mod restore;

@@ -2,8 +2,14 @@
 //!
 //! ```text
 //! block   varint state_id, u32 record_count, record*
-//! record  u8 op, fields by op (see `op`), each field a varint length + bytes
+//! record  u8 op, varint (key_len << 3 | ns_flag), [varint ns_len],
+//!         lengths by op: PUT vlen; MAP_PUT uk_len vlen; MAP_DELETE uk_len
+//!         then the bytes: key, ns, [uk], [value]
 //! ```
+//!
+//! After its op byte, a PUT record is laid out like a record in the arena
+//! (crates/keystate-core/src/record.rs) without room to grow, so a full
+//! export copies most records as they are.
 
 use super::{op, Reader};
 use crate::error::{Error, Result};
@@ -37,27 +43,46 @@ pub fn end_block(out: &mut Vec<u8>, count_at: usize, block_start: usize, count: 
     }
 }
 
-#[inline]
-fn field(out: &mut Vec<u8>, b: &[u8]) {
-    varint::put(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
 /// Appends a record. Fields that the op does not carry are ignored.
 #[inline]
 pub fn put_record(out: &mut Vec<u8>, op_code: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]) {
     out.push(op_code);
-    field(out, key);
-    field(out, ns);
-    match op_code {
-        op::PUT => field(out, value),
-        op::MAP_PUT => {
-            field(out, uk);
-            field(out, value);
-        }
-        op::MAP_DELETE => field(out, uk),
-        _ => {}
+    let mut h = (key.len() as u64) << 3;
+    if !ns.is_empty() {
+        h |= 1;
     }
+    varint::put(out, h);
+    if !ns.is_empty() {
+        varint::put(out, ns.len() as u64);
+    }
+    let (with_uk, with_value) = match op_code {
+        op::PUT => (false, true),
+        op::MAP_PUT => (true, true),
+        op::MAP_DELETE => (true, false),
+        _ => (false, false),
+    };
+    if with_uk {
+        varint::put(out, uk.len() as u64);
+    }
+    if with_value {
+        varint::put(out, value.len() as u64);
+    }
+    out.extend_from_slice(key);
+    out.extend_from_slice(ns);
+    if with_uk {
+        out.extend_from_slice(uk);
+    }
+    if with_value {
+        out.extend_from_slice(value);
+    }
+}
+
+/// Appends a PUT record whose bytes after the op are `entry`, an arena
+/// record without flags other than the namespace flag (see `record`).
+#[inline]
+pub fn put_entry(out: &mut Vec<u8>, entry: &[u8]) {
+    out.push(op::PUT);
+    out.extend_from_slice(entry);
 }
 
 /// Calls `f` for each record of a (checksum-verified) body; every length is
@@ -84,15 +109,24 @@ pub fn for_each_block<'a>(
         block(state, count)?;
         for _ in 0..count {
             let op_code = r.u8()?;
-            let key = r.blob()?;
-            let ns = r.blob()?;
-            let (uk, value) = match op_code {
-                op::PUT => (&[][..], r.blob()?),
-                op::DELETE | op::MAP_CLEAR => (&[][..], &[][..]),
-                op::MAP_PUT => (r.blob()?, r.blob()?),
-                op::MAP_DELETE => (r.blob()?, &[][..]),
+            let h = r.varint()?;
+            if h & 0b110 != 0 {
+                return Err(Error::Corrupt(format!("record flags {:#x}", h & 7)));
+            }
+            let len = |v: u64| usize::try_from(v).map_err(|_| Error::Corrupt("record length".into()));
+            let kl = len(h >> 3)?;
+            let nl = if h & 1 != 0 { len(r.varint()?)? } else { 0 };
+            let (ul, vl) = match op_code {
+                op::PUT => (0, len(r.varint()?)?),
+                op::DELETE | op::MAP_CLEAR => (0, 0),
+                op::MAP_PUT => (len(r.varint()?)?, len(r.varint()?)?),
+                op::MAP_DELETE => (len(r.varint()?)?, 0),
                 other => return Err(Error::Corrupt(format!("unknown record op {other}"))),
             };
+            let key = r.bytes(kl)?;
+            let ns = r.bytes(nl)?;
+            let uk = r.bytes(ul)?;
+            let value = r.bytes(vl)?;
             f(BodyRecord { state, op: op_code, key, ns, uk, value })?;
         }
         total += u64::from(count);
