@@ -328,7 +328,11 @@ impl Mem {
             return false;
         }
         if t.layers.last().is_none_or(|l| l.epoch != n) {
-            t.layers.push(Layer { epoch: n, index: Index::new() });
+            // Sized for a sixteenth of the table rewritten: a layer that grows
+            // from empty rehashes (reading every saved record) over and over,
+            // and those stalls land on writers (p99 write latency during an
+            // export: 8.8 -> 2.0 us natively).
+            t.layers.push(Layer { epoch: n, index: Index::with_capacity(t.live.len() / 16) });
             self.touched.entry(n).or_default().push(tid);
         }
         let layer = t.layers.last_mut().expect("layer pushed above");
