@@ -1,6 +1,7 @@
-//! Robin Hood hash index of record refs: five bytes a slot (a 32-bit ref and a
-//! byte of probe distance), any capacity (home slot by multiply-shift of the
-//! 32-bit hash), at most 90% full.
+//! Robin Hood hash index of record refs: five bytes a slot (a byte of probe
+//! distance and a 32-bit ref, side by side so a probe touches one cache
+//! line), any capacity (home slot by multiply-shift of the 32-bit hash), at
+//! most 90% full.
 //!
 //! The index stores no hashes and no keys: equality is decided by the caller
 //! (which reads the record), and only growing needs the hash of a resident,
@@ -16,12 +17,23 @@ const EMPTY: u8 = 0;
 /// Meta byte of a resident at distance 254 or more.
 const SATURATED: u8 = 255;
 
-/// A Robin Hood index. `meta[i]` is 0 for an empty slot, else distance + 1.
+/// A Robin Hood index. A slot's meta byte is 0 when empty, else distance + 1.
 #[derive(Debug, Default, Clone)]
 pub struct Index {
-    refs: Vec<Ref>,
-    meta: Vec<u8>,
+    /// `[meta, ref as 4 little-endian bytes]`.
+    slots: Vec<[u8; 5]>,
     len: usize,
+}
+
+#[inline]
+fn slot_ref(s: &[u8; 5]) -> Ref {
+    u32::from_le_bytes([s[1], s[2], s[3], s[4]])
+}
+
+#[inline]
+fn pack(meta: u8, r: Ref) -> [u8; 5] {
+    let b = r.to_le_bytes();
+    [meta, b[0], b[1], b[2], b[3]]
 }
 
 impl Index {
@@ -39,8 +51,7 @@ impl Index {
     }
 
     fn alloc(&mut self, cap: usize) {
-        self.refs = vec![0; cap];
-        self.meta = vec![EMPTY; cap];
+        self.slots = vec![[EMPTY, 0, 0, 0, 0]; cap];
         self.len = 0;
     }
 
@@ -56,12 +67,12 @@ impl Index {
 
     /// Bytes held by the index arrays.
     pub fn bytes(&self) -> usize {
-        self.refs.capacity() * 4 + self.meta.capacity()
+        self.slots.capacity() * 5
     }
 
     #[inline]
     fn home(&self, h: u32) -> usize {
-        ((u64::from(h) * self.refs.len() as u64) >> 32) as usize
+        ((u64::from(h) * self.slots.len() as u64) >> 32) as usize
     }
 
     /// Finds the slot of the entry with hash `h` for which `eq` holds.
@@ -70,16 +81,17 @@ impl Index {
         if self.len == 0 {
             return None;
         }
-        let cap = self.refs.len();
+        let cap = self.slots.len();
         let mut i = self.home(h);
         let mut d = 1u8;
         loop {
-            let m = self.meta[i];
+            let s = &self.slots[i];
+            let m = s[0];
             // Empty, or a resident nearer its home than we would be: absent.
             if m < d {
                 return None;
             }
-            if m == d && eq(self.refs[i]) {
+            if m == d && eq(slot_ref(s)) {
                 return Some(i);
             }
             i += 1;
@@ -93,71 +105,67 @@ impl Index {
     /// The ref in an occupied slot.
     #[inline]
     pub fn get(&self, slot: usize) -> Ref {
-        debug_assert!(self.meta[slot] != EMPTY);
-        self.refs[slot]
+        debug_assert!(self.slots[slot][0] != EMPTY);
+        slot_ref(&self.slots[slot])
     }
 
     /// Replaces the ref in an occupied slot (the entry's key is unchanged).
     #[inline]
     pub fn set(&mut self, slot: usize, r: Ref) {
-        debug_assert!(self.meta[slot] != EMPTY);
-        self.refs[slot] = r;
+        debug_assert!(self.slots[slot][0] != EMPTY);
+        self.slots[slot][1..].copy_from_slice(&r.to_le_bytes());
     }
 
     /// Inserts an entry the caller knows is absent. `rehash` gives the hash
     /// of a resident from its ref; it is called only when the index grows.
     pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
-        if (self.len + 1) * 10 > self.refs.len() * 9 {
+        if (self.len + 1) * 10 > self.slots.len() * 9 {
             // Grow by a quarter: the load stays between 72% and 90% (memory
             // per entry matters more here than the extra rehashing).
-            self.resize(capacity_for(self.len + 1).max(self.refs.len() * 5 / 4), &rehash);
+            self.resize(capacity_for(self.len + 1).max(self.slots.len() * 5 / 4), &rehash);
         }
         self.place(h, r);
     }
 
     /// Robin Hood placement. The index has at least one empty slot.
     fn place(&mut self, h: u32, r: Ref) {
-        let cap = self.refs.len();
+        let cap = self.slots.len();
         let mut i = self.home(h);
-        let mut cur = (1u8, r);
+        let mut cur = pack(1, r);
         loop {
             #[cfg(test)]
             tests::PLACE_STEPS.with(|c| c.set(c.get() + 1));
-            let m = self.meta[i];
+            let m = self.slots[i][0];
             if m == EMPTY {
-                self.meta[i] = cur.0;
-                self.refs[i] = cur.1;
+                self.slots[i] = cur;
                 self.len += 1;
                 return;
             }
-            if m < cur.0 {
+            if m < cur[0] {
                 // The resident is nearer its home: it moves on instead.
-                let out = (m, self.refs[i]);
-                self.meta[i] = cur.0;
-                self.refs[i] = cur.1;
-                cur = out;
+                std::mem::swap(&mut self.slots[i], &mut cur);
             }
             i += 1;
             if i == cap {
                 i = 0;
             }
-            cur.0 = cur.0.saturating_add(1);
+            cur[0] = cur[0].saturating_add(1);
         }
     }
 
     /// Removes the entry in `slot`, shifting its followers back.
     pub fn remove_at(&mut self, slot: usize, rehash: impl Fn(Ref) -> u32) {
-        let cap = self.refs.len();
+        let cap = self.slots.len();
         let mut i = slot;
         loop {
             let j = if i + 1 == cap { 0 } else { i + 1 };
-            let m = self.meta[j];
+            let m = self.slots[j][0];
             if m <= 1 {
-                self.meta[i] = EMPTY;
+                self.slots[i] = [EMPTY, 0, 0, 0, 0];
                 break;
             }
-            let r = self.refs[j];
-            self.meta[i] = if m == SATURATED {
+            let r = slot_ref(&self.slots[j]);
+            let meta = if m == SATURATED {
                 // The true distance is unknown: recompute it from the hash.
                 let home = self.home(rehash(r));
                 let d = if i >= home { i - home } else { i + cap - home };
@@ -169,7 +177,7 @@ impl Index {
             } else {
                 m - 1
             };
-            self.refs[i] = r;
+            self.slots[i] = pack(meta, r);
             i = j;
         }
         self.len -= 1;
@@ -180,13 +188,11 @@ impl Index {
     }
 
     fn resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) {
-        let old_refs = std::mem::take(&mut self.refs);
-        let old_meta = std::mem::take(&mut self.meta);
+        let old = std::mem::take(&mut self.slots);
         self.alloc(cap.max(8));
-        for (r, m) in old_refs.iter().zip(old_meta.iter()) {
-            if *m != EMPTY {
-                self.place(rehash(*r), *r);
-            }
+        for s in old.iter().filter(|s| s[0] != EMPTY) {
+            let r = slot_ref(s);
+            self.place(rehash(r), r);
         }
     }
 
@@ -197,11 +203,7 @@ impl Index {
 
     /// Occupied slots and their refs, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
-        self.meta
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| **m != EMPTY)
-            .map(move |(i, _)| (i, self.refs[i]))
+        self.slots.iter().enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_ref(s)))
     }
 
     /// The refs, in slot order (for internal walks: freeing, merging).
@@ -218,7 +220,7 @@ impl Index {
     /// (checkpoints, listings) uses this order, so a store restored from a
     /// checkpoint, or filled from another store's listing, fills evenly.
     pub fn refs_spread(&self) -> impl Iterator<Item = Ref> + '_ {
-        let cap = self.refs.len();
+        let cap = self.slots.len();
         let step = spread_step(cap);
         let mut i = 0usize;
         (0..cap).filter_map(move |_| {
@@ -227,7 +229,8 @@ impl Index {
             if i >= cap {
                 i -= cap;
             }
-            (self.meta[slot] != EMPTY).then(|| self.refs[slot])
+            let s = &self.slots[slot];
+            (s[0] != EMPTY).then(|| slot_ref(s))
         })
     }
 }
