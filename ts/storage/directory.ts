@@ -15,10 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
 import { extendsChain, missingParent, retention } from './chains.js';
 import { ioError, StorageError } from './errors.js';
-import type { CheckpointMeta, CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
+import { checkId, checkMeta, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
+import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
 export interface DirectoryStorageOptions {
   /** Restorable chains to keep (the last K checkpoints, each with its ancestors); default 2. */
@@ -33,30 +33,11 @@ export interface DirectoryStorageOptions {
   cleanup?: boolean;
 }
 
-const MANIFEST = 'MANIFEST';
-const FORMAT = 'keystate-checkpoints';
-const VERSION = 1;
 /** Bytes gathered before a write to the file. */
 const WRITE_BUFFER = 256 * 1024;
-const CHECKPOINT_FILE = /^ckpt-\d+-\d+\.ks$/;
 const TEMP_FILE = /^(?:ckpt-\d+-\d+\.ks|MANIFEST)\.[0-9a-f]+\.tmp$/;
 
-interface Manifest {
-  format: typeof FORMAT;
-  version: number;
-  /** Last sequence number used in a file name. */
-  seq: number;
-  checkpoints: StoredCheckpoint[];
-}
-
 const tempName = (name: string) => `${name}.${randomBytes(4).toString('hex')}.tmp`;
-
-function checkRetain(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-    throw new InvalidArgumentError('INVALID_ARGUMENT', `${what} must be an integer >= 1, not ${String(v)}`);
-  }
-  return v;
-}
 
 /** Opens `name` in `dir`, fsyncs it, closes it. */
 async function syncPath(p: string, flags: number): Promise<void> {
@@ -85,51 +66,6 @@ async function writeAll(fh: fs.FileHandle, data: Uint8Array): Promise<void> {
     const { bytesWritten } = await fh.write(data, at, data.length - at);
     at += bytesWritten;
   }
-}
-
-function parseManifest(text: string, file: string): Manifest {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch (e) {
-    throw new StorageError('STORAGE_CORRUPT', `${file} is not valid JSON (${(e as Error).message})`);
-  }
-  const o = m as Partial<Manifest> | null;
-  if (typeof o !== 'object' || o === null || o.format !== FORMAT) {
-    throw new StorageError('STORAGE_CORRUPT', `${file} is not a keystate checkpoint manifest`);
-  }
-  if (o.version !== VERSION) {
-    throw new StorageError('STORAGE_CORRUPT', `${file} has manifest version ${String(o.version)}; this keystate reads version ${VERSION}`);
-  }
-  const bad = (why: string) => new StorageError('STORAGE_CORRUPT', `${file} is corrupt: ${why}`);
-  const isUint = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  if (!isUint(o.seq) || !Array.isArray(o.checkpoints)) throw bad('missing seq or checkpoints');
-  const names = new Set<string>();
-  const checkpoints = o.checkpoints.map((c: Partial<StoredCheckpoint>, i): StoredCheckpoint => {
-    const ok =
-      typeof c === 'object' && c !== null &&
-      isUint(c.id) && (c.id as number) > 0 &&
-      (c.kind === 'full' ? c.parentId === null : c.kind === 'incremental' && isUint(c.parentId)) &&
-      typeof c.storeId === 'string' && /^[0-9a-f]{32}$/.test(c.storeId) &&
-      typeof c.checksum === 'string' && /^[0-9a-f]{16}$/.test(c.checksum) &&
-      isUint(c.bytes) && typeof c.createdAt === 'number' &&
-      // A name is a file in this directory, never a path: retention deletes by name.
-      typeof c.name === 'string' && CHECKPOINT_FILE.test(c.name) && !names.has(c.name);
-    if (!ok) throw bad(`checkpoint entry ${i} is invalid`);
-    names.add(c.name as string);
-    const { id, parentId, kind, storeId, checksum, bytes, createdAt, name } = c as StoredCheckpoint;
-    return { id, parentId, kind, storeId, checksum, bytes, createdAt, name };
-  });
-  return { format: FORMAT, version: VERSION, seq: o.seq as number, checkpoints };
-}
-
-function checkMeta(meta: CheckpointMeta, id: number): void {
-  const ok =
-    meta.id === id &&
-    (meta.kind === 'full' ? meta.parentId === null : meta.kind === 'incremental' && Number.isSafeInteger(meta.parentId)) &&
-    /^[0-9a-f]{32}$/.test(meta.storeId) && /^[0-9a-f]{16}$/.test(meta.checksum) &&
-    Number.isSafeInteger(meta.bytes) && meta.bytes >= 0 && typeof meta.createdAt === 'number';
-  if (!ok) throw new InvalidArgumentError('INVALID_ARGUMENT', `invalid metadata for checkpoint ${id}: ${JSON.stringify(meta)}`);
 }
 
 export class DirectoryStorage implements CheckpointStorage {
@@ -182,7 +118,7 @@ export class DirectoryStorage implements CheckpointStorage {
         throw ioError(`listing ${root}`, e);
       }
       for (const f of files) {
-        if (TEMP_FILE.test(f) || (CHECKPOINT_FILE.test(f) && !listed.has(f))) {
+        if (TEMP_FILE.test(f) || (CHECKPOINT_NAME.test(f) && !listed.has(f))) {
           try {
             await fs.rm(path.join(root, f), { force: true });
           } catch (e) {
@@ -202,8 +138,8 @@ export class DirectoryStorage implements CheckpointStorage {
   }
 
   async begin(id: number): Promise<CheckpointWriter> {
-    if (!Number.isSafeInteger(id) || id < 1) throw new InvalidArgumentError('INVALID_ARGUMENT', `invalid checkpoint id ${String(id)}`);
-    const name = `ckpt-${String(id).padStart(10, '0')}-${++this.seq}.ks`;
+    checkId(id);
+    const name = checkpointName(id, ++this.seq);
     const tmp = path.join(this.dir, tempName(name));
     let fh: fs.FileHandle | null;
     try {
@@ -354,7 +290,7 @@ export class DirectoryStorage implements CheckpointStorage {
       try {
         await this.fresh();
         const { kept, dropped } = retention(change(this.manifest.checkpoints), keep);
-        const next: Manifest = { format: FORMAT, version: VERSION, seq: Math.max(this.seq, this.manifest.seq), checkpoints: kept };
+        const next: Manifest = { ...emptyManifest(), seq: Math.max(this.seq, this.manifest.seq), checkpoints: kept };
         const deleted = dropped.map((c) => c.name);
         const unchanged = deleted.length === 0 && added === null;
         if (!unchanged) {
@@ -363,7 +299,7 @@ export class DirectoryStorage implements CheckpointStorage {
           try {
             const fh = await fs.open(tmp, 'wx');
             try {
-              await writeAll(fh, new TextEncoder().encode(JSON.stringify(next, null, 1) + '\n'));
+              await writeAll(fh, new TextEncoder().encode(manifestText(next)));
               await fh.sync();
             } finally {
               await fh.close();
@@ -406,17 +342,13 @@ export class DirectoryStorage implements CheckpointStorage {
   }
 }
 
-function pick(m: CheckpointMeta): CheckpointMeta {
-  return { id: m.id, parentId: m.parentId, kind: m.kind, storeId: m.storeId, checksum: m.checksum, bytes: m.bytes, createdAt: m.createdAt };
-}
-
 async function readManifest(dir: string): Promise<Manifest> {
   const file = path.join(dir, MANIFEST);
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return { format: FORMAT, version: VERSION, seq: 0, checkpoints: [] };
+    if ((e as { code?: string }).code === 'ENOENT') return emptyManifest();
     throw ioError(`reading ${file}`, e);
   }
   return parseManifest(text, file);
