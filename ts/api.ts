@@ -32,6 +32,14 @@ export type {
 } from './checkpointing.js';
 export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, StoredCheckpoint } from './storage/types.js';
 export { StorageError } from './storage/errors.js';
+// Browser storage: environment-neutral code (in Node, opening one throws STORAGE_UNAVAILABLE).
+export { OpfsStorage } from './storage/opfs.js';
+export type { OpfsStorageOptions, DirectoryHandle } from './storage/opfs.js';
+export { IndexedDbStorage } from './storage/indexeddb.js';
+export type { IndexedDbStorageOptions } from './storage/indexeddb.js';
+export { openBrowserStorage } from './storage/browser.js';
+export type { BrowserStorage } from './storage/browser.js';
+export type { BrowserStorageOptions } from './storage/browser-options.js';
 export { compact } from './restore.js';
 export type { CheckpointSource, RestoreOptions } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';

@@ -1,0 +1,351 @@
+/**
+ * IndexedDbStorage: checkpoints in an IndexedDB database per storage name
+ * (environment-neutral code: in Node, `open` throws STORAGE_UNAVAILABLE).
+ *
+ * Two object stores: `chunks` holds each checkpoint's bytes as records keyed
+ * `[name, index]`; `listing` holds one entry per committed checkpoint, keyed
+ * by a generated, increasing number (commit order). A checkpoint's chunks
+ * are written first, each batch in its own transaction; `commit` is then one
+ * readwrite transaction with durability 'strict' that checks the chunks are
+ * all there, adds the listing entry and removes the entries retention drops.
+ * Chunks of dropped entries are deleted in a later transaction, once that
+ * one is durable. Chunks no entry names (an interrupted checkpoint) are
+ * removed on open.
+ *
+ * Chunk batches use durability 'relaxed': IndexedDB commits a database's
+ * transactions in order into one log (LevelDB, SQLite), and the strict commit
+ * flushes that log, the earlier batches with it.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { type BrowserStorageOptions, checkName, hasIndexedDb, unavailable } from './browser-options.js';
+import { extendsChain, missingParent, retention } from './chains.js';
+import { ioError, StorageError } from './errors.js';
+import { checkId, checkMeta, checkpointName, checkRetain, parseEntry, pick, seqOf } from './manifest.js';
+import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
+
+export type IndexedDbStorageOptions = BrowserStorageOptions;
+
+/** The database version: its object stores and key layout. */
+const DB_VERSION = 1;
+const CHUNKS = 'chunks';
+const LISTING = 'listing';
+/** Bytes per chunk record (each batch is a transaction: a round trip and a commit). */
+const RECORD = 1024 * 1024;
+
+const request = <T>(r: IDBRequest<T>): Promise<T> =>
+  new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+
+/** Every key of the chunks of checkpoint `name`. */
+const chunksOf = (name: string) => IDBKeyRange.bound([name, 0], [name, Infinity]);
+
+export class IndexedDbStorage implements CheckpointStorage {
+  readonly kind = 'indexeddb' as const;
+  /** The storage's name: its database. */
+  readonly name: string;
+  /** Chains kept by default (see `BrowserStorageOptions.retain`). */
+  readonly retainChains: number;
+  private readonly db: IDBDatabase;
+  private readonly label: string;
+  private closed = false;
+  private seq = 0;
+  private removed: readonly string[] = [];
+
+  private constructor(name: string, db: IDBDatabase, retain: number) {
+    this.name = name;
+    this.db = db;
+    this.retainChains = retain;
+    this.label = `IndexedDB database ${JSON.stringify(name)}`;
+    // Another page deletes or upgrades the database: let it, and fail from now on.
+    db.onversionchange = () => this.close();
+  }
+
+  /**
+   * Opens (by default creating) the storage `name`, and removes what an
+   * interrupted checkpoint left. Throws StorageError `STORAGE_UNAVAILABLE`
+   * where IndexedDB is missing or refused, `STORAGE_CORRUPT` if the database
+   * is not a keystate checkpoint database (or a newer one), or its listing is
+   * not valid.
+   */
+  static async open(name: string, opts: IndexedDbStorageOptions = {}): Promise<IndexedDbStorage> {
+    checkName(name);
+    const retain = checkRetain(opts.retain ?? 2, 'retain');
+    if (!hasIndexedDb()) throw unavailable('IndexedDB is not available here');
+    const label = `IndexedDB database ${JSON.stringify(name)}`;
+    const create = opts.create ?? true;
+    let db: IDBDatabase;
+    try {
+      db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const r = indexedDB.open(name, DB_VERSION);
+        r.onupgradeneeded = (ev) => {
+          // Aborting the version change leaves no database behind; the open fails with AbortError.
+          if (ev.oldVersion === 0 && !create) return r.transaction?.abort();
+          r.result.createObjectStore(CHUNKS);
+          r.result.createObjectStore(LISTING, { autoIncrement: true });
+        };
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+    } catch (e) {
+      if (e instanceof Error && e.name === 'VersionError') {
+        throw new StorageError('STORAGE_CORRUPT', `${label} has a newer version than ${DB_VERSION}, the one this keystate reads`, e);
+      }
+      if (e instanceof Error && e.name === 'AbortError' && !create) throw new StorageError('STORAGE_IO', `${label} does not exist (create: false)`, e);
+      if (e instanceof Error && e.name === 'SecurityError') throw unavailable('the browser refused IndexedDB', e);
+      throw ioError(`opening ${label}`, e);
+    }
+    if (!db.objectStoreNames.contains(CHUNKS) || !db.objectStoreNames.contains(LISTING)) {
+      db.close();
+      throw new StorageError('STORAGE_CORRUPT', `${label} is not a keystate checkpoint database (no ${CHUNKS} and ${LISTING} stores)`);
+    }
+    const storage = new IndexedDbStorage(name, db, retain);
+    try {
+      const { entries, names } = await storage.tx([LISTING, CHUNKS], 'readonly', async (t) => ({
+        entries: (await storage.readListing(t)).entries,
+        names: await chunkNames(t.objectStore(CHUNKS), label),
+      }));
+      storage.seq = Math.max(0, ...entries.map((c) => seqOf(c.name)), ...names.map(seqOf));
+      if (opts.cleanup ?? true) {
+        const listed = new Set(entries.map((c) => c.name));
+        const orphans = names.filter((n) => !listed.has(n));
+        if (orphans.length > 0) await storage.deleteChunks(orphans);
+        storage.removed = orphans.sort();
+      }
+    } catch (e) {
+      db.close();
+      throw ioError(`opening ${label}`, e);
+    }
+    return storage;
+  }
+
+  /** Checkpoints whose chunks opening removed: what interrupted checkpoints left. */
+  get removedOnOpen(): readonly string[] {
+    return this.removed;
+  }
+
+  /** Closes the database connection; the storage fails from then on. */
+  close(): void {
+    this.closed = true;
+    this.db.close();
+  }
+
+  async list(): Promise<StoredCheckpoint[]> {
+    return this.tx([LISTING], 'readonly', async (t) => (await this.readListing(t)).entries);
+  }
+
+  async begin(id: number): Promise<CheckpointWriter> {
+    checkId(id);
+    this.connection();
+    const name = checkpointName(id, ++this.seq);
+    let failed = false;
+    let done = false;
+    let written = 0;
+    let records = 0;
+    const buffer = new Uint8Array(RECORD);
+    let buffered = 0;
+    const fail = async () => {
+      failed = true;
+      await this.deleteChunks([name]).catch(() => undefined);
+    };
+    /** Stores the buffer as the next chunk record. */
+    const flush = async () => {
+      if (buffered === 0) return;
+      // put() copies its value at once (structured clone); a view would copy its whole buffer, so
+      // a partial record goes as a copy of its own.
+      const value = buffered === buffer.length ? buffer : buffer.slice(0, buffered);
+      const key = [name, records++];
+      buffered = 0;
+      try {
+        await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'relaxed');
+      } catch (e) {
+        await fail();
+        throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
+      }
+    };
+    const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
+    return {
+      write: async (chunk) => {
+        if (done || failed) throw closed('write');
+        written += chunk.length;
+        for (let at = 0; at < chunk.length; ) {
+          const n = Math.min(chunk.length - at, buffer.length - buffered);
+          buffer.set(chunk.subarray(at, at + n), buffered);
+          buffered += n;
+          at += n;
+          if (buffered === buffer.length) await flush();
+        }
+      },
+      commit: async (meta, retain) => {
+        if (done || failed) throw closed('commit');
+        done = true;
+        let keep: number;
+        try {
+          checkMeta(meta, id);
+          keep = checkRetain(retain ?? this.retainChains, 'retain');
+          if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+        } catch (e) {
+          await fail();
+          throw e;
+        }
+        await flush();
+        const stored: StoredCheckpoint = { ...pick(meta), name };
+        let dropped: string[];
+        try {
+          dropped = await this.tx(
+            [LISTING, CHUNKS],
+            'readwrite',
+            async (t) => {
+              const have = await request(t.objectStore(CHUNKS).count(chunksOf(name)));
+              if (have !== records) {
+                throw new StorageError('STORAGE_IO', `checkpoint ${id}: ${have} of its ${records} chunks are stored (was the storage opened again meanwhile?)`);
+              }
+              const { keys, entries } = await this.readListing(t);
+              // Never list what cannot be restored: retention would drop it at once.
+              if (!extendsChain(entries, stored)) throw missingParent(stored);
+              const { dropped } = retention([...entries, stored], keep);
+              const listing = t.objectStore(LISTING);
+              listing.add(stored);
+              for (const d of dropped) listing.delete(keys[entries.indexOf(d)]);
+              return dropped.map((d) => d.name);
+            },
+            'strict',
+          );
+        } catch (e) {
+          await fail();
+          throw ioError(`listing checkpoint ${id} in ${this.label}`, e);
+        }
+        // The listing without them is durable: now their chunks may go (or the next open's cleanup takes them).
+        await this.deleteChunks(dropped).catch(() => undefined);
+        return { ...stored };
+      },
+      abort: async () => {
+        done = true;
+        if (!failed) await fail();
+      },
+    };
+  }
+
+  async open(name: string): Promise<ReadableStream<Uint8Array>> {
+    const entry = (await this.list()).find((c) => c.name === name);
+    if (!entry) throw new StorageError('NO_CHECKPOINT', `${this.label} lists no checkpoint named ${JSON.stringify(name)}`);
+    let at = 0;
+    let n = 0;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          if (at >= entry.bytes) return controller.close();
+          try {
+            const value = await this.tx([CHUNKS], 'readonly', (t) => request(t.objectStore(CHUNKS).get([name, n])));
+            if (!(value instanceof Uint8Array) || value.length === 0 || at + value.length > entry.bytes) {
+              throw new StorageError('STORAGE_CORRUPT', `${this.label}: chunk ${n} of checkpoint ${name} is missing or invalid (${at} of ${entry.bytes} bytes read)`);
+            }
+            n++;
+            at += value.length;
+            controller.enqueue(value);
+          } catch (e) {
+            controller.error(ioError(`reading checkpoint ${name} from ${this.label}`, e));
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  async retain(keep: number): Promise<string[]> {
+    const k = checkRetain(keep, 'keep');
+    let dropped: string[];
+    try {
+      dropped = await this.tx(
+        [LISTING],
+        'readwrite',
+        async (t) => {
+          const { keys, entries } = await this.readListing(t);
+          const { dropped } = retention(entries, k);
+          for (const d of dropped) t.objectStore(LISTING).delete(keys[entries.indexOf(d)]);
+          return dropped.map((d) => d.name);
+        },
+        'strict',
+      );
+    } catch (e) {
+      throw ioError(`applying retention in ${this.label}`, e);
+    }
+    try {
+      await this.deleteChunks(dropped);
+    } catch {
+      return []; // unlisted now; the next open's cleanup removes their chunks
+    }
+    return dropped;
+  }
+
+  private connection(): IDBDatabase {
+    if (this.closed) throw new StorageError('STORAGE_IO', `${this.label} was closed (by close(), or because another page deleted or upgraded it)`);
+    return this.db;
+  }
+
+  /**
+   * Runs `body` in a transaction and resolves once the transaction committed.
+   * `body` may await requests of the transaction (promise reactions run
+   * while it is active), and nothing else.
+   */
+  private async tx<T>(stores: string[], mode: IDBTransactionMode, body: (t: IDBTransaction) => T | Promise<T>, durability: IDBTransactionDurability = 'default'): Promise<T> {
+    let t: IDBTransaction;
+    try {
+      t = this.connection().transaction(stores, mode, { durability });
+    } catch (e) {
+      throw ioError(`starting a transaction on ${this.label}`, e);
+    }
+    const committed = new Promise<void>((resolve, reject) => {
+      t.oncomplete = () => resolve();
+      t.onabort = () => reject(t.error ?? new DOMException('the transaction was aborted', 'AbortError'));
+    });
+    committed.catch(() => undefined); // observed below, or the body's error wins
+    let result: T;
+    try {
+      result = await body(t);
+    } catch (e) {
+      try {
+        t.abort();
+      } catch {
+        // Finished already.
+      }
+      throw e;
+    }
+    await committed;
+    return result;
+  }
+
+  /** The listing in commit order, validated, with each entry's record key. */
+  private async readListing(t: IDBTransaction): Promise<{ keys: IDBValidKey[]; entries: StoredCheckpoint[] }> {
+    const store = t.objectStore(LISTING);
+    const [keys, values] = await Promise.all([request(store.getAllKeys()), request(store.getAll())]);
+    const names = new Set<string>();
+    const bad = (why: string) => new StorageError('STORAGE_CORRUPT', `the listing of ${this.label} is corrupt: ${why}`);
+    return { keys, entries: values.map((v: unknown, i) => parseEntry(v, i, names, bad)) };
+  }
+
+  private async deleteChunks(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.tx([CHUNKS], 'readwrite', (t) => {
+      for (const n of names) t.objectStore(CHUNKS).delete(chunksOf(n));
+    });
+  }
+}
+
+/** The checkpoint names that have chunks, one cursor step per name. */
+async function chunkNames(store: IDBObjectStore, label: string): Promise<string[]> {
+  const names: string[] = [];
+  const r = store.openKeyCursor();
+  for (;;) {
+    const cursor = await request(r);
+    if (!cursor) return names;
+    const key = cursor.key;
+    if (!Array.isArray(key) || key.length !== 2 || typeof key[0] !== 'string' || typeof key[1] !== 'number') {
+      throw new StorageError('STORAGE_CORRUPT', `${label} holds a chunk with a foreign key ${JSON.stringify(key)}`);
+    }
+    names.push(key[0]);
+    // Past every chunk of this name.
+    cursor.continue([key[0], Infinity]);
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * OpfsStorage: checkpoints in the browser's Origin Private File System, in a
+ * sub-directory per storage name (environment-neutral code: in Node,
+ * `open` throws STORAGE_UNAVAILABLE).
+ *
+ * Layout as DirectoryStorage's: one file per checkpoint, `ckpt-<id>-<seq>.ks`,
+ * plus `MANIFEST`, the JSON list of committed checkpoints; a file counts only
+ * once MANIFEST names it. OPFS has no fsync and no rename over a file; its
+ * commit point is `createWritable()`'s `close()`, which replaces the file
+ * whole from a swap file (`<name>.crswap` in Chromium). So a checkpoint is
+ * written under its final, unique, unlisted name and closed, then MANIFEST is
+ * replaced the same way; files it dropped are removed only after that.
+ * Durability against power loss is what the browser gives `close()`.
+ *
+ * A page that dies mid-write leaves at worst an unlisted checkpoint file (the
+ * browser removes swap files when the writer's page goes); opening removes
+ * it. One writer per storage at a time: one page or worker (navigator.locks
+ * can elect it).
+ */
+import { extendsChain, missingParent, retention } from './chains.js';
+import { ioError, StorageError } from './errors.js';
+import { type BrowserStorageOptions, checkName, hasOpfs, unavailable } from './browser-options.js';
+import {
+  checkId, checkMeta, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick, seqOf,
+} from './manifest.js';
+import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
+import { InvalidArgumentError } from '../errors.js';
+
+/**
+ * A directory handle: `FileSystemDirectoryHandle` (DOM). Typed structurally so
+ * that keystate's declarations need no DOM library.
+ */
+export interface DirectoryHandle {
+  getDirectoryHandle(name: string, options?: { create?: boolean }): Promise<object>;
+}
+
+export interface OpfsStorageOptions extends BrowserStorageOptions {
+  /**
+   * The directory that holds the storage's sub-directory; default the OPFS
+   * root (`navigator.storage.getDirectory()`).
+   */
+  directory?: DirectoryHandle;
+}
+
+/** Bytes gathered before a write to the file (each write is a round trip to the browser). */
+const WRITE_BUFFER = 256 * 1024;
+/** Bytes per read of a checkpoint file: open() never loads a whole file. */
+const READ_CHUNK = 256 * 1024;
+/** createWritable()'s swap files, left only if the browser itself stopped mid-write. */
+const SWAP_FILE = /^(?:ckpt-\d+-\d+\.ks|MANIFEST)(?:\.\d+)?\.crswap$/;
+
+const named = (e: unknown, name: string) => e instanceof Error && e.name === name;
+
+export class OpfsStorage implements CheckpointStorage {
+  readonly kind = 'opfs' as const;
+  /** The storage's name: its sub-directory. */
+  readonly name: string;
+  /** Chains kept by default (see `BrowserStorageOptions.retain`). */
+  readonly retainChains: number;
+  /** Files that opening removed: what an interrupted checkpoint left. */
+  readonly removedOnOpen: readonly string[];
+  private readonly dir: FileSystemDirectoryHandle;
+  private readonly label: string;
+  /** Sequence numbers handed out to writers (at least any in the directory). */
+  private seq: number;
+  /** Listing changes run one at a time. */
+  private lock: Promise<unknown> = Promise.resolve();
+  /** Dropped files whose removal failed; retried after the next MANIFEST update. */
+  private undeleted = new Set<string>();
+
+  private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[]) {
+    this.name = name;
+    this.dir = dir;
+    this.label = `OPFS directory ${JSON.stringify(name)}`;
+    this.retainChains = retain;
+    this.seq = seq;
+    this.removedOnOpen = removed;
+  }
+
+  /**
+   * Opens (by default creating) the storage `name`, and removes what an
+   * interrupted checkpoint left. Throws StorageError `STORAGE_UNAVAILABLE`
+   * where OPFS is missing or refused, `STORAGE_CORRUPT` if MANIFEST is not a
+   * valid keystate manifest.
+   */
+  static async open(name: string, opts: OpfsStorageOptions = {}): Promise<OpfsStorage> {
+    checkName(name);
+    const retain = checkRetain(opts.retain ?? 2, 'retain');
+    if (opts.directory !== undefined && typeof opts.directory?.getDirectoryHandle !== 'function') {
+      throw new InvalidArgumentError('INVALID_ARGUMENT', 'directory must be a FileSystemDirectoryHandle');
+    }
+    if (!hasOpfs()) throw unavailable('the Origin Private File System (navigator.storage.getDirectory with createWritable) is not available here');
+    let parent: FileSystemDirectoryHandle;
+    try {
+      parent = (opts.directory as FileSystemDirectoryHandle | undefined) ?? (await navigator.storage.getDirectory());
+    } catch (e) {
+      // Opaque origins and some private modes refuse it (SecurityError).
+      throw unavailable('the browser refused the Origin Private File System', e);
+    }
+    const label = `OPFS directory ${JSON.stringify(name)}`;
+    let dir: FileSystemDirectoryHandle;
+    try {
+      dir = await parent.getDirectoryHandle(name, { create: opts.create ?? true });
+    } catch (e) {
+      throw ioError(`opening ${label}`, e);
+    }
+    const manifest = await readManifest(dir, label);
+    const listed = new Set(manifest.checkpoints.map((c) => c.name));
+    const files: string[] = [];
+    try {
+      for await (const f of dir.keys()) files.push(f);
+    } catch (e) {
+      throw ioError(`listing ${label}`, e);
+    }
+    // Names stay unique even past files that an inspecting open (cleanup: false) leaves.
+    const seq = Math.max(manifest.seq, ...files.map(seqOf));
+    const removed: string[] = [];
+    if (opts.cleanup ?? true) {
+      for (const f of files) {
+        if (!SWAP_FILE.test(f) && !(CHECKPOINT_NAME.test(f) && !listed.has(f))) continue;
+        try {
+          await dir.removeEntry(f);
+          removed.push(f);
+        } catch (e) {
+          // Held by a writer still open in a live page: unlisted, so harmless; a later open removes it.
+          if (named(e, 'NoModificationAllowedError') || named(e, 'NotFoundError')) continue;
+          throw ioError(`removing ${f}, left in ${label} by an interrupted checkpoint`, e);
+        }
+      }
+    }
+    return new OpfsStorage(name, dir, retain, seq, removed.sort());
+  }
+
+  async list(): Promise<StoredCheckpoint[]> {
+    return (await this.read()).checkpoints;
+  }
+
+  async begin(id: number): Promise<CheckpointWriter> {
+    checkId(id);
+    const name = checkpointName(id, ++this.seq);
+    let w: FileSystemWritableFileStream | null = null;
+    try {
+      w = await (await this.dir.getFileHandle(name, { create: true })).createWritable();
+    } catch (e) {
+      await this.remove(name).catch(() => undefined);
+      throw ioError(`creating a file for checkpoint ${id} in ${this.label}`, e);
+    }
+    let failed = false;
+    let done = false;
+    let written = 0;
+    const buffer = new Uint8Array(WRITE_BUFFER);
+    let buffered = 0;
+    const fail = async () => {
+      failed = true;
+      const writable = w;
+      w = null;
+      // abort() drops the swap file; the (empty) file under the final name goes next.
+      await writable?.abort().catch(() => undefined);
+      await this.remove(name).catch(() => undefined);
+    };
+    /** Writes the buffer (or `data`) to the swap file. */
+    const flush = async (data?: Uint8Array) => {
+      const bytes = data ?? buffer.subarray(0, buffered);
+      buffered = 0;
+      if (bytes.length === 0) return;
+      try {
+        await (w as FileSystemWritableFileStream).write(bytes as Uint8Array<ArrayBuffer>);
+      } catch (e) {
+        await fail();
+        throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
+      }
+    };
+    const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
+    return {
+      write: async (chunk) => {
+        if (done || failed || !w) throw closed('write');
+        written += chunk.length;
+        if (buffered + chunk.length <= buffer.length) {
+          buffer.set(chunk, buffered);
+          buffered += chunk.length;
+          return;
+        }
+        await flush();
+        if (chunk.length >= buffer.length) {
+          await flush(chunk);
+        } else {
+          buffer.set(chunk, 0);
+          buffered = chunk.length;
+        }
+      },
+      commit: async (meta, retain) => {
+        if (done || failed || !w) throw closed('commit');
+        done = true;
+        let keep: number;
+        try {
+          checkMeta(meta, id);
+          keep = checkRetain(retain ?? this.retainChains, 'retain');
+          if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+        } catch (e) {
+          await fail();
+          throw e;
+        }
+        await flush();
+        try {
+          // The browser's commit point for the file: its bytes replace the empty file whole.
+          await (w as FileSystemWritableFileStream).close();
+          w = null;
+          const size = (await (await this.dir.getFileHandle(name)).getFile()).size;
+          if (size !== written) throw new Error(`the file holds ${size} bytes, ${written} were written`);
+        } catch (e) {
+          await fail();
+          throw ioError(`storing checkpoint ${id} in ${this.label}`, e);
+        }
+        const stored: StoredCheckpoint = { ...pick(meta), name };
+        await this.update(
+          `listing checkpoint ${id}`,
+          (list) => {
+            // Never list what cannot be restored: retention would drop it at once.
+            if (!extendsChain(list, stored)) throw missingParent(stored);
+            return [...list, stored];
+          },
+          keep,
+          name,
+        );
+        return { ...stored };
+      },
+      abort: async () => {
+        done = true;
+        if (!failed) await fail();
+      },
+    };
+  }
+
+  async open(name: string): Promise<ReadableStream<Uint8Array>> {
+    if (!(await this.list()).some((c) => c.name === name)) {
+      throw new StorageError('NO_CHECKPOINT', `${this.label} lists no checkpoint named ${JSON.stringify(name)}`);
+    }
+    let file: File;
+    try {
+      file = await (await this.dir.getFileHandle(name)).getFile();
+    } catch (e) {
+      throw ioError(`opening checkpoint file ${name} in ${this.label}`, e);
+    }
+    let at = 0;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          if (at >= file.size) return controller.close();
+          try {
+            const chunk = new Uint8Array(await file.slice(at, at + READ_CHUNK).arrayBuffer());
+            at += chunk.length;
+            controller.enqueue(chunk);
+          } catch (e) {
+            controller.error(ioError(`reading checkpoint file ${name} in ${this.label}`, e));
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  async retain(keep: number): Promise<string[]> {
+    const k = checkRetain(keep, 'keep');
+    return this.update('applying retention', (list) => list, k, null);
+  }
+
+  /** The MANIFEST as it is now (read every time: it is small, and another instance may have changed it). */
+  private async read(): Promise<Manifest> {
+    const m = await readManifest(this.dir, this.label);
+    this.seq = Math.max(this.seq, m.seq);
+    return m;
+  }
+
+  private async remove(name: string): Promise<void> {
+    try {
+      await this.dir.removeEntry(name);
+    } catch (e) {
+      if (!named(e, 'NotFoundError')) throw e;
+    }
+  }
+
+  /**
+   * Changes the listing: `change` the list, apply retention, replace MANIFEST,
+   * then remove the files it dropped. Returns the names removed. `added`
+   * names the file this update lists, if any: on a failure before the new
+   * MANIFEST was closed, that file is removed again.
+   */
+  private update(what: string, change: (l: StoredCheckpoint[]) => StoredCheckpoint[], keep: number, added: string | null): Promise<string[]> {
+    const run = async (): Promise<string[]> => {
+      let closing = false;
+      try {
+        const current = await this.read();
+        const { kept, dropped } = retention(change(current.checkpoints), keep);
+        const deleted = dropped.map((c) => c.name);
+        if (deleted.length > 0 || added !== null) {
+          const next: Manifest = { ...emptyManifest(), seq: Math.max(this.seq, current.seq), checkpoints: kept };
+          const w = await (await this.dir.getFileHandle(MANIFEST, { create: true })).createWritable();
+          try {
+            await w.write(new TextEncoder().encode(manifestText(next)));
+          } catch (e) {
+            await w.abort().catch(() => undefined);
+            throw e;
+          }
+          closing = true;
+          // The commit point: MANIFEST is replaced whole, or stays as it was.
+          await w.close();
+        }
+        // Only now, with a MANIFEST that no longer names them, may dropped files go.
+        for (const name of deleted) this.undeleted.add(name);
+        const gone: string[] = [];
+        for (const name of this.undeleted) {
+          try {
+            await this.remove(name);
+            this.undeleted.delete(name);
+            gone.push(name);
+          } catch {
+            // Left for the next update, or for the next open's cleanup.
+          }
+        }
+        return gone.filter((n) => deleted.includes(n));
+      } catch (e) {
+        // A close() that failed may still have replaced MANIFEST: then the added file is listed, so
+        // it stays (the next open removes it if it is not listed).
+        if (!closing && added !== null) await this.remove(added).catch(() => undefined);
+        throw ioError(`${what} in ${this.label}`, e);
+      }
+    };
+    const p = this.lock.then(run, run);
+    this.lock = p.catch(() => undefined);
+    return p;
+  }
+}
+
+async function readManifest(dir: FileSystemDirectoryHandle, label: string): Promise<Manifest> {
+  const file = `MANIFEST of ${label}`;
+  let text: string;
+  try {
+    text = await (await (await dir.getFileHandle(MANIFEST)).getFile()).text();
+  } catch (e) {
+    if (named(e, 'NotFoundError')) return emptyManifest();
+    throw ioError(`reading ${file}`, e);
+  }
+  // getFileHandle(create) makes an empty MANIFEST before its first content is closed; close()
+  // replaces a file whole, so an empty one was never written: nothing is listed yet.
+  if (text.length === 0) return emptyManifest();
+  return parseManifest(text, file);
+}
