@@ -46,6 +46,10 @@ export const {
   BrokenChainError,
   StoreClosedError,
   WasmLoadError,
+  StorageError,
+  OpfsStorage,
+  IndexedDbStorage,
+  openBrowserStorage,
   initKeystate,
 } = api;
 
@@ -68,6 +72,9 @@ export type CorruptCheckpointError = Keystate.CorruptCheckpointError;
 export type BrokenChainError = Keystate.BrokenChainError;
 export type StoreClosedError = Keystate.StoreClosedError;
 export type WasmLoadError = Keystate.WasmLoadError;
+export type StorageError = Keystate.StorageError;
+export type OpfsStorage = Keystate.OpfsStorage;
+export type IndexedDbStorage = Keystate.IndexedDbStorage;
 /**
  * A file under test/ (e.g. `vectors/basic.full-v1.bin`, or `../dist/...`): read
  * from disk in Node, fetched from the test server (which serves test/ at /test/
@@ -83,4 +90,6 @@ export async function readFixture(path: string): Promise<Uint8Array> {
   return new Uint8Array(await readFile(new URL(path, import.meta.url)));
 }
 
-export type { Key, Codec, KeyGroupRange, StoreOptions, MemoryInfo, WasmSource } from '../dist/slim.js';
+export type {
+  Key, Codec, KeyGroupRange, StoreOptions, MemoryInfo, WasmSource, BrowserStorage, BrowserStorageOptions, CheckpointStorage, StoredCheckpoint,
+} from '../dist/slim.js';
