@@ -8,8 +8,8 @@
  *   and as a browser project (Bundler, DOM, no Node types) sees it;
  * - pages bundled by esbuild and by Vite (build and dev server), served on
  *   127.0.0.1, run the scenario in headless Chromium, keep a checkpoint across
- *   a reload, and time loading the wasm; the README's browser examples run
- *   there too;
+ *   a reload in keystate's browser storage (OPFS, then IndexedDB), and time
+ *   loading the wasm; the README's browser examples run there too;
  * - publint and arethetypeswrong judge the tarball.
  * Prints the wasm's size (raw, gzip, brotli) and the browser's load times.
  * Without Chromium (scripts/browser.mjs says why) the browser tests are skipped.
@@ -114,6 +114,7 @@ Pkg('Node ESM: the scenario through `keystate`', () => {
   const r = node('node-esm.mjs');
   checkScenario(r, 'ESM');
   assert.is(r.directoryStorage, 'function', 'the Node entry has DirectoryStorage');
+  assert.is(r.browserStorage, 'true STORAGE_UNAVAILABLE', 'and the browser storages, which say why they cannot open');
 });
 
 Pkg('Node CommonJS: require("keystate") loads the ESM build', () => {
@@ -179,19 +180,35 @@ async function open(url: string): Promise<{ result?: any; error?: string; log: s
   }
 }
 
-/** The page scenario at `base` + `page`: run (timed), then after a reload restore the kept checkpoint. */
+/**
+ * The page scenario at `base` + `page`: run (timed), then after a reload restore the stored
+ * checkpoint; once with the storage openBrowserStorage picks (OPFS in Chromium), once with IndexedDB.
+ */
 async function pageScenario(base: string, page: string, what: string) {
-  const run = await open(`${base}/${page}`);
-  assert.ok(run.result, `${what}: ${run.error}\n${run.log.join('\n')}`);
-  checkScenario(run.result.result, what);
-  assert.match(run.result.persisted, /^opfs:/);
-  const { initMs, fetchMs, compileMs, instantiateMs } = run.result;
-  timings[what] = { initMs, fetchMs, compileMs, instantiateMs };
-  // A new page load of the same origin: only the checkpoint kept in OPFS carries the state over.
-  const again = await open(`${base}/${page}${page.includes('?') ? '&' : '?'}phase=restore`);
-  assert.ok(again.result, `${what} after the reload: ${again.error}\n${again.log.join('\n')}`);
-  assert.equal(again.result.restored, EXPECTED, `${what}: restored after the reload`);
-  return run.result;
+  const url = (params: Record<string, string>) => {
+    const u = new URL(`${base}/${page}`);
+    for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+    return u.href;
+  };
+  let first: any;
+  for (const [storage, kind] of [[{}, 'opfs'], [{ storage: 'idb' }, 'indexeddb']] as const) {
+    const label = `${what}, ${kind}`;
+    const run = await open(url(storage));
+    assert.ok(run.result, `${label}: ${run.error}\n${run.log.join('\n')}`);
+    checkScenario(run.result.result, label);
+    assert.match(run.result.persisted, new RegExp(`^${kind}:ckpt-\\d+-\\d+\\.ks$`), `${label}: stored`);
+    if (!first) {
+      first = run.result;
+      const { initMs, fetchMs, compileMs, instantiateMs } = run.result;
+      timings[what] = { initMs, fetchMs, compileMs, instantiateMs };
+    }
+    // A new page load of the same origin: only the checkpoint in the browser's storage carries the state over.
+    const again = await open(url({ ...storage, phase: 'restore' }));
+    assert.ok(again.result, `${label} after the reload: ${again.error}\n${again.log.join('\n')}`);
+    assert.equal(again.result.restored, EXPECTED, `${label}: restored after the reload`);
+    assert.is(again.result.from, run.result.persisted, `${label}: from the checkpoint the run stored`);
+  }
+  return first;
 }
 
 /** Runs each README browser block in its own page at `base`/readme-N.html. */
