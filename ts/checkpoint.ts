@@ -72,7 +72,11 @@ export class Checkpoint {
     );
   }
 
-  /** Reads the whole stream into one array. */
+  /**
+   * Reads the whole stream into one array. The array owns its whole
+   * ArrayBuffer (as does each chunk of `stream()`: copies out of wasm memory),
+   * so `postMessage(bytes, [bytes.buffer])` moves it to another thread.
+   */
   async bytes(opts: StreamOptions = {}): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     let n = 0;
