@@ -75,9 +75,10 @@ export class Checkpoint {
   /**
    * Reads the whole stream into one array. The array owns its whole
    * ArrayBuffer (as does each chunk of `stream()`: copies out of wasm memory),
-   * so `postMessage(bytes, [bytes.buffer])` moves it to another thread.
+   * so `postMessage(bytes, [bytes.buffer])` moves it to another thread (its
+   * type says `buffer` is an ArrayBuffer, which TypeScript lets you transfer).
    */
-  async bytes(opts: StreamOptions = {}): Promise<Uint8Array> {
+  async bytes(opts: StreamOptions = {}): Promise<Uint8Array & { buffer: ArrayBuffer }> {
     const parts: Uint8Array[] = [];
     let n = 0;
     const reader = this.stream(opts).getReader();
