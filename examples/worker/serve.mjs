@@ -34,4 +34,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await bundle(out);
   const server = await serve({ '/': out });
   console.log(`serving ${out} at ${server.url}/ (Ctrl-C to stop)`);
+  process.once('SIGINT', () => {
+    fs.rmSync(out, { recursive: true, force: true });
+    process.exit(0);
+  });
 }
