@@ -348,7 +348,7 @@ for (const k of [opfs, idb]) {
       document.body.append(frame);
       const root = await (frame.contentWindow as Window).navigator.storage.getDirectory();
       const w = await (await OpfsStorage.open(name, { directory: root })).begin(2);
-      await w.write(new Uint8Array(600_000).fill(2));
+      await w.write(new Uint8Array(2_500_000).fill(2)); // two writes to the swap file, the rest buffered
       frame.remove();
     } else {
       // IndexedDB holds no locks: the writer stays in this page, forgotten.
