@@ -20,17 +20,23 @@ export function* events(n, users, seed) {
 export async function drive(StateStore, worker, log, { users = 10_000, batches = [50_000, 2_000] } = {}) {
   const waiting = [];
   const inbox = [];
+  let failure = null;
   worker.onMessage((msg) => {
-    if (msg.type === 'error') throw new Error(`the worker failed: ${msg.message}`);
+    if (msg.type === 'error') {
+      failure = new Error(`the worker failed: ${msg.message}`);
+      for (const w of waiting.splice(0)) w.reject(failure);
+      return;
+    }
     const i = waiting.findIndex((w) => w.type === msg.type);
     if (i >= 0) waiting.splice(i, 1)[0].resolve(msg);
     else inbox.push(msg);
   });
   /** The next message of `type` from the worker. */
   const next = (type) => {
+    if (failure) return Promise.reject(failure);
     const i = inbox.findIndex((m) => m.type === type);
     if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
-    return new Promise((resolve) => waiting.push({ type, resolve }));
+    return new Promise((resolve, reject) => waiting.push({ type, resolve, reject }));
   };
 
   const expected = new Map(); // user -> [count, spent]
