@@ -6,6 +6,8 @@
 //! is checked before the first one is applied.
 
 use crate::error::Result;
+use crate::hash::entry_hash;
+use crate::mem::NO_TABLE;
 use crate::state::StateKind;
 use crate::store::{check_len, Key, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -28,14 +30,24 @@ impl Store {
             Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
         }
         let mut n = 0;
-        for (key, value) in ops {
-            match value {
-                Some(v) => self.put(state, Key::Bytes(key), ns, v)?,
-                None => {
-                    self.remove(state, Key::Bytes(key), ns)?;
-                }
+        let mut ops = ops.peekable();
+        let mut chunk: [Write<'a>; WARM_BATCH] = [(&[], None); WARM_BATCH];
+        while ops.peek().is_some() {
+            let mut len = 0;
+            for op in ops.by_ref().take(WARM_BATCH) {
+                chunk[len] = op;
+                len += 1;
             }
-            n += 1;
+            self.warm_keys(state, ns, chunk[..len].iter().map(|&(k, _)| k));
+            for &(key, value) in &chunk[..len] {
+                match value {
+                    Some(v) => self.put(state, Key::Bytes(key), ns, v)?,
+                    None => {
+                        self.remove(state, Key::Bytes(key), ns)?;
+                    }
+                }
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -53,13 +65,44 @@ impl Store {
         self.entry_of_kind(state, is_value_like, "value, reducing or aggregating")?;
         self.check_snapshot(at)?;
         let mut n = 0;
-        for key in keys {
-            found(self.get(state, Key::Bytes(key), ns, at)?);
-            n += 1;
+        let mut keys = keys.peekable();
+        let mut chunk: [&[u8]; WARM_BATCH] = [&[]; WARM_BATCH];
+        while keys.peek().is_some() {
+            let mut len = 0;
+            for k in keys.by_ref().take(WARM_BATCH) {
+                chunk[len] = k;
+                len += 1;
+            }
+            self.warm_keys(state, ns, chunk[..len].iter().copied());
+            for &key in &chunk[..len] {
+                found(self.get(state, Key::Bytes(key), ns, at)?);
+                n += 1;
+            }
         }
         Ok(n)
     }
+
+    /// Warms the caches for the live entries of `keys` (see `Mem::warm`);
+    /// keys that cannot be located are left to the lookup to refuse.
+    fn warm_keys<'a>(&self, state: u32, ns: &[u8], keys: impl Iterator<Item = &'a [u8]>) {
+        let Ok(e) = self.entry(state) else { return };
+        let mut lookups = [(NO_TABLE, 0u32); WARM_BATCH];
+        let mut len = 0;
+        for key in keys.take(WARM_BATCH) {
+            let Ok(loc) = Self::locate(&self.cfg, &self.current, Key::Bytes(key)) else { continue };
+            let tid = e.parts[loc.part];
+            if tid != NO_TABLE {
+                lookups[len] = (tid, entry_hash(loc.hash, ns));
+                len += 1;
+            }
+        }
+        self.mem.warm(&lookups[..len]);
+    }
 }
+
+/// Lookups warmed together: enough to overlap their cache misses, few enough
+/// that the warmed lines are still cached when they are used.
+const WARM_BATCH: usize = 16;
 
 fn is_value_like(k: StateKind) -> bool {
     matches!(k, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
