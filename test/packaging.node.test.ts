@@ -81,7 +81,9 @@ Pkg.after(async () => {
   await browser?.close();
   fs.rmSync(work, { recursive: true, force: true });
   const rows = Object.entries(timings).map(([k, t]) =>
-    `  ${k.padEnd(34)} initKeystate ${t.initMs.toFixed(1)} ms (fetch ${t.fetchMs?.toFixed(1)} ms); from memory: compile ${t.compileMs?.toFixed(1)} ms, instantiate ${t.instantiateMs?.toFixed(1)} ms`);
+    t.fetchMs === undefined
+      ? `  ${k.padEnd(34)} initKeystate ${t.initMs.toFixed(1)} ms (no fetch: base64 decode, compile and instantiate)`
+      : `  ${k.padEnd(34)} initKeystate ${t.initMs.toFixed(1)} ms (fetch ${t.fetchMs.toFixed(1)} ms); from memory: compile ${t.compileMs?.toFixed(1)} ms, instantiate ${t.instantiateMs?.toFixed(1)} ms`);
   if (rows.length) console.log(`\nwasm load times in Chromium (first load, fresh profile, 127.0.0.1):\n${rows.join('\n')}`);
 });
 
@@ -125,6 +127,12 @@ Pkg('Node CommonJS: require("keystate") loads the ESM build', () => {
   const r = node('node-cjs.cjs');
   checkScenario(r, 'CJS');
   assert.is(r.directoryStorage, 'function');
+});
+
+Pkg('Node keystate/inline: the wasm from inside the module', () => {
+  const r = node('node-inline.mjs');
+  checkScenario(r, 'inline');
+  assert.is(r.directoryStorage, 'undefined', 'keystate/inline is the environment-neutral API');
 });
 
 Pkg('Node keystate/slim: nothing loaded until initKeystate gets the bytes', () => {
@@ -245,7 +253,7 @@ async function esbuildPages() {
   fs.rmSync(esbuildOut, { recursive: true, force: true });
   await esbuild.build({
     absWorkingDir: consumer,
-    entryPoints: ['main.js', 'main-slim-esbuild.js', ...readmeBlocks.map((_, i) => `readme-${i}.ts`)],
+    entryPoints: ['main.js', 'main-slim-esbuild.js', 'main-inline.js', ...readmeBlocks.map((_, i) => `readme-${i}.ts`)],
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -256,6 +264,7 @@ async function esbuildPages() {
   });
   fs.writeFileSync(path.join(esbuildOut, 'index.html'), html('main.js'));
   fs.writeFileSync(path.join(esbuildOut, 'slim.html'), html('main-slim-esbuild.js'));
+  fs.writeFileSync(path.join(esbuildOut, 'inline.html'), html('main-inline.js'));
   readmeBlocks.forEach((_, i) => fs.writeFileSync(path.join(esbuildOut, `readme-${i}.html`), html(`readme-${i}.js`)));
 }
 
@@ -298,6 +307,21 @@ Browser('esbuild: keystate/slim with the file loader fetches the wasm it is give
     const r = await pageScenario(server.url, 'slim.html', 'esbuild, keystate/slim');
     assert.match(r.wasmUrl, /\/keystate_wasm_bg-[A-Z0-9]+\.wasm$/);
     assert.ok(!server.requests.includes('/wasm/keystate_wasm_bg.wasm'), 'slim never asks for the default URL');
+  } finally {
+    await server.close();
+  }
+});
+
+Browser('esbuild: keystate/inline needs nothing beside the bundle and fetches no wasm', async () => {
+  const only = path.join(work, 'esbuild-inline');
+  fs.rmSync(only, { recursive: true, force: true });
+  fs.mkdirSync(only);
+  for (const f of ['inline.html', 'main-inline.js']) fs.copyFileSync(path.join(esbuildOut, f), path.join(only, f));
+  const server = await serve({ '/': only });
+  try {
+    const r = await pageScenario(server.url, 'inline.html', 'esbuild, keystate/inline');
+    assert.is(r.wasmUrl, undefined, 'no .wasm resource was loaded');
+    assert.ok(!server.requests.some((u: string) => u.includes('.wasm')), `requests: ${server.requests.join(', ')}`);
   } finally {
     await server.close();
   }

@@ -4,7 +4,7 @@
 // forms, bound handles, namespaces and typed keys.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InvalidArgumentError, SnapshotReleasedError, StateStore, type Key, type Snapshot } from './_backend.js';
+import { InvalidArgumentError, KeyGroupOutOfRangeError, SnapshotReleasedError, StateStore, type Key, type Snapshot } from './_backend.js';
 import { checkpointBytes, throwsKs } from './_util.js';
 
 // ---- interleaved snapshots -------------------------------------------------------
@@ -515,3 +515,78 @@ Keys('no current key: keyed-context operations throw NO_CURRENT_KEY', async () =
 });
 
 Keys.run();
+
+// ---- batches: setMany / getMany ----------------------------------------------------
+
+const Batches = suite('value: setMany and getMany');
+
+Batches('a batch writes in order, deletes with null, and reads back like single calls', async () => {
+  const store = await StateStore.create();
+  const v = store.valueState<number>('v', { codec: 'number', default: -1 });
+  v.set('gone', 7);
+  const n = v.setMany([['a', 1], [2, 2], [3n, 3], [new Uint8Array([4]), 4], ['a', 10], ['gone', null], ['never', undefined]]);
+  assert.is(n, 7);
+  const keys: Key[] = ['a', 2, 3n, new Uint8Array([4]), 'gone', 'never', '2'];
+  const got = v.getMany(keys);
+  assert.equal(got, [10, 2, 3, 4, -1, -1, -1]);
+  assert.equal(got, keys.map((k) => v.get(k)));
+  assert.is(v.has('gone'), false);
+  assert.is(store.memory().states.find((s) => s.name === 'v')?.entries, 4);
+  assert.equal(v.getMany([]), []);
+  assert.is(v.setMany([]), 0);
+});
+
+Batches('objects: defaults are fresh copies; namespaces and a Map as input', async () => {
+  const store = await StateStore.create();
+  const v = store.valueState<{ n: number }>('o', { default: { n: 0 } });
+  const w = v.withNamespace('window-1');
+  w.setMany(new Map([['x', { n: 1 }], ['y', { n: 2 }]]));
+  assert.equal(w.getMany(['x', 'y']), [{ n: 1 }, { n: 2 }]);
+  const [d1, d2] = v.getMany(['x', 'y']);
+  assert.equal(d1, { n: 0 }, 'the default namespace holds nothing');
+  assert.ok(d1 !== d2, 'each default is a fresh copy');
+  (d1 as { n: number }).n = 99;
+  assert.equal(v.get('x'), { n: 0 });
+});
+
+Batches('a refused batch writes nothing', async () => {
+  const store = await StateStore.create({ maxParallelism: 16, keyGroupRange: { start: 0, end: 7 } });
+  const v = store.valueState<number>('v', { codec: 'number' });
+  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+  const inside = keys.filter((k) => store.keyGroupOf(k) <= 7);
+  const outside = keys.find((k) => store.keyGroupOf(k) > 7) as string;
+  v.set(inside[0], 1);
+  throwsKs(() => v.setMany([[inside[0], 2], [inside[1], 3], [outside, 4]]), KeyGroupOutOfRangeError, 'KEY_GROUP_OUT_OF_RANGE', 'key outside the range');
+  throwsKs(() => v.setMany([[inside[0], 2], [inside[1], 'three' as unknown as number]]), InvalidArgumentError, 'INVALID_VALUE', 'value the codec refuses');
+  throwsKs(() => v.setMany([[inside[0], 2], [undefined as unknown as Key, 3]]), InvalidArgumentError, 'INVALID_KEY', 'undefined key');
+  throwsKs(() => v.getMany([inside[0], outside]), KeyGroupOutOfRangeError, 'KEY_GROUP_OUT_OF_RANGE', 'read outside the range');
+  assert.is(v.get(inside[0]), 1);
+  assert.is(v.has(inside[1]), false);
+  assert.is(store.memory().entries, 1);
+});
+
+Batches('a batch larger than the kept scratch buffer, under an open snapshot, then checkpointed', async () => {
+  const store = await StateStore.create();
+  const v = store.valueState<string>('s', { codec: 'string' });
+  const N = 60_000;
+  const key = (i: number) => `user-${i}`;
+  v.setMany(Array.from({ length: N }, (_, i) => [key(i), `first-${i}`] as const));
+  const snap = store.snapshot();
+  // Over 1 MiB of scratch: the buffers grow for the batch and are given back after it.
+  v.setMany(Array.from({ length: N }, (_, i) => [key(i), i % 3 === 0 ? null : `second-${i}-${'x'.repeat(20)}`] as const));
+  const all = Array.from({ length: N }, (_, i) => key(i));
+  const live = v.getMany(all);
+  for (let i = 0; i < N; i += 997) assert.is(live[i], i % 3 === 0 ? undefined : `second-${i}-${'x'.repeat(20)}`, `live ${i}`);
+  const old = snap.valueState<string>('s');
+  for (let i = 0; i < N; i += 997) assert.is(old.get(key(i)), `first-${i}`, `snapshot ${i}`);
+  snap.release();
+  // Single calls still work after the buffers shrank.
+  v.set('after', 'ok');
+  assert.is(v.get('after'), 'ok');
+  const back = await StateStore.restore([await checkpointBytes(store)]);
+  const r = back.valueState<string>('s', { codec: 'string' });
+  assert.equal(r.getMany(all.slice(0, 50)), live.slice(0, 50));
+  assert.is(back.memory().entries, N - Math.ceil(N / 3) + 1);
+});
+
+Batches.run();

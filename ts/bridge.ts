@@ -14,6 +14,10 @@ import { fromCore, keystateError } from './errors.js';
 
 /** Key length that selects the current key (see `setCurrentKey`). */
 export const CURRENT = 0xffffffff;
+/** Value length that marks a delete in a write batch, and an absent value in a read batch. */
+export const NO_VALUE = 0xffffffff;
+/** Scratch bytes kept after a batch; a larger batch's buffers are given back. */
+const BATCH_KEEP = 1 << 20;
 
 export class Bridge {
   readonly core: CoreStore;
@@ -59,6 +63,20 @@ export class Bridge {
     } else if (this.u8.length === 0) {
       this.views();
     }
+  }
+
+  /** Writes a little-endian u32 at scratch offset `off`. */
+  setU32(off: number, v: number): void {
+    this.ensure(off + 4);
+    this.dv.setUint32(this.scratch + off, v, true);
+  }
+
+  /** Gives back the space of buffers a large batch grew (above `BATCH_KEEP`). */
+  trim(): void {
+    if (this.cap <= BATCH_KEEP) return;
+    this.scratch = this.core.scratchTrim(BATCH_KEEP);
+    this.cap = this.core.scratchLen();
+    this.views();
   }
 
   /** Copies bytes into scratch at `off`; returns their length. */

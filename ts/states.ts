@@ -3,7 +3,7 @@
  * the current key (set by `store.setCurrentKey`) unless it was bound to one
  * with `forKey`; `withNamespace` binds a namespace (Flink's windows).
  */
-import { Bridge, CURRENT, Reader, varintLen, writeVarint } from './bridge.js';
+import { Bridge, CURRENT, NO_VALUE, Reader, varintLen, writeVarint } from './bridge.js';
 import { writeKey, type FastCodec, type Key } from './codecs.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -166,6 +166,63 @@ export class ValueState<T> extends SingleValue<T> {
   /** Removes the value of `key`; returns whether there was one. */
   delete(key: Key): boolean {
     return this.erase(explicit(key));
+  }
+
+  /**
+   * Sets many keys in one call into the core (faster than `set` in a loop);
+   * a `null` or `undefined` value deletes its key. Applied in order, and all
+   * or nothing: if any key or value is refused, nothing is written. Returns
+   * the number of entries applied.
+   */
+  setMany(entries: Iterable<readonly [Key, T | null | undefined]>): number {
+    const b = this.ctx.bridge();
+    const nl = this.addr.ns === null ? 0 : b.put(this.addr.ns, 0);
+    let off = nl;
+    try {
+      for (const [key, v] of entries) {
+        const kl = writeKey(explicit(key), b, off + 4);
+        b.setU32(off, kl);
+        off += 4 + kl;
+        if (v === null || v === undefined) {
+          b.setU32(off, NO_VALUE);
+          off += 4;
+        } else {
+          const vl = this.codec.write(v, b, off + 4);
+          b.setU32(off, vl);
+          off += 4 + vl;
+        }
+      }
+      return b.check(b.core.writeMany(this.id, nl, off));
+    } finally {
+      b.trim();
+    }
+  }
+
+  /** The values of many keys (the default where absent), read in one call into the core. */
+  getMany(keys: Iterable<Key>): (T | undefined)[] {
+    const b = this.ctx.bridge();
+    const nl = this.addr.ns === null ? 0 : b.put(this.addr.ns, 0);
+    let off = nl;
+    try {
+      for (const key of keys) {
+        const kl = writeKey(explicit(key), b, off + 4);
+        b.setU32(off, kl);
+        off += 4 + kl;
+      }
+      const n = b.check(b.core.readMany(this.id, nl, off, 0));
+      b.fresh();
+      const out = new Array<T | undefined>(n);
+      let at = b.res[0];
+      for (let i = 0; i < n; i++, at += 8) {
+        const ptr = b.dv.getUint32(at, true);
+        const len = b.dv.getUint32(at + 4, true);
+        // Decoding runs no core code, so the listing and the values it points at stay put.
+        out[i] = len === NO_VALUE ? this.fallback() : this.codec.read(b, ptr, len);
+      }
+      return out;
+    } finally {
+      b.trim();
+    }
   }
 
   /** True when `key` has a value. */

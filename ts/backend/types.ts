@@ -19,6 +19,7 @@ export interface CoreStore {
   free(): void;
   scratch(len: number): number;
   scratchLen(): number;
+  scratchTrim(len: number): number;
   resultPtr(): number;
   lastError(): unknown;
   registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string): number;
@@ -32,6 +33,8 @@ export interface CoreStore {
   put(state: number, kl: number, nl: number, vl: number): number;
   append(state: number, kl: number, nl: number, vl: number): number;
   remove(state: number, kl: number, nl: number): number;
+  writeMany(state: number, nl: number, len: number): number;
+  readMany(state: number, nl: number, len: number, snapshot: number): number;
   mapGet(state: number, kl: number, nl: number, ul: number, snapshot: number): number;
   mapPut(state: number, kl: number, nl: number, ul: number, vl: number): number;
   mapRemove(state: number, kl: number, nl: number, ul: number): number;

@@ -1,6 +1,6 @@
 use keystate_core::*;
 use std::time::Instant;
-fn q(v: &mut Vec<f64>, p: f64) -> f64 { v.sort_by(|a, b| a.partial_cmp(b).unwrap()); v[((v.len() as f64) * p) as usize] }
+fn q(v: &mut [f64], p: f64) -> f64 { v.sort_by(|a, b| a.partial_cmp(b).unwrap()); v[((v.len() as f64) * p) as usize] }
 fn main() {
     let n = 1_000_000usize;
     let mut s = Store::new(StoreConfig::new(128, None, [1; 16]).unwrap());

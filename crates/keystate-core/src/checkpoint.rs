@@ -7,7 +7,7 @@
 //! from the same snapshot, with removals as tombstones. Changes are tracked
 //! in delta sets (see [`crate::delta`]) while tracking is on.
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Ref};
 use crate::delta::{self, Change, Segment, StateSets};
 use crate::error::{Error, Result};
 use crate::format::write::Writer;
@@ -405,45 +405,78 @@ impl Store {
             .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
             .filter_map(|s| s.set(state, part))
             .collect();
+        // Members are looked up in batches whose index slots and records are
+        // warmed first: most of a member's cost is cache misses.
+        const BATCH: usize = 16;
+        let mut refs = [0 as Ref; BATCH];
+        let mut lookups = [(tid, 0u32); BATCH];
+        for (i, set) in sets.iter().enumerate() {
+            let mut members = set.refs_spread().peekable();
+            while members.peek().is_some() {
+                let mut n = 0;
+                for r in members.by_ref().take(BATCH) {
+                    let m = delta::member(arena, r);
+                    refs[n] = r;
+                    lookups[n].1 = entry_hash(murmur3_32(m.key, 0), m.ns);
+                    n += 1;
+                }
+                self.mem.warm(&lookups[..n]);
+                for (&r, &(_, entry)) in refs[..n].iter().zip(&lookups[..n]) {
+                    self.write_member(r, entry, &sets, i, tid, is_map, snapshot, emit);
+                }
+            }
+        }
+    }
+
+    /// Emits one member of `sets[i]` (`entry`: its entry hash) unless an
+    /// earlier set holds it too.
+    #[allow(clippy::too_many_arguments)]
+    fn write_member(
+        &self,
+        r: Ref,
+        entry: u32,
+        sets: &[&Index],
+        i: usize,
+        tid: u32,
+        is_map: bool,
+        snapshot: u64,
+        emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+    ) {
+        let arena = &self.mem.arena;
         let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
             sets[..upto].iter().any(|s| delta::find(arena, s, h, key, ns, change, uk))
         };
-        for (i, set) in sets.iter().enumerate() {
-            for r in set.refs_spread() {
-                let m = delta::member(arena, r);
-                let entry = entry_hash(murmur3_32(m.key, 0), m.ns);
-                if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
-                    continue;
+        let m = delta::member(arena, r);
+        if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
+            return;
+        }
+        match m.change {
+            Change::Entry => match self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
+                Some(v) => emit(op::PUT, m.key, m.ns, &[], self.mem.rec(v).value),
+                None => emit(op::DELETE, m.key, m.ns, &[], &[]),
+            },
+            Change::WholeMap => {
+                emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
+                if let Some(head) = self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
+                    mapval::for_each(&self.mem, self.mem.rec(head).value, Some(snapshot), |uk, v| {
+                        emit(op::MAP_PUT, m.key, m.ns, uk, v);
+                    });
                 }
-                match m.change {
-                    Change::Entry => match self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
-                        Some(v) => emit(op::PUT, m.key, m.ns, &[], self.mem.rec(v).value),
-                        None => emit(op::DELETE, m.key, m.ns, &[], &[]),
-                    },
-                    Change::WholeMap => {
-                        emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
-                        if let Some(head) = self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
-                            mapval::for_each(&self.mem, self.mem.rec(head).value, Some(snapshot), |uk, v| {
-                                emit(op::MAP_PUT, m.key, m.ns, uk, v);
-                            });
-                        }
-                    }
-                    Change::MapEntry => {
-                        debug_assert!(is_map);
-                        // A cleared map is written whole; its entries need nothing more.
-                        let whole = delta::member_hash(entry, Change::WholeMap, &[]);
-                        if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
-                            continue;
-                        }
-                        let value = self
-                            .mem
-                            .get_at(tid, entry, m.key, m.ns, snapshot)
-                            .and_then(|head| mapval::get(&self.mem, self.mem.rec(head).value, m.uk, Some(snapshot)));
-                        match value {
-                            Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
-                            None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
-                        }
-                    }
+            }
+            Change::MapEntry => {
+                debug_assert!(is_map);
+                // A cleared map is written whole; its entries need nothing more.
+                let whole = delta::member_hash(entry, Change::WholeMap, &[]);
+                if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
+                    return;
+                }
+                let value = self
+                    .mem
+                    .get_at(tid, entry, m.key, m.ns, snapshot)
+                    .and_then(|head| mapval::get(&self.mem, self.mem.rec(head).value, m.uk, Some(snapshot)));
+                match value {
+                    Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
+                    None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
                 }
             }
         }

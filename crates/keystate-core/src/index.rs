@@ -102,6 +102,39 @@ impl Index {
         }
     }
 
+    /// Calls `f` with the ref of every resident that could be the entry with
+    /// hash `h` (the candidates `find` would compare), without comparing.
+    /// For warming caches ahead of a batch of lookups.
+    #[inline]
+    pub fn candidates(&self, h: u32, mut f: impl FnMut(Ref)) {
+        if self.len == 0 {
+            return;
+        }
+        let cap = self.slots.len();
+        let mut i = self.home(h);
+        let mut d = 1u8;
+        loop {
+            let s = &self.slots[i];
+            if s[0] < d {
+                return;
+            }
+            if s[0] == d {
+                f(slot_ref(s));
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+            d = d.saturating_add(1);
+        }
+    }
+
+    /// Loads the home slot of hash `h` (a cache-warming read; see `Mem::warm`).
+    #[inline]
+    pub fn home_byte(&self, h: u32) -> u8 {
+        if self.slots.is_empty() { 0 } else { self.slots[self.home(h)][0] }
+    }
+
     /// The ref in an occupied slot.
     #[inline]
     pub fn get(&self, slot: usize) -> Ref {

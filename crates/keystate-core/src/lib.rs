@@ -5,6 +5,7 @@
 //! (wasm, napi) only translate.
 
 pub mod arena;
+pub mod batch;
 pub mod checkpoint;
 pub mod delta;
 pub mod error;

@@ -205,7 +205,7 @@ impl Store {
     }
 
     #[inline]
-    fn entry(&self, state: u32) -> Result<&StateEntry> {
+    pub(crate) fn entry(&self, state: u32) -> Result<&StateEntry> {
         self.states.get(state as usize).ok_or(Error::UnknownState(state))
     }
 

@@ -117,3 +117,68 @@ pub fn split(scratch: &[u8], kl: u32, nl: u32, ul: u32, vl: u32) -> Option<Args<
     let value = &scratch[kl_n + nl + ul..end];
     Some((key, ns, uk, value))
 }
+
+/// Value length marking a delete in a write batch.
+pub const DELETE: u32 = u32::MAX;
+
+/// A batch laid out in scratch after the namespace: repeated `u32 LE kl, key`
+/// and, for writes, `u32 LE vl, value` (`vl == DELETE`: no value, delete).
+/// Built only over a layout `Batch::check` accepted, so iterating cannot fail.
+#[derive(Clone)]
+pub struct Batch<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    values: bool,
+}
+
+#[inline]
+fn u32_at(buf: &[u8], pos: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(pos..pos.checked_add(4)?)?.try_into().ok()?))
+}
+
+impl<'a> Batch<'a> {
+    /// Checks the whole layout; None if a length runs past the end.
+    pub fn check(buf: &'a [u8], values: bool) -> Option<Batch<'a>> {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let kl = u32_at(buf, pos)? as usize;
+            pos = pos.checked_add(4 + kl).filter(|&p| p <= buf.len())?;
+            if values {
+                let vl = u32_at(buf, pos)?;
+                let n = if vl == DELETE { 0 } else { vl as usize };
+                pos = pos.checked_add(4 + n).filter(|&p| p <= buf.len())?;
+            }
+        }
+        Some(Batch { buf, pos: 0, values })
+    }
+
+    fn field(&mut self) -> Option<&'a [u8]> {
+        let n = u32_at(self.buf, self.pos)?;
+        self.pos += 4;
+        if n == DELETE {
+            return None;
+        }
+        let f = &self.buf[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Some(f)
+    }
+}
+
+impl<'a> Iterator for Batch<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let key = self.field().unwrap_or_default();
+        let value = if self.values { self.field() } else { None };
+        Some((key, value))
+    }
+}
+
+/// The namespace (`nl` bytes) and the batch laid out after it, up to `len`.
+pub fn batch(scratch: &[u8], nl: u32, len: u32, values: bool) -> Option<(&[u8], Batch<'_>)> {
+    let (ns, rest) = scratch.get(..len as usize)?.split_at_checked(nl as usize)?;
+    Some((ns, Batch::check(rest, values)?))
+}

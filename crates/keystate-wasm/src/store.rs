@@ -87,6 +87,19 @@ impl WasmStore {
         self.scratch.as_ptr() as u32
     }
 
+    /// Shrinks the scratch and output buffers to `len` bytes (after a large
+    /// batch, so their space goes back to the allocator); returns the
+    /// scratch's new address.
+    #[wasm_bindgen(js_name = scratchTrim)]
+    pub fn scratch_trim(&mut self, len: u32) -> u32 {
+        let len = (len as usize).max(1024);
+        self.scratch.truncate(len);
+        self.scratch.shrink_to_fit();
+        self.out.truncate(len);
+        self.out.shrink_to(len);
+        self.scratch.as_ptr() as u32
+    }
+
     #[wasm_bindgen(js_name = scratchLen)]
     pub fn scratch_len(&self) -> u32 {
         self.scratch.len() as u32
@@ -179,6 +192,33 @@ impl WasmStore {
         let Some((k, ns, _, v)) = split(&self.scratch, kl, nl, 0, vl) else { return self.bad_layout() };
         let r = self.inner.append(state, key(k), ns, v).map(|_| 0);
         self.status(r)
+    }
+
+    /// Writes a batch to value-like state `state`: the namespace (`nl`
+    /// bytes), then the operations (see `conv::Batch`) up to `len`. All or
+    /// nothing for what the core refuses. Returns the count, or -2.
+    #[wasm_bindgen(js_name = writeMany)]
+    pub fn write_many(&mut self, state: u32, nl: u32, len: u32) -> i32 {
+        let Some((ns, ops)) = conv::batch(&self.scratch, nl, len, true) else { return self.bad_layout() };
+        let r = self.inner.write_many(state, ns, ops).map(|n| n as i32);
+        self.status(r)
+    }
+
+    /// Reads a batch of keys (laid out as for `writeMany`, without values)
+    /// from value-like state `state`. Leaves `u32 ptr, u32 len` per key in
+    /// the output buffer (`len == u32::MAX`: absent), its address in result
+    /// slot 0; returns the count, or -2.
+    #[wasm_bindgen(js_name = readMany)]
+    pub fn read_many(&mut self, state: u32, nl: u32, len: u32, snapshot: f64) -> i32 {
+        let Some((ns, keys)) = conv::batch(&self.scratch, nl, len, false) else { return self.bad_layout() };
+        let out = &mut self.out;
+        out.clear();
+        let r = self.inner.read_many(state, ns, keys.map(|(k, _)| k), at(snapshot), |v| {
+            let (ptr, len) = v.map_or((0, conv::DELETE), |v| (v.as_ptr() as u32, v.len() as u32));
+            out.extend_from_slice(&ptr.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+        });
+        self.listed(r.map(|n| n as i32))
     }
 
     /// Removes (key, ns) of any state kind: 1 removed, 0 absent, -2 error.
