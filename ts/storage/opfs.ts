@@ -65,7 +65,7 @@ export class OpfsStorage implements CheckpointStorage {
   private seq: number;
   /** Listing changes run one at a time. */
   private lock: Promise<unknown> = Promise.resolve();
-  /** Dropped files whose removal failed; retried after the next MANIFEST update. */
+  /** Unlisted files whose removal failed (dropped, or a failed writer's); retried after the next MANIFEST update. */
   private undeleted = new Set<string>();
 
   private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[]) {
@@ -142,7 +142,7 @@ export class OpfsStorage implements CheckpointStorage {
     try {
       w = await (await this.dir.getFileHandle(name, { create: true })).createWritable();
     } catch (e) {
-      await this.remove(name).catch(() => undefined);
+      await this.discard(name);
       throw ioError(`creating a file for checkpoint ${id} in ${this.label}`, e);
     }
     let failed = false;
@@ -156,7 +156,7 @@ export class OpfsStorage implements CheckpointStorage {
       w = null;
       // abort() drops the swap file; the (empty) file under the final name goes next.
       await writable?.abort().catch(() => undefined);
-      await this.remove(name).catch(() => undefined);
+      await this.discard(name);
     };
     /** Writes the buffer (or `data`) to the swap file. */
     const flush = async (data?: Uint8Array) => {
@@ -271,6 +271,27 @@ export class OpfsStorage implements CheckpointStorage {
     return m;
   }
 
+  /**
+   * Removes an unlisted file. Just after a writer's abort() the browser may
+   * hold the file's lock a moment longer: retry briefly, then leave it to
+   * the next update's sweep, or the next open's cleanup.
+   */
+  private async discard(name: string): Promise<void> {
+    for (let wait = 5; ; wait *= 2) {
+      try {
+        await this.remove(name);
+        this.undeleted.delete(name);
+        return;
+      } catch (e) {
+        if (!named(e, 'NoModificationAllowedError') || wait > 640) {
+          this.undeleted.add(name);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
   private async remove(name: string): Promise<void> {
     try {
       await this.dir.removeEntry(name);
@@ -321,7 +342,7 @@ export class OpfsStorage implements CheckpointStorage {
       } catch (e) {
         // A close() that failed may still have replaced MANIFEST: then the added file is listed, so
         // it stays (the next open removes it if it is not listed).
-        if (!closing && added !== null) await this.remove(added).catch(() => undefined);
+        if (!closing && added !== null) await this.discard(added);
         throw ioError(`${what} in ${this.label}`, e);
       }
     };
