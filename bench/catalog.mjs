@@ -38,7 +38,7 @@ export const cases = [
     name: 'value_set_object',
     module: './cases/values.mjs',
     target: atLeast(0.25, '≥ 0.25'),
-    how: 'As above with `set`: both sides build a fresh object per write; keystate encodes it with cbor-x.',
+    how: 'As above with `set`: both sides build a fresh object per write; keystate encodes it with cbor-x. The Map\'s time includes collecting the objects it replaces (they die in the old generation); keystate\'s objects die young.',
   },
   {
     name: 'value_set_number_batch',
@@ -82,7 +82,7 @@ export const cases = [
     name: 'memory_per_entry_1m',
     module: './cases/memory.mjs',
     target: atLeast(2.5, '≥ 2.5 (≤ 0.4× the Map)'),
-    how: 'keystate: `memory().liveBytes` (records and indexes) plus the JS heap growth after `gc()`, per entry; `wasm_growth_per_entry` is the wasm memory the first store grew by. Map: `heapUsed` growth after `gc()`, with the Map alive. Keys are built inside both fill loops, so the Map pays for its key strings, values are small integers.',
+    how: 'keystate: `memory().liveBytes` (records and indexes) plus the JS heap growth after `gc()`, per entry; `wasm_growth_bytes_per_entry` is the wasm memory the first store grew by. Map: `heapUsed` growth after `gc()`, with the Map alive. Keys are built inside both fill loops, so the Map pays for its key strings, values are small integers.',
   },
   {
     name: 'write_p99_during_export',
@@ -94,7 +94,7 @@ export const cases = [
     name: 'snapshot_pinned_10pct',
     module: './cases/snapshots.mjs',
     target: atLeast(1 / 1.2, '≥ 0.83 (pinned ≤ 1.2× rewritten)'),
-    how: 'Object values (cbor). One snapshot open while 10% of the keys (distinct, a fresh slice each repetition) are rewritten; `memory().pinnedBytes` (old record versions and their undo indexes) against the payload those entries had: UTF-8 key bytes plus the old value\'s cbor bytes. `pinned_after_release` must be 0.',
+    how: 'Object values (cbor). One snapshot open while 10% of the keys (distinct, a fresh slice each repetition) are rewritten; `memory().pinnedBytes` (old record versions and their undo indexes) against the payload those entries had: UTF-8 key bytes plus the old value\'s cbor bytes. `pinned_bytes_after_release` must be 0.',
   },
   {
     name: 'export_vs_memcpy',

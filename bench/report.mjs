@@ -21,13 +21,16 @@ export function ratio(/** @type {number} */ x) {
   return x >= 100 ? `${Math.round(x).toLocaleString('en-US')}×` : `${x.toPrecision(3)}×`;
 }
 
+/** Markdown table text: `<` would open an HTML tag (Map<string, number>). */
+const md = (/** @type {string} */ s) => s.replace(/</g, '&lt;').replace(/\|/g, '\\|');
+
 /** The target column: text and whether it is met ('' when the issue sets none). */
 function target(/** @type {string} */ name, /** @type {Result} */ r) {
   const t = cases.find((c) => c.name === name)?.target;
   return t ? { text: t.text, met: t.met(r) ? 'yes' : 'no' } : { text: '—', met: '' };
 }
 
-const COLS = [28, 10, 10, 12, 10, 6];
+const COLS = [28, 10, 10, 12, 12, 6];
 
 /** The terminal table's header. */
 export function header() {
@@ -46,7 +49,7 @@ function extras(/** @type {Result} */ r) {
   const main = new Set(['keystate', 'baseline', 'ratio', 'unit', 'baselineName']);
   return Object.entries(r)
     .filter(([k]) => !main.has(k))
-    .map(([k, v]) => `\`${k}\` ${typeof v === 'number' ? num(v) : v}`)
+    .map(([k, v]) => `\`${k}\` ${typeof v !== 'number' ? v : Number.isInteger(v) ? v.toLocaleString('en-US') : num(v)}`)
     .join(', ');
 }
 
@@ -82,7 +85,7 @@ export function markdown(doc, meta) {
     ...names.map((n) => {
       const r = results[n];
       const t = target(n, r);
-      return `| ${n} | ${num(r.keystate)} | ${num(r.baseline)} | ${r.unit} | ${ratio(r.ratio)} | ${t.text} | ${t.met} | ${r.baselineName} |`;
+      return `| ${n} | ${num(r.keystate)} | ${num(r.baseline)} | ${r.unit} | ${ratio(r.ratio)} | ${t.text} | ${t.met} | ${md(r.baselineName)} |`;
     }),
     '',
     'Targets are those of issue 4: numbers get/set ≥ 0.5× a Map, objects ≥ 0.25×, a snapshot ≥ 1000× faster than',

@@ -157,6 +157,6 @@ export async function export_vs_memcpy(/** @type {Ctx} */ { n, reps }) {
     unit: 'MB/s',
     baselineName: 'Uint8Array.set in 64 KiB chunks',
     bytes: len,
-    chunk: CHUNK,
+    chunk_bytes: CHUNK,
   };
 }

@@ -65,11 +65,11 @@ export async function write_p99_during_export(/** @type {Ctx} */ { n, reps }) {
     writes: w,
     writes_per_chunk: EVERY,
     exports_per_rep: r.a.exports,
-    during_p50: r.a.p50,
-    during_p999: r.a.p999,
-    during_max: r.a.max,
-    none_p50: r.b.p50,
-    none_p999: r.b.p999,
-    none_max: r.b.max,
+    during_p50_ns: r.a.p50,
+    during_p999_ns: r.a.p999,
+    during_max_ns: r.a.max,
+    none_p50_ns: r.b.p50,
+    none_p999_ns: r.b.p999,
+    none_max_ns: r.b.max,
   };
 }

@@ -61,9 +61,9 @@ export async function memory_per_entry_1m(/** @type {Ctx} */ { n, reps }) {
     unit: 'bytes/entry',
     baselineName: 'Map<string, number> (JS heap)',
     live_bytes: median(ks.map((k) => k.live)),
-    js_heap_delta: median(ks.map((k) => k.jsHeap)),
+    js_heap_delta_bytes: median(ks.map((k) => k.jsHeap)),
     // Only the first store grows the wasm memory: later ones reuse what it freed.
-    wasm_growth_per_entry: ks[0].wasmGrowth / n,
+    wasm_growth_bytes_per_entry: ks[0].wasmGrowth / n,
     arena_bytes: median(ks.map((k) => k.arena)),
     entries: n,
   };

@@ -98,8 +98,8 @@ export async function snapshot_pinned_10pct(/** @type {Ctx} */ { n, reps }) {
     unit: 'bytes',
     baselineName: 'key+value bytes of the rewritten entries',
     rewritten_entries: m,
-    pinned_per_entry: pinned / m,
-    payload_per_entry: rewritten / m,
-    pinned_after_release: Math.max(...got.map((g) => g.after)),
+    pinned_bytes_per_entry: pinned / m,
+    payload_bytes_per_entry: rewritten / m,
+    pinned_bytes_after_release: Math.max(...got.map((g) => g.after)),
   };
 }
