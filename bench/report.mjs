@@ -55,6 +55,35 @@ function extras(/** @type {Result} */ r) {
 
 const gib = (/** @type {number} */ b) => `${(b / 2 ** 30).toFixed(0)} GiB`;
 
+/** A value with its unit, for prose tables: "692 k ops/s", "17.0 MB", "650 ns". */
+function withUnit(/** @type {number} */ x, /** @type {string} */ unit) {
+  if (unit === 'bytes') return x >= 1e6 ? `${(x / 1e6).toPrecision(3)} MB` : x >= 1e3 ? `${(x / 1e3).toPrecision(3)} kB` : `${Math.round(x)} B`;
+  if (unit === 'ms' && x < 0.01) return `${num(x * 1e6)} ns`;
+  if (unit === 'ms' && x < 1) return `${num(x * 1e3)} µs`;
+  if (unit === 'ns' && x >= 1000) return `${num(x / 1000)} µs`;
+  if (unit === 'bytes/entry') return `${num(x)} B/entry`;
+  return `${num(x)} ${unit}`;
+}
+
+/**
+ * The README's table of the main ratios (every case but the memcpy floor).
+ * @param {{ env: Env, results: Record<string, Result> }} doc
+ */
+export function readmeTable(doc) {
+  const rows = Object.entries(doc.results)
+    .filter(([n]) => n !== 'export_vs_memcpy')
+    .map(([n, r]) => {
+      const c = cases.find((x) => x.name === n);
+      const t = target(n, r);
+      return `| ${c?.label ?? n} | ${withUnit(r.keystate, r.unit)} | ${withUnit(r.baseline, r.unit)} (${md(r.baselineName)}) | **${ratio(r.ratio)}** | ${t.text === '—' ? '' : `${t.text} ${t.met === 'yes' ? '✓' : '✗'}`} |`;
+    });
+  return [
+    `| 1M keys | keystate | plain JS | ratio | target (issue 4) |`,
+    '|---|---:|---:|---:|---|',
+    ...rows,
+  ].join('\n');
+}
+
 /**
  * docs/BENCHMARKS.md from a full run.
  * @param {{ env: Env, results: Record<string, Result> }} doc @param {{ commit: string, seconds: number }} meta

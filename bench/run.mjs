@@ -2,7 +2,8 @@
 // Runs every benchmark case, each in its own child process (bench/case.mjs),
 // prints a table as it goes and writes the results.
 //
-//   npm run bench                 1M entries: bench/results.json and docs/BENCHMARKS.md
+//   npm run bench                 1M entries: bench/results.json, docs/BENCHMARKS.md and the
+//                                 table between the bench markers in README.md
 //   npm run bench -- --quick      100k entries, fewer repetitions: bench/results-quick.json only
 //   --out DIR                     write the files into DIR instead (the smoke test's temp dir)
 //   --only a,b                    just these cases; writes nothing unless --out is given
@@ -10,12 +11,12 @@
 // Exit code 1 if a case fails; then nothing is written, so a good results.json
 // is never replaced by a partial one.
 import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cases, caseNamed } from './catalog.mjs';
 import { commit, environment, root } from './lib.mjs';
-import { header, markdown, row } from './report.mjs';
+import { header, markdown, readmeTable, row } from './report.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -105,4 +106,14 @@ if (quick) {
 } else {
   write(path.join(out ?? path.join(root, 'bench'), 'results.json'), json);
   write(path.join(out ?? path.join(root, 'docs'), 'BENCHMARKS.md'), markdown(doc, { commit: commit(), seconds }));
+  if (!out) updateReadme(readmeTable(doc));
+}
+
+/** Replaces the README's table between its markers, so the numbers there are always the committed run's. */
+function updateReadme(/** @type {string} */ table) {
+  const file = path.join(root, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const re = /(<!-- bench:start[^>]*-->\n)[\s\S]*?(<!-- bench:end -->)/;
+  if (!re.test(text)) return console.log('README.md has no bench markers: its table is not updated');
+  write(file, text.replace(re, (_, a, b) => `${a}${table}\n${b}`));
 }

@@ -59,7 +59,7 @@ export async function memory_per_entry_1m(/** @type {Ctx} */ { n, reps }) {
     baseline,
     ratio: baseline / keystate,
     unit: 'bytes/entry',
-    baselineName: 'Map<string, number> (JS heap)',
+    baselineName: 'Map<string, number> in the JS heap',
     live_bytes: median(ks.map((k) => k.live)),
     js_heap_delta_bytes: median(ks.map((k) => k.jsHeap)),
     // Only the first store grows the wasm memory: later ones reuse what it freed.
