@@ -6,11 +6,14 @@ import { cases } from './catalog.mjs';
 /** @typedef {import('./catalog.mjs').Result} Result */
 /** @typedef {ReturnType<typeof import('./lib.mjs').environment>} Env */
 
-/** 3 significant digits, with k/M for large numbers. */
+/** 3 significant digits without exponents (toPrecision writes 1234 as "1.23e+3"). */
+const sig = (/** @type {number} */ v) => (Math.abs(v) >= 999.5 ? Math.round(v).toLocaleString('en-US') : v.toPrecision(3));
+
+/** 3 significant digits, with k/M for large numbers (thresholds where rounding would reach the next unit). */
 export function num(/** @type {number} */ x) {
   const a = Math.abs(x);
-  if (a >= 1e6) return `${(x / 1e6).toPrecision(3)} M`;
-  if (a >= 1e4) return `${(x / 1e3).toPrecision(3)} k`;
+  if (a >= 999_500) return `${sig(x / 1e6)} M`;
+  if (a >= 9_999.5) return `${sig(x / 1e3)} k`;
   if (a >= 100) return String(Math.round(x));
   if (a === 0) return '0';
   return x.toPrecision(a >= 1 ? 3 : 2);
@@ -57,7 +60,7 @@ const gib = (/** @type {number} */ b) => `${(b / 2 ** 30).toFixed(0)} GiB`;
 
 /** A value with its unit, for prose tables: "692 k ops/s", "17.0 MB", "650 ns". */
 function withUnit(/** @type {number} */ x, /** @type {string} */ unit) {
-  if (unit === 'bytes') return x >= 1e6 ? `${(x / 1e6).toPrecision(3)} MB` : x >= 1e3 ? `${(x / 1e3).toPrecision(3)} kB` : `${Math.round(x)} B`;
+  if (unit === 'bytes') return x >= 999_500 ? `${sig(x / 1e6)} MB` : x >= 999.5 ? `${sig(x / 1e3)} kB` : `${Math.round(x)} B`;
   if (unit === 'ms' && x < 0.01) return `${num(x * 1e6)} ns`;
   if (unit === 'ms' && x < 1) return `${num(x * 1e3)} µs`;
   if (unit === 'ns' && x >= 1000) return `${num(x / 1000)} µs`;
