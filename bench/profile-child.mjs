@@ -25,7 +25,7 @@ export function params(/** @type {boolean} */ quick) {
     : { entries: 1_000_000, batch: 10_000, cycles: [4, 4, 4], intervalMs: 500, ticks: 10, writesPct: 5 };
 }
 
-/** @typedef {{ write(key: string, i: number, round: number): void, checkpoint(): Promise<{ bytes: number, kind: string }>, hold(): void, drop(): void, wasm(): [number, number], close(): Promise<void> }} Side */
+/** @typedef {{ write(key: string, i: number, round: number): void, checkpoint(): Promise<{ bytes: number, kind: string }>, hold(): void, drop(): void, wasmAndPinned(): [number, number], close(): Promise<void> }} Side */
 
 /** keystate: a cbor value state, incremental checkpoints to a DirectoryStorage. */
 async function keystateSide(/** @type {string} */ dir) {
@@ -46,7 +46,7 @@ async function keystateSide(/** @type {string} */ dir) {
       snap?.release();
       snap = null;
     },
-    wasm: () => {
+    wasmAndPinned: () => {
       const m = store.memory();
       return [m.wasmMemoryBytes, m.pinnedBytes];
     },
@@ -58,7 +58,7 @@ async function keystateSide(/** @type {string} */ dir) {
 /** Map: v8.serialize of the whole Map, written durably (temp file, fsync, rename), the last two kept. */
 function mapSide(/** @type {string} */ dir) {
   /** @type {Map<string, object>} */ const map = new Map();
-  /** @type {Map<string, object> | null} */ let clone = null;
+  /** @type {Map<string, object> | null} */ let clone = null; // only held: what a held copy costs
   let id = 0;
   /** @type {Side} */
   const side = {
@@ -79,7 +79,7 @@ function mapSide(/** @type {string} */ dir) {
     },
     hold: () => void (clone = structuredClone(map)),
     drop: () => void (clone = null),
-    wasm: () => [0, 0],
+    wasmAndPinned: () => [0, 0],
     close: async () => map.clear(),
   };
   return side;
@@ -94,7 +94,7 @@ export async function profile(/** @type {'keystate' | 'map'} */ which, /** @type
   /** @type {number[][]} */ const samples = [];
   const sample = () => {
     const m = process.memoryUsage();
-    samples.push([now(), m.heapUsed, ...side.wasm(), m.rss]);
+    samples.push([now(), m.heapUsed, ...side.wasmAndPinned(), m.rss]);
   };
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
