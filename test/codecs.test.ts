@@ -150,6 +150,21 @@ Builtins('cbor: structured values', async () => {
   await roundTrips('cbor', values);
 });
 
+Builtins('cbor: values read earlier keep their bytes when later values are read', async () => {
+  const store = await StateStore.create();
+  const v = store.valueState<{ raw: Uint8Array; s: string }>('v');
+  v.set('a', { raw: Uint8Array.of(1, 2, 3), s: 'first' });
+  v.set('b', { raw: new Uint8Array(300).fill(9), s: 'second'.repeat(20) });
+  const a = v.get('a') as { raw: Uint8Array; s: string };
+  const b = v.get('b') as { raw: Uint8Array; s: string };
+  v.get('a');
+  assert.equal(Array.from(a.raw), [1, 2, 3]);
+  assert.is(a.s, 'first');
+  assert.ok(b.raw.every((x) => x === 9) && b.raw.length === 300);
+  a.raw[0] = 77;
+  assert.equal(Array.from((v.get('a') as { raw: Uint8Array }).raw), [1, 2, 3], 'a read is a copy');
+});
+
 Builtins('cbor: types are kept (Map stays a Map, Set a Set, Date a Date, typed arrays their type)', async () => {
   const store = await StateStore.create();
   const v = store.valueState<Record<string, unknown>>('v', { codec: 'cbor' });

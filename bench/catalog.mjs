@@ -1,0 +1,126 @@
+// @ts-check
+// The benchmark cases: where each lives, its target from the issue, and how
+// it is measured (the text docs/BENCHMARKS.md shows). Plain data: the runner,
+// the report and the smoke test read it without loading keystate.
+
+/**
+ * @typedef {{ keystate: number, baseline: number, ratio: number, unit: string, baselineName: string, [k: string]: number | string }} Result
+ * @typedef {{ text: string, met: (r: Result) => boolean }} Target
+ * @typedef {{ name: string, label: string, module: string, target: Target | null, how: string, optional?: boolean }} Case
+ */
+
+/** @param {number} min @param {string} text @returns {Target} */
+const atLeast = (min, text) => ({ text, met: (r) => r.ratio >= min });
+
+const KEYS = '1,000,000 keys `user-000000`..`user-999999` (100,000 with `--quick`)';
+
+/** @type {Case[]} */
+export const cases = [
+  {
+    name: 'value_get_number',
+    label: 'get a number',
+    module: './cases/values.mjs',
+    target: atLeast(0.5, '≥ 0.5'),
+    how: `${KEYS} in a \`valueState<number>\` and in a \`Map<string, number>\`; one pass of \`get(key)\` over all keys in a seeded random order, summing the values (the sums must agree). ops/s = keys / time.`,
+  },
+  {
+    name: 'value_set_number',
+    label: 'set a number',
+    module: './cases/values.mjs',
+    target: atLeast(0.5, '≥ 0.5'),
+    how: 'The same store and Map; one pass of `set(key, n)` over all keys in random order, overwriting every entry with a new number (the steady state of a keyed aggregate).',
+  },
+  {
+    name: 'value_get_object',
+    label: 'get an object (cbor)',
+    module: './cases/values.mjs',
+    target: atLeast(0.25, '≥ 0.25'),
+    how: 'Values `{ id, name, score, active }` in a `valueState` with the default `cbor` codec, against a `Map<string, object>`; every `get` decodes a fresh object in keystate and returns the stored one from the Map.',
+  },
+  {
+    name: 'value_set_object',
+    label: 'set an object (cbor)',
+    module: './cases/values.mjs',
+    target: atLeast(0.25, '≥ 0.25'),
+    how: 'As above with `set`: both sides build a fresh object per write; keystate encodes it with cbor-x. The Map\'s time includes collecting the objects it replaces (they die in the old generation); keystate\'s objects die young.',
+  },
+  {
+    name: 'value_get_number_batch',
+    label: 'getMany, numbers',
+    module: './cases/batch.mjs',
+    target: atLeast(0.5, '≥ 0.5'),
+    optional: true,
+    how: '`getMany` of 1,000 keys per call, summing the results, against the `Map.get` loop. The batch cases run only when the build has `setMany`/`getMany`.',
+  },
+  {
+    name: 'value_set_number_batch',
+    label: 'setMany, numbers',
+    module: './cases/batch.mjs',
+    target: atLeast(0.5, '≥ 0.5'),
+    optional: true,
+    how: '`setMany` with 1,000 `[key, n]` pairs per call (reused pair arrays, filled inside the timed loop) against the single-key `Map.set` loop.',
+  },
+  {
+    name: 'snapshot_take_1m',
+    label: 'snapshot of 1M entries',
+    module: './cases/snapshots.mjs',
+    target: atLeast(1000, '≥ 1000'),
+    how: 'Median time of one `store.snapshot()` (201 taken per repetition, each timed alone with `process.hrtime.bigint()` and released after) against one `structuredClone(map)`, the JS way to get a point-in-time copy. The snapshot is checked to read the old value after a write.',
+  },
+  {
+    name: 'checkpoint_full_1m',
+    label: 'full checkpoint export',
+    module: './cases/checkpoints.mjs',
+    target: atLeast(3, '≥ 3'),
+    how: 'From `store.checkpoint({ incremental: false })` to the last byte read from `cp.stream()` (64 KiB chunks, read and dropped), against `v8.serialize(map)`. entries/s = entries / time; MB/s and bytes are reported beside (MB = 10^6 bytes).',
+  },
+  {
+    name: 'checkpoint_incremental_1pct',
+    label: 'incremental checkpoint, 1% changed',
+    module: './cases/checkpoints.mjs',
+    target: { text: '≤ 2% bytes and ≤ 5% time of full', met: (r) => Number(r.bytes_pct) <= 2 && Number(r.time_pct) <= 5 },
+    how: 'A store with incremental checkpoints on. After a confirmed full checkpoint, 1% of the keys (a fresh slice each repetition) get new values; then the incremental checkpoint is taken and read to the end, then a full one of the same state (which becomes the next base). keystate = incremental bytes, baseline = full bytes; ratio = full / incremental bytes; `time_ratio`, `bytes_pct` and `time_pct` compare them too.',
+  },
+  {
+    name: 'restore_full_1m',
+    label: 'restore a full checkpoint',
+    module: './cases/checkpoints.mjs',
+    target: null,
+    how: '`StateStore.restore([bytes])` of a full checkpoint held in memory (every byte verified) against `v8.deserialize` of the serialized Map. The restored store is checked and closed.',
+  },
+  {
+    name: 'memory_per_entry_1m',
+    label: 'memory per entry',
+    module: './cases/memory.mjs',
+    target: atLeast(2.5, '≥ 2.5 (≤ 0.4× the Map)'),
+    how: 'keystate: `memory().liveBytes` (records and indexes) plus the JS heap growth after `gc()`, per entry; `wasm_growth_bytes_per_entry` is the wasm memory the first store grew by. Map: `heapUsed` growth after `gc()`, with the Map alive. Keys are built inside both fill loops, so the Map pays for its key strings, values are small integers.',
+  },
+  {
+    name: 'write_p99_during_export',
+    label: 'write p99 during an export',
+    module: './cases/latency.mjs',
+    target: atLeast(1 / 1.5, '≥ 0.67 (p99 ≤ 1.5× none)'),
+    how: '200,000 (`--quick`: 20,000) single `set`s of random existing keys, each timed with `process.hrtime.bigint()`. During: a full checkpoint is always open and one chunk of it is read every 64 writes (a new one starts when one ends), so every write runs under a snapshot. None: the same writes, yielding at the same places. ratio = none p99 / during p99; p50, p99.9 and max are reported beside.',
+  },
+  {
+    name: 'snapshot_pinned_10pct',
+    label: 'held by a snapshot, 10% rewritten',
+    module: './cases/snapshots.mjs',
+    target: atLeast(1 / 1.2, '≥ 0.83 (pinned ≤ 1.2× rewritten)'),
+    how: 'Object values (cbor). One snapshot open while 10% of the keys (distinct, a fresh slice each repetition) are rewritten; `memory().pinnedBytes` (old record versions and their undo indexes) against the payload those entries had: UTF-8 key bytes plus the old value\'s cbor bytes. `pinned_bytes_after_release` must be 0.',
+  },
+  {
+    name: 'export_vs_memcpy',
+    label: 'export vs memcpy',
+    module: './cases/checkpoints.mjs',
+    target: null,
+    how: 'Full-export MB/s (as in checkpoint_full_1m) against copying the same number of bytes with `Uint8Array.prototype.set` in 64 KiB chunks: the floor any export pays to move its bytes.',
+  },
+];
+
+/** The case of this name. */
+export function caseNamed(/** @type {string} */ name) {
+  const c = cases.find((x) => x.name === name);
+  if (!c) throw new Error(`no benchmark case '${name}' (cases: ${cases.map((x) => x.name).join(', ')})`);
+  return c;
+}
