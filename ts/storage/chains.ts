@@ -60,6 +60,15 @@ export function extendsChain(list: readonly StoredCheckpoint[], meta: Checkpoint
   return meta.kind === 'full' || chainOf([...list, { ...meta, name: '' }], list.length) !== null;
 }
 
+/**
+ * The listing with `stored` committed after it. Refuses (MISSING_PARENT) a
+ * checkpoint that would not be restorable: retention would drop it at once.
+ */
+export function appended(list: readonly StoredCheckpoint[], stored: StoredCheckpoint): StoredCheckpoint[] {
+  if (!extendsChain(list, stored)) throw missingParent(stored);
+  return [...list, stored];
+}
+
 /** The error for an incremental checkpoint whose parent chain a storage does not hold. */
 export function missingParent(meta: CheckpointMeta): StorageError {
   return new StorageError('MISSING_PARENT', `checkpoint ${meta.id} extends checkpoint ${meta.parentId}, which the storage does not hold (with its chain)`);

@@ -15,9 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { extendsChain, missingParent, retention } from './chains.js';
+import { appended, retention } from './chains.js';
 import { ioError, StorageError } from './errors.js';
-import { checkId, checkMeta, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
+import { checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
+import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
 export interface DirectoryStorageOptions {
@@ -33,7 +34,7 @@ export interface DirectoryStorageOptions {
   cleanup?: boolean;
 }
 
-/** Bytes gathered before a write to the file. */
+/** Bytes gathered into one write to the file. */
 const WRITE_BUFFER = 256 * 1024;
 const TEMP_FILE = /^(?:ckpt-\d+-\d+\.ks|MANIFEST)\.[0-9a-f]+\.tmp$/;
 
@@ -149,50 +150,36 @@ export class DirectoryStorage implements CheckpointStorage {
     }
     let failed = false;
     let done = false;
-    const buffer = new Uint8Array(WRITE_BUFFER);
-    let buffered = 0;
-    /** Writes the buffer (or `data`) to the file. */
-    const flush = async (data?: Uint8Array) => {
-      const bytes = data ?? buffer.subarray(0, buffered);
-      buffered = 0;
-      if (bytes.length === 0) return;
-      try {
-        await writeAll(fh as fs.FileHandle, bytes);
-      } catch (e) {
-        await fail();
-        throw ioError(`writing checkpoint ${id} to ${tmp}`, e);
-      }
-    };
     const fail = async () => {
       failed = true;
       await fh?.close().catch(() => undefined);
       fh = null;
       await fs.rm(tmp, { force: true }).catch(() => undefined);
     };
+    const pieces = new Pieces(WRITE_BUFFER, async (piece) => {
+      try {
+        await writeAll(fh as fs.FileHandle, piece);
+      } catch (e) {
+        await fail();
+        throw ioError(`writing checkpoint ${id} to ${tmp}`, e);
+      }
+    });
     return {
       write: async (chunk) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
-        // Small export chunks are gathered into large writes: each write costs an event-loop
-        // turn, which a busy app (writers on timers) makes long.
-        if (buffered + chunk.length <= buffer.length) {
-          buffer.set(chunk, buffered);
-          buffered += chunk.length;
-          return;
-        }
-        await flush();
-        if (chunk.length >= buffer.length) {
-          await flush(chunk);
-        } else {
-          buffer.set(chunk, 0);
-          buffered = chunk.length;
-        }
+        await pieces.write(chunk);
       },
       commit: async (meta, retain) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
-        checkMeta(meta, id);
-        const keep = checkRetain(retain ?? this.retainChains, 'retain');
-        await flush();
+        let keep: number;
+        try {
+          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
+        } catch (e) {
+          await fail();
+          throw e;
+        }
+        await pieces.flush();
         try {
           await (fh as fs.FileHandle).sync();
           await fh.close();
@@ -208,11 +195,7 @@ export class DirectoryStorage implements CheckpointStorage {
         const stored: StoredCheckpoint = { ...pick(meta), name };
         await this.update(
           `listing checkpoint ${id}`,
-          (list) => {
-            // Never list what cannot be restored: retention would drop it at once.
-            if (!extendsChain(list, stored)) throw missingParent(stored);
-            return [...list, stored];
-          },
+          (list) => appended(list, stored),
           keep,
           name,
         );

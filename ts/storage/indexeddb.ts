@@ -16,11 +16,11 @@
  * transactions in order into one log (LevelDB, SQLite), and the strict commit
  * flushes that log, the earlier batches with it.
  */
-import { InvalidArgumentError } from '../errors.js';
 import { type BrowserStorageOptions, checkName, hasIndexedDb, unavailable } from './browser-options.js';
-import { extendsChain, missingParent, retention } from './chains.js';
+import { appended, retention } from './chains.js';
 import { ioError, StorageError } from './errors.js';
-import { checkId, checkMeta, checkpointName, checkRetain, parseEntry, pick, seqOf } from './manifest.js';
+import { checkId, checkpointName, checkRetain, parseEntry, pick, seqOf } from './manifest.js';
+import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
 export type IndexedDbStorageOptions = BrowserStorageOptions;
@@ -141,55 +141,41 @@ export class IndexedDbStorage implements CheckpointStorage {
     const name = checkpointName(id, ++this.seq);
     let failed = false;
     let done = false;
-    let written = 0;
     let records = 0;
-    const buffer = new Uint8Array(RECORD);
-    let buffered = 0;
     const fail = async () => {
       failed = true;
       await this.deleteChunks([name]).catch(() => undefined);
     };
-    /** Stores the buffer as the next chunk record. */
-    const flush = async () => {
-      if (buffered === 0) return;
+    /** Stores each piece as the next chunk record. */
+    const pieces = new Pieces(RECORD, async (piece) => {
       // put() copies its value at once (structured clone); a view would copy its whole buffer, so
       // a partial record goes as a copy of its own.
-      const value = buffered === buffer.length ? buffer : buffer.slice(0, buffered);
+      const value = piece.length === RECORD ? piece : piece.slice();
       const key = [name, records++];
-      buffered = 0;
       try {
         await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'relaxed');
       } catch (e) {
         await fail();
         throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
       }
-    };
+    });
     const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
     return {
       write: async (chunk) => {
         if (done || failed) throw closed('write');
-        written += chunk.length;
-        for (let at = 0; at < chunk.length; ) {
-          const n = Math.min(chunk.length - at, buffer.length - buffered);
-          buffer.set(chunk.subarray(at, at + n), buffered);
-          buffered += n;
-          at += n;
-          if (buffered === buffer.length) await flush();
-        }
+        await pieces.write(chunk);
       },
       commit: async (meta, retain) => {
         if (done || failed) throw closed('commit');
         done = true;
         let keep: number;
         try {
-          checkMeta(meta, id);
-          keep = checkRetain(retain ?? this.retainChains, 'retain');
-          if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
         } catch (e) {
           await fail();
           throw e;
         }
-        await flush();
+        await pieces.flush();
         const stored: StoredCheckpoint = { ...pick(meta), name };
         let dropped: string[];
         try {
@@ -202,9 +188,7 @@ export class IndexedDbStorage implements CheckpointStorage {
                 throw new StorageError('STORAGE_IO', `checkpoint ${id}: ${have} of its ${records} chunks are stored (was the storage opened again meanwhile?)`);
               }
               const { keys, entries } = await this.readListing(t);
-              // Never list what cannot be restored: retention would drop it at once.
-              if (!extendsChain(entries, stored)) throw missingParent(stored);
-              const { dropped } = retention([...entries, stored], keep);
+              const { dropped } = retention(appended(entries, stored), keep);
               const listing = t.objectStore(LISTING);
               listing.add(stored);
               for (const d of dropped) listing.delete(keys[entries.indexOf(d)]);

@@ -17,12 +17,13 @@
  * it. One writer per storage at a time: one page or worker (navigator.locks
  * can elect it).
  */
-import { extendsChain, missingParent, retention } from './chains.js';
+import { appended, retention } from './chains.js';
 import { ioError, StorageError } from './errors.js';
 import { type BrowserStorageOptions, checkName, hasOpfs, unavailable } from './browser-options.js';
 import {
-  checkId, checkMeta, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick, seqOf,
+  checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick, seqOf,
 } from './manifest.js';
+import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 import { InvalidArgumentError } from '../errors.js';
 
@@ -147,9 +148,6 @@ export class OpfsStorage implements CheckpointStorage {
     }
     let failed = false;
     let done = false;
-    let written = 0;
-    const buffer = new Uint8Array(WRITE_BUFFER);
-    let buffered = 0;
     const fail = async () => {
       failed = true;
       const writable = w;
@@ -158,55 +156,37 @@ export class OpfsStorage implements CheckpointStorage {
       await writable?.abort().catch(() => undefined);
       await this.discard(name);
     };
-    /** Writes the buffer (or `data`) to the swap file. */
-    const flush = async (data?: Uint8Array) => {
-      const bytes = data ?? buffer.subarray(0, buffered);
-      buffered = 0;
-      if (bytes.length === 0) return;
+    const pieces = new Pieces(WRITE_BUFFER, async (piece) => {
       try {
-        await (w as FileSystemWritableFileStream).write(bytes as Uint8Array<ArrayBuffer>);
+        await (w as FileSystemWritableFileStream).write(piece as Uint8Array<ArrayBuffer>);
       } catch (e) {
         await fail();
         throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
       }
-    };
+    });
     const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
     return {
       write: async (chunk) => {
         if (done || failed || !w) throw closed('write');
-        written += chunk.length;
-        if (buffered + chunk.length <= buffer.length) {
-          buffer.set(chunk, buffered);
-          buffered += chunk.length;
-          return;
-        }
-        await flush();
-        if (chunk.length >= buffer.length) {
-          await flush(chunk);
-        } else {
-          buffer.set(chunk, 0);
-          buffered = chunk.length;
-        }
+        await pieces.write(chunk);
       },
       commit: async (meta, retain) => {
         if (done || failed || !w) throw closed('commit');
         done = true;
         let keep: number;
         try {
-          checkMeta(meta, id);
-          keep = checkRetain(retain ?? this.retainChains, 'retain');
-          if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
         } catch (e) {
           await fail();
           throw e;
         }
-        await flush();
+        await pieces.flush();
         try {
           // The browser's commit point for the file: its bytes replace the empty file whole.
           await (w as FileSystemWritableFileStream).close();
           w = null;
           const size = (await (await this.dir.getFileHandle(name)).getFile()).size;
-          if (size !== written) throw new Error(`the file holds ${size} bytes, ${written} were written`);
+          if (size !== pieces.written) throw new Error(`the file holds ${size} bytes, ${pieces.written} were written`);
         } catch (e) {
           await fail();
           throw ioError(`storing checkpoint ${id} in ${this.label}`, e);
@@ -214,11 +194,7 @@ export class OpfsStorage implements CheckpointStorage {
         const stored: StoredCheckpoint = { ...pick(meta), name };
         await this.update(
           `listing checkpoint ${id}`,
-          (list) => {
-            // Never list what cannot be restored: retention would drop it at once.
-            if (!extendsChain(list, stored)) throw missingParent(stored);
-            return [...list, stored];
-          },
+          (list) => appended(list, stored),
           keep,
           name,
         );

@@ -1,0 +1,58 @@
+/**
+ * What every storage's writer shares (environment-neutral): gathering a
+ * checkpoint's chunks into large pieces, and the checks before a commit.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { checkMeta, checkRetain } from './manifest.js';
+import type { CheckpointMeta } from './types.js';
+
+/**
+ * Gathers written chunks into pieces of `size` bytes (the last one may be
+ * shorter) for `sink`. Export chunks are small, and each storage write costs
+ * an event-loop turn, which a busy app (writers on timers) makes long.
+ * A piece is a view of the buffer: the sink must be done with it (written
+ * or copied) when its promise resolves.
+ */
+export class Pieces {
+  private readonly buffer: Uint8Array;
+  private buffered = 0;
+  /** Bytes written so far. */
+  written = 0;
+
+  constructor(
+    size: number,
+    private readonly sink: (piece: Uint8Array) => Promise<void>,
+  ) {
+    this.buffer = new Uint8Array(size);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.written += chunk.length;
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(chunk.length - at, this.buffer.length - this.buffered);
+      this.buffer.set(chunk.subarray(at, at + n), this.buffered);
+      this.buffered += n;
+      at += n;
+      if (this.buffered === this.buffer.length) await this.flush();
+    }
+  }
+
+  /** Hands what is buffered to the sink. */
+  async flush(): Promise<void> {
+    if (this.buffered === 0) return;
+    const piece = this.buffer.subarray(0, this.buffered);
+    this.buffered = 0;
+    await this.sink(piece);
+  }
+}
+
+/**
+ * Checks a commit's arguments against what the writer wrote; returns the
+ * chains to keep (`retain`, else the storage's default).
+ */
+export function commitChecks(meta: CheckpointMeta, id: number, retain: number | undefined, fallback: number, written: number): number {
+  checkMeta(meta, id);
+  const keep = checkRetain(retain ?? fallback, 'retain');
+  if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+  return keep;
+}
