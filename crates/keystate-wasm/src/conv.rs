@@ -142,11 +142,11 @@ impl<'a> Batch<'a> {
         let mut pos = 0;
         while pos < buf.len() {
             let kl = u32_at(buf, pos)? as usize;
-            pos = pos.checked_add(4 + kl).filter(|&p| p <= buf.len())?;
+            pos = pos.checked_add(4)?.checked_add(kl).filter(|&p| p <= buf.len())?;
             if values {
                 let vl = u32_at(buf, pos)?;
                 let n = if vl == DELETE { 0 } else { vl as usize };
-                pos = pos.checked_add(4 + n).filter(|&p| p <= buf.len())?;
+                pos = pos.checked_add(4)?.checked_add(n).filter(|&p| p <= buf.len())?;
             }
         }
         Some(Batch { buf, pos: 0, values })
@@ -181,4 +181,48 @@ impl<'a> Iterator for Batch<'a> {
 pub fn batch(scratch: &[u8], nl: u32, len: u32, values: bool) -> Option<(&[u8], Batch<'_>)> {
     let (ns, rest) = scratch.get(..len as usize)?.split_at_checked(nl as usize)?;
     Some((ns, Batch::check(rest, values)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(out: &mut Vec<u8>, k: &[u8], v: Option<&[u8]>) {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.extend_from_slice(&DELETE.to_le_bytes()),
+        }
+    }
+
+    #[test]
+    fn batch_layout_round_trips() {
+        let mut b = b"ns".to_vec();
+        op(&mut b, b"k1", Some(b"v1"));
+        op(&mut b, b"", None);
+        op(&mut b, b"k3", Some(b""));
+        let (ns, ops) = batch(&b, 2, b.len() as u32, true).unwrap();
+        assert_eq!(ns, b"ns");
+        let got: Vec<_> = ops.collect();
+        assert_eq!(got, vec![(&b"k1"[..], Some(&b"v1"[..])), (&b""[..], None), (&b"k3"[..], Some(&b""[..]))]);
+    }
+
+    #[test]
+    fn batch_layout_refuses_lengths_past_the_end() {
+        let mut b = Vec::new();
+        op(&mut b, b"key", Some(b"value"));
+        for cut in 1..b.len() {
+            assert!(Batch::check(&b[..cut], true).is_none(), "cut at {cut}");
+        }
+        // A length that would wrap a 32-bit address.
+        let mut wrap = u32::MAX.to_le_bytes().to_vec();
+        wrap.extend_from_slice(&[0; 8]);
+        assert!(Batch::check(&wrap, false).is_none());
+        assert!(batch(&b, 100, b.len() as u32, true).is_none(), "namespace longer than the batch");
+        assert!(batch(&b, 0, b.len() as u32 + 1, true).is_none(), "batch longer than scratch");
+    }
 }
