@@ -172,13 +172,7 @@ export class DirectoryStorage implements CheckpointStorage {
       commit: async (meta, retain) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
-        let keep: number;
-        try {
-          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
-        } catch (e) {
-          await fail();
-          throw e;
-        }
+        const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
         try {
           await (fh as fs.FileHandle).sync();

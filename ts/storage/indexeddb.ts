@@ -168,13 +168,7 @@ export class IndexedDbStorage implements CheckpointStorage {
       commit: async (meta, retain) => {
         if (done || failed) throw closed('commit');
         done = true;
-        let keep: number;
-        try {
-          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
-        } catch (e) {
-          await fail();
-          throw e;
-        }
+        const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
         const stored: StoredCheckpoint = { ...pick(meta), name };
         let dropped: string[];

@@ -173,13 +173,7 @@ export class OpfsStorage implements CheckpointStorage {
       commit: async (meta, retain) => {
         if (done || failed || !w) throw closed('commit');
         done = true;
-        let keep: number;
-        try {
-          keep = commitChecks(meta, id, retain, this.retainChains, pieces.written);
-        } catch (e) {
-          await fail();
-          throw e;
-        }
+        const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
         try {
           // The browser's commit point for the file: its bytes replace the empty file whole.

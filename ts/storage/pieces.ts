@@ -48,11 +48,24 @@ export class Pieces {
 
 /**
  * Checks a commit's arguments against what the writer wrote; returns the
- * chains to keep (`retain`, else the storage's default).
+ * chains to keep (`retain`, else the storage's default). A refused commit
+ * discards the writer (`fail`) before it throws: nothing of it is kept.
  */
-export function commitChecks(meta: CheckpointMeta, id: number, retain: number | undefined, fallback: number, written: number): number {
-  checkMeta(meta, id);
-  const keep = checkRetain(retain ?? fallback, 'retain');
-  if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
-  return keep;
+export async function commitChecks(
+  meta: CheckpointMeta,
+  id: number,
+  retain: number | undefined,
+  fallback: number,
+  written: number,
+  fail: () => Promise<void>,
+): Promise<number> {
+  try {
+    checkMeta(meta, id);
+    const keep = checkRetain(retain ?? fallback, 'retain');
+    if (meta.bytes !== written) throw new InvalidArgumentError('INVALID_ARGUMENT', `checkpoint ${id}: ${written} bytes written, the metadata says ${meta.bytes}`);
+    return keep;
+  } catch (e) {
+    await fail();
+    throw e;
+  }
 }
