@@ -275,6 +275,31 @@ for (const k of [opfs, idb]) {
     await rejectsKs(() => k.open(name), StorageError, 'STORAGE_CORRUPT', 'still corrupt: nothing was overwritten');
   });
 
+  S('another page opening the storage (with cleanup) while a checkpoint is written never leaves a listed checkpoint without its bytes', async () => {
+    const name = fresh('second-open');
+    const storage = await k.open(name);
+    const store = await StateStore.create({ checkpoints: incremental(10) });
+    declare(store).v.set('a', 1);
+    const one = await store.checkpointTo(storage);
+    const bytes = new Uint8Array(2_500_000).fill(3);
+    const w = await storage.begin(90);
+    await w.write(bytes);
+    // What a second tab does at start-up. OPFS: the file is still open for writing, so it is left
+    // alone. IndexedDB: the chunks are unlisted, so they go, and the commit must notice.
+    const other = await k.open(name);
+    const commit = w.commit({ id: 90, parentId: null, kind: 'full', bytes: bytes.length, ...META });
+    if (k.kind === 'opfs') {
+      assert.equal(other.removedOnOpen, []);
+      await commit;
+      assert.equal((await assertTidy(k, name, 'committed')).map((c) => c.id), [one.id, 90]);
+    } else {
+      assert.is(other.removedOnOpen.length, 1, 'the unlisted chunks were removed');
+      await rejectsKs(() => commit, StorageError, 'STORAGE_IO', 'commit after its chunks were removed');
+      assert.equal((await assertTidy(k, name, 'refused')).map((c) => c.id), [one.id], 'nothing listed without its bytes');
+    }
+    (other as { close?: () => void }).close?.();
+  });
+
   S('enableCheckpointing to the storage produces a chain and stops cleanly', async () => {
     const name = fresh('periodic');
     const storage = await k.open(name, { retain: 2 });

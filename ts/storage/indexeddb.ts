@@ -12,9 +12,9 @@
  * one is durable. Chunks no entry names (an interrupted checkpoint) are
  * removed on open.
  *
- * Chunk batches use durability 'relaxed': IndexedDB commits a database's
- * transactions in order into one log (LevelDB, SQLite), and the strict commit
- * flushes that log, the earlier batches with it.
+ * Chunk batches use durability 'strict' too: browsers keep large values in
+ * files of their own beside the database's log, so a strict listing commit
+ * need not flush chunks written by earlier relaxed transactions.
  */
 import { type BrowserStorageOptions, checkName, hasIndexedDb, unavailable } from './browser-options.js';
 import { appended, retention } from './chains.js';
@@ -102,17 +102,19 @@ export class IndexedDbStorage implements CheckpointStorage {
     }
     const storage = new IndexedDbStorage(name, db, retain);
     try {
-      const { entries, names } = await storage.tx([LISTING, CHUNKS], 'readonly', async (t) => ({
-        entries: (await storage.readListing(t)).entries,
-        names: await chunkNames(t.objectStore(CHUNKS), label),
-      }));
-      storage.seq = Math.max(0, ...entries.map((c) => seqOf(c.name)), ...names.map(seqOf));
-      if (opts.cleanup ?? true) {
+      const cleanup = opts.cleanup ?? true;
+      // Orphans are found and deleted in one transaction: a writer in another page cannot list
+      // them in between (its commit would then find its chunks gone and fail, listing nothing).
+      const { entries, names, orphans } = await storage.tx([LISTING, CHUNKS], cleanup ? 'readwrite' : 'readonly', async (t) => {
+        const entries = (await storage.readListing(t)).entries;
+        const names = await chunkNames(t.objectStore(CHUNKS), label);
         const listed = new Set(entries.map((c) => c.name));
-        const orphans = names.filter((n) => !listed.has(n));
-        if (orphans.length > 0) await storage.deleteChunks(orphans);
-        storage.removed = orphans.sort();
-      }
+        const orphans = cleanup ? names.filter((n) => !listed.has(n)) : [];
+        for (const n of orphans) t.objectStore(CHUNKS).delete(chunksOf(n));
+        return { entries, names, orphans };
+      }, 'strict');
+      storage.seq = Math.max(0, ...entries.map((c) => seqOf(c.name)), ...names.map(seqOf));
+      storage.removed = orphans.sort();
     } catch (e) {
       db.close();
       throw ioError(`opening ${label}`, e);
@@ -153,7 +155,7 @@ export class IndexedDbStorage implements CheckpointStorage {
       const value = piece.length === RECORD ? piece : piece.slice();
       const key = [name, records++];
       try {
-        await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'relaxed');
+        await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'strict');
       } catch (e) {
         await fail();
         throw ioError(`writing checkpoint ${id} to ${this.label}`, e);

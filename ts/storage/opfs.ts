@@ -283,6 +283,13 @@ export class OpfsStorage implements CheckpointStorage {
         const current = await this.read();
         const { kept, dropped } = retention(change(current.checkpoints), keep);
         const deleted = dropped.map((c) => c.name);
+        if (added !== null) {
+          // Another page's open (with cleanup) may have removed the still unlisted file meanwhile:
+          // never list bytes that are not there. A missing file fails the update (NotFoundError).
+          const bytes = (await (await this.dir.getFileHandle(added)).getFile()).size;
+          const entry = kept.find((c) => c.name === added);
+          if (entry && entry.bytes !== bytes) throw new Error(`${added} holds ${bytes} bytes, the checkpoint has ${entry.bytes}`);
+        }
         if (deleted.length > 0 || added !== null) {
           const next: Manifest = { ...emptyManifest(), seq: Math.max(this.seq, current.seq), checkpoints: kept };
           const w = await (await this.dir.getFileHandle(MANIFEST, { create: true })).createWritable();
@@ -324,12 +331,17 @@ export class OpfsStorage implements CheckpointStorage {
 
 async function readManifest(dir: FileSystemDirectoryHandle, label: string): Promise<Manifest> {
   const file = `MANIFEST of ${label}`;
-  let text: string;
-  try {
-    text = await (await (await dir.getFileHandle(MANIFEST)).getFile()).text();
-  } catch (e) {
-    if (named(e, 'NotFoundError')) return emptyManifest();
-    throw ioError(`reading ${file}`, e);
+  let text = '';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      text = await (await (await dir.getFileHandle(MANIFEST)).getFile()).text();
+      break;
+    } catch (e) {
+      if (named(e, 'NotFoundError')) return emptyManifest();
+      // Replaced between getFile() and reading it (an update of this or another page): read the new one.
+      if (named(e, 'NotReadableError') && attempt < 3) continue;
+      throw ioError(`reading ${file}`, e);
+    }
   }
   // getFileHandle(create) makes an empty MANIFEST before its first content is closed; close()
   // replaces a file whole, so an empty one was never written: nothing is listed yet.
