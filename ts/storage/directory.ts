@@ -156,14 +156,7 @@ export class DirectoryStorage implements CheckpointStorage {
       fh = null;
       await fs.rm(tmp, { force: true }).catch(() => undefined);
     };
-    const pieces = new Pieces(WRITE_BUFFER, async (piece) => {
-      try {
-        await writeAll(fh as fs.FileHandle, piece);
-      } catch (e) {
-        await fail();
-        throw ioError(`writing checkpoint ${id} to ${tmp}`, e);
-      }
-    });
+    const pieces = new Pieces(WRITE_BUFFER, (piece) => writeAll(fh as fs.FileHandle, piece), fail, `writing checkpoint ${id} to ${tmp}`);
     return {
       write: async (chunk) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);

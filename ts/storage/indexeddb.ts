@@ -154,13 +154,8 @@ export class IndexedDbStorage implements CheckpointStorage {
       // a partial record goes as a copy of its own.
       const value = piece.length === RECORD ? piece : piece.slice();
       const key = [name, records++];
-      try {
-        await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'strict');
-      } catch (e) {
-        await fail();
-        throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
-      }
-    });
+      await this.tx([CHUNKS], 'readwrite', (t) => void t.objectStore(CHUNKS).put(value, key), 'strict');
+    }, fail, `writing checkpoint ${id} to ${this.label}`);
     const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
     return {
       write: async (chunk) => {

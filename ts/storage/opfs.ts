@@ -156,14 +156,12 @@ export class OpfsStorage implements CheckpointStorage {
       await writable?.abort().catch(() => undefined);
       await this.discard(name);
     };
-    const pieces = new Pieces(WRITE_BUFFER, async (piece) => {
-      try {
-        await (w as FileSystemWritableFileStream).write(piece as Uint8Array<ArrayBuffer>);
-      } catch (e) {
-        await fail();
-        throw ioError(`writing checkpoint ${id} to ${this.label}`, e);
-      }
-    });
+    const pieces = new Pieces(
+      WRITE_BUFFER,
+      (piece) => (w as FileSystemWritableFileStream).write(piece as Uint8Array<ArrayBuffer>),
+      fail,
+      `writing checkpoint ${id} to ${this.label}`,
+    );
     const closed = (what: string) => new StorageError('STORAGE_IO', `checkpoint ${id}: ${what} after the writer was closed`);
     return {
       write: async (chunk) => {

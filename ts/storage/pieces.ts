@@ -3,6 +3,7 @@
  * checkpoint's chunks into large pieces, and the checks before a commit.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { ioError } from './errors.js';
 import { checkMeta, checkRetain } from './manifest.js';
 import type { CheckpointMeta } from './types.js';
 
@@ -11,7 +12,8 @@ import type { CheckpointMeta } from './types.js';
  * shorter) for `sink`. Export chunks are small, and each storage write costs
  * an event-loop turn, which a busy app (writers on timers) makes long.
  * A piece is a view of the buffer: the sink must be done with it (written
- * or copied) when its promise resolves.
+ * or copied) when its promise resolves. When the sink fails, the writer is
+ * discarded (`fail`) and the error becomes a StorageError naming `what`.
  */
 export class Pieces {
   private readonly buffer: Uint8Array;
@@ -22,6 +24,8 @@ export class Pieces {
   constructor(
     size: number,
     private readonly sink: (piece: Uint8Array) => Promise<void>,
+    private readonly fail: () => Promise<void>,
+    private readonly what: string,
   ) {
     this.buffer = new Uint8Array(size);
   }
@@ -42,7 +46,12 @@ export class Pieces {
     if (this.buffered === 0) return;
     const piece = this.buffer.subarray(0, this.buffered);
     this.buffered = 0;
-    await this.sink(piece);
+    try {
+      await this.sink(piece);
+    } catch (e) {
+      await this.fail();
+      throw ioError(this.what, e);
+    }
   }
 }
 
