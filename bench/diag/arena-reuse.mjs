@@ -3,19 +3,15 @@
 // smaller values) between its chunks, printing memory() after each.
 // Usage: node bench/diag/arena-reuse.mjs
 import { StateStore } from '../../dist/index.js';
+import { makeKeys, rng } from '../lib.mjs';
 
 const N = 1_000_000;
-const keys = Array.from({ length: N }, (_, i) => `user-${String(i).padStart(6, '0')}`);
+const keys = makeKeys(N);
 const s = await StateStore.create();
 const v = s.valueState('v', { codec: 'number' });
 v.setMany(keys.map((k, i) => [k, i]));
-let x = 12345;
-const rnd = () => {
-  x ^= x << 13;
-  x ^= x >>> 17;
-  x ^= x << 5;
-  return (x >>> 0) % N;
-};
+const random = rng(12345);
+const rnd = () => Math.floor(random() * N);
 const mb = (/** @type {number} */ b) => (b / 1e6).toFixed(1);
 const core = s.coreStore;
 for (let e = 0; e < 8; e++) {

@@ -8,12 +8,13 @@
 //   other   one chunk of a full export of a *different* store: cache effects only
 // Usage: node bench/diag/write-latency.mjs   (MP=maxParallelism, CHUNK=chunk target bytes)
 import { StateStore } from '../../dist/index.js';
+import { makeKeys, quantile, rng } from '../lib.mjs';
 
 const N = 1_000_000;
 const W = 200_000;
 const EVERY = 64;
 const CHUNK = Number(process.env.CHUNK || 65536);
-const keys = Array.from({ length: N }, (_, i) => `user-${String(i).padStart(6, '0')}`);
+const keys = makeKeys(N);
 
 async function filled(maxParallelism = 128) {
   const store = await StateStore.create({ maxParallelism });
@@ -24,14 +25,8 @@ async function filled(maxParallelism = 128) {
 
 const { store: s, v } = await filled(Number(process.env.MP || 128));
 const { store: s2 } = await filled();
-let x = 12345;
-const rnd = () => {
-  x ^= x << 13;
-  x ^= x >>> 17;
-  x ^= x << 5;
-  return (x >>> 0) % N;
-};
-const q = (/** @type {Float64Array} */ a, /** @type {number} */ p) => a[Math.floor(a.length * p)];
+const random = rng(12345);
+const rnd = () => Math.floor(random() * N);
 
 async function run(/** @type {string} */ mode) {
   const lat = new Float64Array(W);
@@ -76,7 +71,7 @@ async function run(/** @type {string} */ mode) {
   else if (cp && !(/** @type {import('../../dist/index.js').Checkpoint} */ (cp).finished)) cp.abort();
   snap?.release();
   lat.sort();
-  return `${mode.padEnd(7)} p50 ${q(lat, 0.5)} ns  p99 ${q(lat, 0.99)} ns  p999 ${q(lat, 0.999)} ns`;
+  return `${mode.padEnd(7)} p50 ${quantile(lat, 0.5)} ns  p99 ${quantile(lat, 0.99)} ns  p999 ${quantile(lat, 0.999)} ns`;
 }
 
 for (let round = 0; round < 2; round++) {
