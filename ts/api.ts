@@ -57,4 +57,4 @@ export {
 } from './errors.js';
 export { setBackend, initKeystate } from './backend/load.js';
 export type { WasmSource } from './backend/source.js';
-export type { Backend } from './backend/types.js';
+export type { Backend, BackendName } from './backend/types.js';

@@ -1,15 +1,18 @@
 /**
- * The bridge to one core store: views over the wasm linear memory, the
- * store's scratch buffer (where keys and values are written for a call, so
- * that no call allocates), and the result slots (where the core leaves the
- * address of a value it returns, read in place).
+ * The bridge to one core store, over the two buffers its backend hands out:
+ * the argument buffer, holding the store's scratch (where keys and values
+ * are written for a call, so that no call allocates), and the result buffer,
+ * holding the result slots (where the core leaves the offset and length of
+ * what a call returns: a value or a listing, read in place). For wasm both
+ * are the linear memory, and a value is read where the core keeps it; the
+ * native addon hands out buffers of its own.
  *
- * Memory can grow during any core call, which detaches the old views: every
- * read or write goes through `fresh()` first. Growing a (non-shared) memory
- * detaches its old buffer, so a view of length 0 means "stale": checking that
- * is a field load, where reading `memory.buffer` costs a runtime call.
+ * A buffer can be replaced during any core call (memory grows; the addon
+ * regrows a buffer), which detaches the old one: every read or write goes
+ * through `fresh()` first. A detached buffer's view has length 0, so
+ * checking that is a field load, where asking the backend is a call.
  */
-import type { CoreStore } from './backend/types.js';
+import type { Backend, CoreStore } from './backend/types.js';
 import { fromCore, keystateError } from './errors.js';
 
 /** Key length that selects the current key (see `setCurrentKey`). */
@@ -19,23 +22,38 @@ export const NO_VALUE = 0xffffffff;
 /** Scratch bytes kept after a batch; a larger batch's buffers are given back. */
 const BATCH_KEEP = 1 << 20;
 
-export class Bridge {
+/** Bytes to decode from: the result buffer, or any array (see `viewOf`). */
+export interface ReadView {
+  readonly u8: Uint8Array;
+  readonly dv: DataView;
+}
+
+/** A read view over standalone bytes (a default value, a copy). */
+export function viewOf(bytes: Uint8Array): ReadView {
+  return { u8: bytes, dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+}
+
+export class Bridge implements ReadView {
   readonly core: CoreStore;
-  private readonly memory: WebAssembly.Memory;
+  private readonly backend: Backend;
   private readonly resPtr: number;
+  /** Views of the result buffer: values and listings are read here. */
   u8!: Uint8Array;
   dv!: DataView;
   res!: Uint32Array;
-  /** Address and size of the scratch buffer. */
+  /** Views of the argument buffer: the scratch is at `scratch` in it. */
+  w8!: Uint8Array;
+  wdv!: DataView;
+  /** Offset and size of the scratch. */
   scratch = 0;
   cap = 0;
   /** Lengths written by the last `keyNs` call. */
   kl = 0;
   nl = 0;
 
-  constructor(core: CoreStore, memory: WebAssembly.Memory) {
+  constructor(core: CoreStore, backend: Backend) {
     this.core = core;
-    this.memory = memory;
+    this.backend = backend;
     this.resPtr = core.resultPtr();
     this.scratch = core.scratch(1024);
     this.cap = core.scratchLen();
@@ -43,15 +61,19 @@ export class Bridge {
   }
 
   private views(): void {
-    const buf = this.memory.buffer;
-    this.u8 = new Uint8Array(buf);
-    this.dv = new DataView(buf);
-    this.res = new Uint32Array(buf, this.resPtr, 4);
+    const args = this.backend.argBuffer(this.core);
+    const results = this.backend.resultBuffer(this.core);
+    this.w8 = new Uint8Array(args);
+    this.wdv = new DataView(args);
+    // One buffer for both (wasm): one set of views, so codecs stay monomorphic.
+    this.u8 = results === args ? this.w8 : new Uint8Array(results);
+    this.dv = results === args ? this.wdv : new DataView(results);
+    this.res = new Uint32Array(results, this.resPtr, 4);
   }
 
-  /** Refreshes the views if memory grew. */
+  /** Refreshes the views if a buffer was replaced. */
   fresh(): void {
-    if (this.u8.length === 0) this.views();
+    if (this.u8.length === 0 || this.w8.length === 0) this.views();
   }
 
   /** Makes the scratch buffer hold at least `n` bytes (contents kept). */
@@ -60,7 +82,7 @@ export class Bridge {
       this.scratch = this.core.scratch(n);
       this.cap = this.core.scratchLen();
       this.views();
-    } else if (this.u8.length === 0) {
+    } else if (this.w8.length === 0) {
       this.views();
     }
   }
@@ -68,7 +90,7 @@ export class Bridge {
   /** Writes a little-endian u32 at scratch offset `off`. */
   setU32(off: number, v: number): void {
     this.ensure(off + 4);
-    this.dv.setUint32(this.scratch + off, v, true);
+    this.wdv.setUint32(this.scratch + off, v, true);
   }
 
   /** Gives back the space of buffers a large batch grew (above `BATCH_KEEP`). */
@@ -82,14 +104,13 @@ export class Bridge {
   /** Copies bytes into scratch at `off`; returns their length. */
   put(bytes: Uint8Array, off: number): number {
     this.ensure(off + bytes.length);
-    this.u8.set(bytes, this.scratch + off);
+    this.w8.set(bytes, this.scratch + off);
     return bytes.length;
   }
 
-  /** A copy of `len` bytes at absolute address `ptr`. */
-  copy(ptr: number, len: number): Uint8Array {
-    this.fresh();
-    return this.u8.slice(ptr, ptr + len);
+  /** A copy of the `n` scratch bytes at offset `off`. */
+  scratchCopy(off: number, n: number): Uint8Array {
+    return this.w8.slice(this.scratch + off, this.scratch + off + n);
   }
 
   /** The typed error behind a -2 status. */
@@ -106,7 +127,7 @@ export class Bridge {
 
 // ---- varints ---------------------------------------------------------------
 
-/** Writes a LEB128 varint at absolute address `at`; returns its length. */
+/** Writes a LEB128 varint at offset `at` of `u8`; returns its length. */
 export function writeVarint(u8: Uint8Array, at: number, v: number): number {
   let n = 0;
   while (v >= 0x80) {
@@ -126,7 +147,7 @@ export function varintLen(v: number): number {
   return n;
 }
 
-/** Cursor over a byte listing in wasm memory (absolute addresses). */
+/** Cursor over a byte listing in a result view (offsets into it). */
 export class Reader {
   pos: number;
   constructor(

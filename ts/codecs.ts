@@ -5,11 +5,12 @@
  * codec other than the one that wrote them.
  *
  * Built-in codecs write straight into the store's scratch buffer and read
- * straight out of wasm memory (no intermediate arrays). User codecs are
+ * straight out of the result buffer (no intermediate arrays; for wasm, out of
+ * linear memory where the core keeps the value). User codecs are
  * `{ id?, encode, decode }`.
  */
 import { Encoder } from 'cbor-x';
-import type { Bridge } from './bridge.js';
+import type { Bridge, ReadView } from './bridge.js';
 import { InvalidArgumentError } from './errors.js';
 
 /** A key: typed, so `1` and `"1"` are different keys. */
@@ -29,13 +30,13 @@ export interface Codec<T> {
 /** Names of the built-in codecs. */
 export type CodecName = 'string' | 'number' | 'bigint' | 'boolean' | 'bytes' | 'cbor' | 'key';
 
-/** Internal codec shape: writes into scratch, reads from wasm memory. */
+/** Internal codec shape: writes into scratch, reads from a result view. */
 export interface FastCodec<T> {
   readonly id: string;
   /** Writes `v` at scratch offset `off`; returns the byte length. */
   write(v: T, b: Bridge, off: number): number;
-  /** Reads `len` bytes at absolute address `ptr` (views are fresh). */
-  read(b: Bridge, ptr: number, len: number): T;
+  /** Reads `len` bytes at offset `ptr` of the view (views are fresh). */
+  read(b: ReadView, ptr: number, len: number): T;
 }
 
 const utf8 = new TextEncoder();
@@ -62,7 +63,7 @@ function describe(v: unknown): string {
 export function writeUtf8(s: string, b: Bridge, off: number, what: string): number {
   const n = s.length;
   b.ensure(off + n * 3);
-  const u8 = b.u8;
+  const u8 = b.w8;
   const at = b.scratch + off;
   let i = 0;
   for (; i < n; i++) {
@@ -104,7 +105,7 @@ const SAFE_INT = 2 ** 51;
  */
 export function writeNumber(v: number, b: Bridge, off: number): number {
   b.ensure(off + 8);
-  const u8 = b.u8;
+  const u8 = b.w8;
   const at = b.scratch + off;
   if (v >= -0x40000000 && v < 0x40000000 && (v | 0) === v && (v !== 0 || 1 / v > 0)) {
     let z = ((v << 1) ^ (v >> 31)) >>> 0;
@@ -127,11 +128,11 @@ export function writeNumber(v: number, b: Bridge, off: number): number {
     return n;
   }
   if (typeof v !== 'number') invalid('number', v);
-  b.dv.setFloat64(at, v, true);
+  b.wdv.setFloat64(at, v, true);
   return 8;
 }
 
-export function readNumber(b: Bridge, ptr: number, len: number): number {
+export function readNumber(b: ReadView, ptr: number, len: number): number {
   const u8 = b.u8;
   if (len === 8) return b.dv.getFloat64(ptr, true);
   if (len <= 4) {
@@ -158,13 +159,13 @@ export function writeBigint(v: bigint, b: Bridge, off: number): number {
   for (;;) {
     const byte = Number(x & 0xffn);
     x >>= 8n;
-    b.u8[at + n++] = byte;
+    b.w8[at + n++] = byte;
     const signBit = (byte & 0x80) !== 0;
     if ((x === 0n && !signBit) || (x === -1n && signBit)) return n;
   }
 }
 
-export function readBigint(b: Bridge, ptr: number, len: number): bigint {
+export function readBigint(b: ReadView, ptr: number, len: number): bigint {
   if (len === 0) return 0n;
   let x = 0n;
   for (let i = len - 1; i >= 0; i--) x = (x << 8n) | BigInt(b.u8[ptr + i]);
@@ -187,24 +188,24 @@ export function writeKey(k: Key, b: Bridge, off: number): number {
   if (typeof k === 'string') return writeUtf8(k, b, off, 'key');
   if (typeof k === 'number') {
     b.ensure(off + 9);
-    b.u8[b.scratch + off] = TAG_NUMBER;
+    b.w8[b.scratch + off] = TAG_NUMBER;
     return 1 + writeNumber(k === 0 ? 0 : Number.isNaN(k) ? NaN : k, b, off + 1);
   }
   if (typeof k === 'bigint') {
     const n = writeBigint(k, b, off + 1);
-    b.u8[b.scratch + off] = TAG_BIGINT;
+    b.w8[b.scratch + off] = TAG_BIGINT;
     return n + 1;
   }
   if (k instanceof Uint8Array) {
     b.ensure(off + 1 + k.length);
-    b.u8[b.scratch + off] = TAG_BYTES;
-    b.u8.set(k, b.scratch + off + 1);
+    b.w8[b.scratch + off] = TAG_BYTES;
+    b.w8.set(k, b.scratch + off + 1);
     return 1 + k.length;
   }
   throw new InvalidArgumentError('INVALID_KEY', `keys are strings, numbers, bigints or Uint8Arrays, not ${describe(k)}`);
 }
 
-export function readKey(b: Bridge, ptr: number, len: number): Key {
+export function readKey(b: ReadView, ptr: number, len: number): Key {
   const tag = len > 0 ? b.u8[ptr] : 0;
   switch (tag) {
     case TAG_NUMBER:
@@ -245,7 +246,7 @@ const booleanCodec: FastCodec<boolean> = {
   write(v, b, off) {
     if (typeof v !== 'boolean') invalid('boolean', v);
     b.ensure(off + 1);
-    b.u8[b.scratch + off] = v ? 1 : 0;
+    b.w8[b.scratch + off] = v ? 1 : 0;
     return 1;
   },
   read: (b, ptr) => b.u8[ptr] === 1,

@@ -3,7 +3,7 @@
  * the current key (set by `store.setCurrentKey`) unless it was bound to one
  * with `forKey`; `withNamespace` binds a namespace (Flink's windows).
  */
-import { Bridge, CURRENT, NO_VALUE, Reader, varintLen, writeVarint } from './bridge.js';
+import { Bridge, CURRENT, NO_VALUE, Reader, varintLen, viewOf, writeVarint, type ReadView } from './bridge.js';
 import { writeKey, type FastCodec, type Key } from './codecs.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -26,8 +26,7 @@ export interface StateDescription {
 /** Encodes a key or namespace once, for handles bound to it. */
 export function encodeKey(ctx: StoreContext, k: Key): Uint8Array {
   const b = ctx.bridge();
-  const n = writeKey(k, b, 0);
-  return b.u8.slice(b.scratch, b.scratch + n);
+  return b.scratchCopy(0, writeKey(k, b, 0));
 }
 
 abstract class StateBase implements StateDescription {
@@ -120,22 +119,20 @@ export interface ValueStateOptions<T> {
 
 /** Flink's ValueState: one value per key (and namespace). */
 export class ValueState<T> extends SingleValue<T> {
-  private readonly defaultBytes: Uint8Array | null;
+  private readonly defaultView: ReadView | null;
   private readonly defaultValue: T | undefined;
 
   /** @internal */
   constructor(ctx: StoreContext, name: string, id: number, addr: Address, codec: FastCodec<T>, dflt: T | undefined, defaultBytes: Uint8Array | null) {
     super(ctx, name, id, addr, codec);
     this.defaultValue = dflt;
-    this.defaultBytes = defaultBytes;
+    this.defaultView = defaultBytes === null ? null : viewOf(defaultBytes);
   }
 
   private fallback(): T | undefined {
-    if (this.defaultBytes === null) return this.defaultValue;
+    if (this.defaultView === null) return this.defaultValue;
     // Objects: a fresh copy each time, decoded like any stored value.
-    const b = this.ctx.bridge();
-    const n = b.put(this.defaultBytes, 0);
-    return this.codec.read(b, b.scratch, n);
+    return this.codec.read(this.defaultView, 0, this.defaultView.u8.length);
   }
 
   /** The value of the current key, or the default. */
@@ -212,12 +209,17 @@ export class ValueState<T> extends SingleValue<T> {
       const n = b.check(b.core.readMany(this.id, nl, off, 0));
       b.fresh();
       const out = new Array<T | undefined>(n);
+      // Per key in order: u32 length (NO_VALUE: absent), then the value's bytes.
       let at = b.res[0];
-      for (let i = 0; i < n; i++, at += 8) {
-        const ptr = b.dv.getUint32(at, true);
-        const len = b.dv.getUint32(at + 4, true);
-        // Decoding runs no core code, so the listing and the values it points at stay put.
-        out[i] = len === NO_VALUE ? this.fallback() : this.codec.read(b, ptr, len);
+      for (let i = 0; i < n; i++) {
+        const len = b.dv.getUint32(at, true);
+        at += 4;
+        if (len === NO_VALUE) {
+          out[i] = this.fallback();
+        } else {
+          out[i] = this.codec.read(b, at, len);
+          at += len;
+        }
       }
       return out;
     } finally {
@@ -232,12 +234,12 @@ export class ValueState<T> extends SingleValue<T> {
 
   /** This state bound to `key` instead of the current key. */
   forKey(key: Key): ValueState<T> {
-    return new ValueState(this.ctx, this.name, this.id, { ...this.addr, key: encodeKey(this.ctx, key) }, this.codec, this.defaultValue, this.defaultBytes);
+    return new ValueState(this.ctx, this.name, this.id, { ...this.addr, key: encodeKey(this.ctx, key) }, this.codec, this.defaultValue, this.defaultView && this.defaultView.u8);
   }
 
   /** This state in namespace `ns`. */
   withNamespace(ns: Key): ValueState<T> {
-    return new ValueState(this.ctx, this.name, this.id, { ...this.addr, ns: encodeKey(this.ctx, ns) }, this.codec, this.defaultValue, this.defaultBytes);
+    return new ValueState(this.ctx, this.name, this.id, { ...this.addr, ns: encodeKey(this.ctx, ns) }, this.codec, this.defaultValue, this.defaultView && this.defaultView.u8);
   }
 }
 
@@ -332,14 +334,14 @@ function writeFrame<T>(codec: FastCodec<T>, v: T, b: Bridge, off: number): numbe
   const ln = varintLen(n);
   if (ln > 1) {
     b.ensure(off + ln + n);
-    b.u8.copyWithin(b.scratch + off + ln, b.scratch + off + 1, b.scratch + off + 1 + n);
+    b.w8.copyWithin(b.scratch + off + ln, b.scratch + off + 1, b.scratch + off + 1 + n);
   }
-  writeVarint(b.u8, b.scratch + off, n);
+  writeVarint(b.w8, b.scratch + off, n);
   return ln + n;
 }
 
-/** Decodes list frames at absolute `ptr`. */
-export function readFrames<T>(codec: FastCodec<T>, b: Bridge, ptr: number, len: number): T[] {
+/** Decodes list frames at offset `ptr` of the view. */
+export function readFrames<T>(codec: FastCodec<T>, b: ReadView, ptr: number, len: number): T[] {
   const out: T[] = [];
   const r = new Reader(b.u8, ptr, ptr + len);
   while (!r.done()) {

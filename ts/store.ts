@@ -3,7 +3,7 @@
  * the keyed context, takes snapshots and checkpoints, restores.
  */
 import { getBackend } from './backend/load.js';
-import type { Backend, CoreStore } from './backend/types.js';
+import type { Backend, BackendName, CoreStore } from './backend/types.js';
 import { Bridge } from './bridge.js';
 import { Checkpoint } from './checkpoint.js';
 import {
@@ -117,7 +117,14 @@ export interface MemoryInfo {
   freeBytes: number;
   /** Everything the core's record arena holds. */
   arenaBytes: number;
-  /** Size of the WebAssembly memory (all stores of this backend share it). */
+  /** Which backend runs the store. */
+  backend: BackendName;
+  /**
+   * Bytes the backend holds from the system for all its stores: the
+   * WebAssembly memory (it never shrinks), or the native addon's heap.
+   */
+  backendBytes: number;
+  /** The WebAssembly memory's size (all stores of the instance share it); 0 on the native backend. */
   wasmMemoryBytes: number;
   entries: number;
   openSnapshots: number;
@@ -152,7 +159,7 @@ function randomId(): Uint8Array {
 
 export class StateStore implements StoreContext {
   /** @internal */
-  readonly backend: Backend;
+  readonly impl: Backend;
   private inner: CoreStore | null;
   private readonly b: Bridge;
   private readonly declared = new Map<string, Declared>();
@@ -160,9 +167,9 @@ export class StateStore implements StoreContext {
 
   /** @internal Use `StateStore.create` or `StateStore.restore`. */
   constructor(backend: Backend, inner: CoreStore) {
-    this.backend = backend;
+    this.impl = backend;
     this.inner = inner;
-    this.b = new Bridge(inner, backend.memory);
+    this.b = new Bridge(inner, backend);
   }
 
   /** A new, empty store. */
@@ -209,6 +216,11 @@ export class StateStore implements StoreContext {
   get coreStore(): CoreStore {
     this.bridge();
     return this.inner as CoreStore;
+  }
+
+  /** Which backend runs this store: `'wasm'` (WebAssembly) or `'native'` (the Node addon). */
+  get backend(): BackendName {
+    return this.impl.name;
   }
 
   get maxParallelism(): number {
@@ -285,8 +297,7 @@ export class StateStore implements StoreContext {
     let defaultBytes: Uint8Array | null = null;
     if (opts.default !== undefined && opts.default !== null && typeof opts.default === 'object') {
       const b = this.bridge();
-      const n = codec.write(opts.default, b, 0);
-      defaultBytes = b.u8.slice(b.scratch, b.scratch + n);
+      defaultBytes = b.scratchCopy(0, codec.write(opts.default, b, 0));
     }
     return new ValueState<T>(this, name, id, { key: null, ns: null }, codec, opts.default, defaultBytes);
   }
@@ -387,7 +398,8 @@ export class StateStore implements StoreContext {
 
   memory(): MemoryInfo {
     const m = this.coreStore.memory();
-    return { ...m, wasmMemoryBytes: this.backend.memory.buffer.byteLength };
+    const bytes = this.impl.memoryBytes();
+    return { ...m, backend: this.impl.name, backendBytes: bytes, wasmMemoryBytes: this.impl.name === 'wasm' ? bytes : 0 };
   }
 
   /** Frees the store's memory for reuse. Handles and snapshots of it stop working. */

@@ -10,7 +10,7 @@ export function loadNodeWasm(): Backend {
   if (!backend) {
     const bytes = readFileSync(new URL('../wasm/keystate_wasm_bg.wasm', import.meta.url));
     const out = initSync({ module: bytes });
-    backend = wasmBackend(out.memory, 'wasm');
+    backend = wasmBackend(out.memory);
   }
   return backend;
 }

@@ -94,5 +94,5 @@ export async function compileWasm(source: WasmSource): Promise<WebAssembly.Modul
 export async function instantiateWasm(source: WasmSource): Promise<Backend> {
   const module = await compileWasm(source);
   const exports = await initWasm({ module_or_path: module });
-  return wasmBackend(exports.memory, 'wasm');
+  return wasmBackend(exports.memory);
 }

@@ -1,6 +1,10 @@
 /**
- * What the TypeScript API needs from a backend. The WebAssembly binding
- * (crates/keystate-wasm) provides it; a native addon can provide the same.
+ * What the TypeScript API needs from a backend: the WebAssembly binding
+ * (crates/keystate-wasm) or the native addon (crates/keystate-node). The API
+ * knows no backend's memory: each store hands it an argument buffer (where
+ * keys and values are written for a call) and a result buffer (where values
+ * and listings are read after one), behind this interface. The layout of
+ * both is the core's wire protocol (crates/keystate-core/src/wire.rs).
  */
 
 declare global {
@@ -14,12 +18,18 @@ declare global {
   }
 }
 
-/** A core store. Byte arguments are passed in the scratch buffer. */
+/**
+ * A core store. Byte arguments are passed in its scratch, a region of the
+ * backend's argument buffer; results are read from its result buffer.
+ */
 export interface CoreStore {
   free(): void;
+  /** Makes the scratch hold at least `len` bytes (contents kept); returns its offset in the argument buffer. */
   scratch(len: number): number;
   scratchLen(): number;
+  /** Gives back scratch and listing space beyond `len` bytes; returns the scratch's offset. */
   scratchTrim(len: number): number;
+  /** Offset of the four u32 result slots in the result buffer (fixed for the store's life). */
   resultPtr(): number;
   lastError(): unknown;
   registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string): number;
@@ -114,10 +124,22 @@ export interface CorePieceInfo {
   checksum: string;
 }
 
-/** A loaded backend: constructors over one WebAssembly instance. */
+/** Which backend runs a store. */
+export type BackendName = 'wasm' | 'native';
+
+/**
+ * A loaded backend: constructors, and the buffers its stores use. A buffer
+ * may be replaced by a call (wasm memory grows; the addon regrows its
+ * buffers): the old one is then detached (length 0), and the API asks again.
+ */
 export interface Backend {
-  readonly name: string;
-  readonly memory: WebAssembly.Memory;
+  readonly name: BackendName;
   newStore(maxParallelism: number, kgStart: number, kgEnd: number, storeId: Uint8Array): CoreStore;
   newRestorer(kgStart: number, kgEnd: number, newStoreId: Uint8Array): CoreRestorer;
+  /** The buffer `store`'s arguments are written to (its scratch at `store.scratch()`'s offset). */
+  argBuffer(store: CoreStore): ArrayBuffer;
+  /** The buffer `store`'s results are read from (slots at `store.resultPtr()`). */
+  resultBuffer(store: CoreStore): ArrayBuffer;
+  /** Bytes this backend holds from the system for all its stores (wasm: its memory). */
+  memoryBytes(): number;
 }

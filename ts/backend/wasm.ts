@@ -6,11 +6,14 @@
 import { WasmRestorer, WasmStore } from '../wasm/keystate_wasm.js';
 import type { Backend, CoreRestorer, CoreStore } from './types.js';
 
-export function wasmBackend(memory: WebAssembly.Memory, name = 'wasm'): Backend {
+/** Arguments and results both live in linear memory: every view is of it, zero-copy. */
+export function wasmBackend(memory: WebAssembly.Memory): Backend {
   return {
-    name,
-    memory,
+    name: 'wasm',
     newStore: (mp, start, end, id) => new WasmStore(mp, start, end, id) as unknown as CoreStore,
     newRestorer: (start, end, id) => new WasmRestorer(start, end, id) as unknown as CoreRestorer,
+    argBuffer: () => memory.buffer,
+    resultBuffer: () => memory.buffer,
+    memoryBytes: () => memory.buffer.byteLength,
   };
 }

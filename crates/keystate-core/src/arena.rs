@@ -312,6 +312,7 @@ impl Arena {
     }
 
     /// Empty pages waiting in the pool.
+    #[cfg(test)]
     pub fn pooled_pages(&self) -> usize {
         self.pool.len()
     }

@@ -126,8 +126,4 @@ impl Segment {
     pub fn set(&self, state: usize, part: usize) -> Option<&Index> {
         self.sets.get(state).and_then(|s| s.get(part)).filter(|s| !s.is_empty())
     }
-
-    pub fn members(&self) -> usize {
-        self.sets.iter().flatten().map(Index::len).sum()
-    }
 }

@@ -229,11 +229,6 @@ impl Index {
         }
     }
 
-    /// Removes every entry and gives back the arrays.
-    pub fn clear(&mut self) {
-        *self = Index::new();
-    }
-
     /// Occupied slots and their refs, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
         self.slots.iter().enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_ref(s)))

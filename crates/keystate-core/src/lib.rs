@@ -2,31 +2,34 @@
 //!
 //! All logic lives here: the record arena, hash tables with copy-on-write
 //! snapshots, key groups, checkpoints and their format, restore. Bindings
-//! (wasm, napi) only translate.
+//! (wasm, napi) only translate, through the small public API below and the
+//! wire protocol in [`wire`]; the record arena, tables and delta log are
+//! private.
 
-pub mod arena;
-pub mod batch;
-pub mod checkpoint;
-pub mod delta;
-pub mod error;
+mod arena;
+mod batch;
+mod checkpoint;
+mod delta;
+mod error;
 pub mod format;
 pub mod hash;
-pub mod index;
-pub mod mapstate;
-pub mod mapval;
-pub mod mem;
-pub mod record;
-pub mod restore;
-pub mod state;
-pub mod store;
+mod index;
+mod mapstate;
+mod mapval;
+mod mem;
+mod record;
+mod restore;
+mod state;
+mod store;
 pub mod varint;
+pub mod wire;
 
 pub use checkpoint::{Base, CheckpointInfo, Link, Policy, Progress, DEFAULT_CHUNK};
 pub use error::{Error, Result};
 pub use format::CheckpointKind;
 pub use restore::{PieceInfo, RestoreOptions, Restorer};
 pub use state::{StateDescriptor, StateKind};
-pub use store::{Key, KeyGroupRange, MemoryReport, StateMemory, Store, StoreConfig, DEFAULT_MAX_PARALLELISM};
+pub use store::{Key, KeyGroupRange, MemoryReport, StateMemory, Store, StoreConfig, DEFAULT_MAX_PARALLELISM, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Restores one chain of whole checkpoints held in memory.
 pub fn restore_chain(pieces: &[&[u8]], opts: RestoreOptions) -> Result<Store> {

@@ -501,17 +501,6 @@ impl Mem {
         true
     }
 
-    /// Inserts a record the caller knows is absent, bypassing snapshots: for
-    /// building a store from a checkpoint, when no snapshot can exist.
-    pub fn insert_fresh(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) {
-        debug_assert!(self.open.is_empty());
-        let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
-        let arena = &self.arena;
-        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-        t.live.insert(h, r, |c| record_hash(arena, c));
-        t.live_bytes += size as u64;
-    }
-
     /// Presizes a table's live index (restore knows the counts up front).
     pub fn reserve(&mut self, tid: TableId, n: usize) {
         let t = self.table_mut(tid);

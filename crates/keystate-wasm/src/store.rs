@@ -1,71 +1,50 @@
 //! `WasmStore`: the store's exports. Hot-path methods take their byte
 //! arguments from the store's scratch buffer in linear memory (written by the
 //! TypeScript side with `encodeInto` and typed-array views, so no allocation
-//! per call) and return an i32 status; values are read in place through the
-//! result slots. Everything else returns `Result` with a coded JS error.
+//! per call) and return an i32 status, as the core's wire protocol
+//! (`keystate_core::wire`) says; values are read in place through the result
+//! slots. Everything else returns `Result` with a coded JS error.
 
-use keystate_core::{Error, Key, KeyGroupRange, Policy, StateDescriptor, StateKind, Store, StoreConfig};
+use keystate_core::wire::{Reply, Wire};
+use keystate_core::{Error, KeyGroupRange, Policy, StateDescriptor, StateKind, Store, StoreConfig};
 use wasm_bindgen::prelude::*;
 
-use crate::conv::{self, at, split};
+use crate::conv;
 use crate::error::{js, to_js, JsResult};
-
-/// Status: absent (reads) or nothing removed.
-const ABSENT: i32 = -1;
-/// Status: an error; details from `lastError()`.
-const FAILED: i32 = -2;
 
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct WasmStore {
     inner: Store,
+    wire: Wire,
     scratch: Vec<u8>,
-    /// Result slots read by TypeScript: [0] pointer, [1] length.
+    /// Result slots read by TypeScript: [0] address, [1] length.
     res: [u32; 4],
-    /// Listings and other variable-size results.
-    out: Vec<u8>,
-    last_error: Option<Error>,
 }
 
 impl WasmStore {
     pub(crate) fn wrap(inner: Store) -> WasmStore {
-        WasmStore { inner, scratch: vec![0; 1024], res: [0; 4], out: Vec::new(), last_error: None }
+        WasmStore { inner, wire: Wire::new(), scratch: vec![0; 1024], res: [0; 4] }
     }
 
-    /// Converts a core result to a status, keeping the error for `lastError`.
+    /// Places a reply where TypeScript reads it: zero-copy, as addresses in
+    /// linear memory (a value stays put until the next call into the store).
     #[inline]
-    fn status(&mut self, r: keystate_core::Result<i32>) -> i32 {
+    fn place(res: &mut [u32; 4], out: &[u8], r: Reply<'_>) -> i32 {
         match r {
-            Ok(v) => v,
-            Err(e) => {
-                self.last_error = Some(e);
-                FAILED
+            Reply::Status(s) => s,
+            Reply::Value(v) => {
+                res[0] = v.as_ptr() as u32;
+                res[1] = v.len() as u32;
+                v.len() as i32
+            }
+            Reply::Listed(n) => {
+                res[0] = out.as_ptr() as u32;
+                res[1] = out.len() as u32;
+                n
             }
         }
     }
-
-    #[inline]
-    fn bad_layout(&mut self) -> i32 {
-        self.last_error = Some(Error::InvalidArgument("arguments exceed the scratch buffer".into()));
-        FAILED
-    }
-
-    #[inline]
-    fn found(&mut self, v: Option<(*const u8, usize)>) -> i32 {
-        match v {
-            Some((ptr, len)) => {
-                self.res[0] = ptr as u32;
-                self.res[1] = len as u32;
-                len as i32
-            }
-            None => ABSENT,
-        }
-    }
-}
-
-#[inline]
-fn key(k: Option<&[u8]>) -> Key<'_> {
-    k.map_or(Key::Current, Key::Bytes)
 }
 
 #[wasm_bindgen]
@@ -95,8 +74,7 @@ impl WasmStore {
         let len = (len as usize).max(1024);
         self.scratch.truncate(len);
         self.scratch.shrink_to_fit();
-        self.out.truncate(len);
-        self.out.shrink_to(len);
+        self.wire.trim(len);
         self.scratch.as_ptr() as u32
     }
 
@@ -114,7 +92,7 @@ impl WasmStore {
     /// The error behind the last `-2` status, as a coded JS error.
     #[wasm_bindgen(js_name = lastError)]
     pub fn last_error(&mut self) -> JsValue {
-        match self.last_error.take() {
+        match self.wire.take_error() {
             Some(e) => to_js(&e),
             None => JsValue::NULL,
         }
@@ -160,148 +138,84 @@ impl WasmStore {
     /// Key group of the key in scratch.
     #[wasm_bindgen(js_name = keyGroup)]
     pub fn key_group(&self, kl: u32) -> u32 {
-        self.inner.key_group(&self.scratch[..(kl as usize).min(self.scratch.len())])
+        Wire::key_group(&self.inner, &self.scratch, kl)
     }
 
-    // ---- hot path: arguments in scratch --------------------------------
+    // ---- hot path: arguments in scratch (see keystate_core::wire) --------
 
     #[wasm_bindgen(js_name = setCurrentKey)]
     pub fn set_current_key(&mut self, kl: u32) -> i32 {
-        let Some(k) = self.scratch.get(..kl as usize) else { return self.bad_layout() };
-        let r = self.inner.set_current_key(k).map(|_| 0);
-        self.status(r)
+        self.wire.set_current_key(&mut self.inner, &self.scratch, kl)
     }
 
-    /// Value of (key, ns): length (pointer in result slot 0), -1 absent, -2 error.
+    /// Value of (key, ns): length (address in result slot 0), -1 absent, -2 error.
     pub fn get(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        let Some((k, ns, _, _)) = split(&self.scratch, kl, nl, 0, 0) else { return self.bad_layout() };
-        let r = self.inner.get(state, key(k), ns, at(snapshot)).map(|v| v.map(|v| (v.as_ptr(), v.len())));
-        match r {
-            Ok(v) => self.found(v),
-            Err(e) => self.status(Err(e)),
-        }
+        let r = self.wire.get(&self.inner, &self.scratch, state, kl, nl, snapshot);
+        Self::place(&mut self.res, &[], r)
     }
 
     pub fn put(&mut self, state: u32, kl: u32, nl: u32, vl: u32) -> i32 {
-        let Some((k, ns, _, v)) = split(&self.scratch, kl, nl, 0, vl) else { return self.bad_layout() };
-        let r = self.inner.put(state, key(k), ns, v).map(|_| 0);
-        self.status(r)
+        self.wire.put(&mut self.inner, &self.scratch, state, kl, nl, vl)
     }
 
     pub fn append(&mut self, state: u32, kl: u32, nl: u32, vl: u32) -> i32 {
-        let Some((k, ns, _, v)) = split(&self.scratch, kl, nl, 0, vl) else { return self.bad_layout() };
-        let r = self.inner.append(state, key(k), ns, v).map(|_| 0);
-        self.status(r)
+        self.wire.append(&mut self.inner, &self.scratch, state, kl, nl, vl)
     }
 
-    /// Writes a batch to value-like state `state`: the namespace (`nl`
-    /// bytes), then the operations (see `conv::Batch`) up to `len`. All or
-    /// nothing for what the core refuses. Returns the count, or -2.
+    /// Writes a batch to value-like state `state`; returns the count, or -2.
     #[wasm_bindgen(js_name = writeMany)]
     pub fn write_many(&mut self, state: u32, nl: u32, len: u32) -> i32 {
-        let Some((ns, ops)) = conv::batch(&self.scratch, nl, len, true) else { return self.bad_layout() };
-        let r = self.inner.write_many(state, ns, ops).map(|n| n as i32);
-        self.status(r)
+        self.wire.write_many(&mut self.inner, &self.scratch, state, nl, len)
     }
 
-    /// Reads a batch of keys (laid out as for `writeMany`, without values)
-    /// from value-like state `state`. Leaves `u32 ptr, u32 len` per key in
-    /// the output buffer (`len == u32::MAX`: absent), its address in result
-    /// slot 0; returns the count, or -2.
+    /// Reads a batch of keys into a listing (address and length in result
+    /// slots 0 and 1); returns the count, or -2.
     #[wasm_bindgen(js_name = readMany)]
     pub fn read_many(&mut self, state: u32, nl: u32, len: u32, snapshot: f64) -> i32 {
-        let Some((ns, keys)) = conv::batch(&self.scratch, nl, len, false) else { return self.bad_layout() };
-        let out = &mut self.out;
-        out.clear();
-        let r = self.inner.read_many(state, ns, keys.map(|(k, _)| k), at(snapshot), |v| {
-            let (ptr, len) = v.map_or((0, conv::DELETE), |v| (v.as_ptr() as u32, v.len() as u32));
-            out.extend_from_slice(&ptr.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
-        });
-        self.listed(r.map(|n| n as i32))
+        let r = self.wire.read_many(&self.inner, &self.scratch, state, nl, len, snapshot);
+        Self::place(&mut self.res, self.wire.out(), r)
     }
 
     /// Removes (key, ns) of any state kind: 1 removed, 0 absent, -2 error.
     pub fn remove(&mut self, state: u32, kl: u32, nl: u32) -> i32 {
-        let Some((k, ns, _, _)) = split(&self.scratch, kl, nl, 0, 0) else { return self.bad_layout() };
-        let r = self.inner.remove(state, key(k), ns).map(i32::from);
-        self.status(r)
+        self.wire.remove(&mut self.inner, &self.scratch, state, kl, nl)
     }
 
     #[wasm_bindgen(js_name = mapGet)]
     pub fn map_get(&mut self, state: u32, kl: u32, nl: u32, ul: u32, snapshot: f64) -> i32 {
-        let Some((k, ns, uk, _)) = split(&self.scratch, kl, nl, ul, 0) else { return self.bad_layout() };
-        let r = self.inner.map_get(state, key(k), ns, uk, at(snapshot)).map(|v| v.map(|v| (v.as_ptr(), v.len())));
-        match r {
-            Ok(v) => self.found(v),
-            Err(e) => self.status(Err(e)),
-        }
+        let r = self.wire.map_get(&self.inner, &self.scratch, state, kl, nl, ul, snapshot);
+        Self::place(&mut self.res, &[], r)
     }
 
     #[wasm_bindgen(js_name = mapPut)]
     pub fn map_put(&mut self, state: u32, kl: u32, nl: u32, ul: u32, vl: u32) -> i32 {
-        let Some((k, ns, uk, v)) = split(&self.scratch, kl, nl, ul, vl) else { return self.bad_layout() };
-        let r = self.inner.map_put(state, key(k), ns, uk, v).map(|_| 0);
-        self.status(r)
+        self.wire.map_put(&mut self.inner, &self.scratch, state, kl, nl, ul, vl)
     }
 
     #[wasm_bindgen(js_name = mapRemove)]
     pub fn map_remove(&mut self, state: u32, kl: u32, nl: u32, ul: u32) -> i32 {
-        let Some((k, ns, uk, _)) = split(&self.scratch, kl, nl, ul, 0) else { return self.bad_layout() };
-        let r = self.inner.map_remove(state, key(k), ns, uk).map(i32::from);
-        self.status(r)
+        self.wire.map_remove(&mut self.inner, &self.scratch, state, kl, nl, ul)
     }
 
     /// Entries in the map of (key, ns), or -2.
     #[wasm_bindgen(js_name = mapLen)]
     pub fn map_len(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> f64 {
-        let Some((k, ns, _, _)) = split(&self.scratch, kl, nl, 0, 0) else { return f64::from(self.bad_layout()) };
-        match self.inner.map_len(state, key(k), ns, at(snapshot)) {
-            Ok(n) => n as f64,
-            Err(e) => f64::from(self.status(Err(e))),
-        }
+        self.wire.map_len(&self.inner, &self.scratch, state, kl, nl, snapshot)
     }
 
-    /// Lists the map of (key, ns) into the output buffer as repeated
-    /// `varint ul, uk, varint vl, value`; returns the entry count (pointer and
+    /// Lists the map of (key, ns); returns the entry count (address and
     /// length of the listing in result slots 0 and 1), or -2.
     #[wasm_bindgen(js_name = mapList)]
     pub fn map_list(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        let Some((k, ns, _, _)) = split(&self.scratch, kl, nl, 0, 0) else { return self.bad_layout() };
-        let out = &mut self.out;
-        out.clear();
-        let mut n = 0;
-        let r = self.inner.map_for_each(state, key(k), ns, at(snapshot), |uk, v| {
-            conv::field(out, uk);
-            conv::field(out, v);
-            n += 1;
-        });
-        self.listed(r.map(|_| n))
+        let r = self.wire.map_list(&self.inner, &self.scratch, state, kl, nl, snapshot);
+        Self::place(&mut self.res, self.wire.out(), r)
     }
 
-    /// Lists every entry of a state as repeated `key, ns, [uk,] value` fields
-    /// (uk only for maps); returns the count, or -2.
+    /// Lists every entry of a state; returns the count, or -2.
     #[wasm_bindgen(js_name = stateList)]
     pub fn state_list(&mut self, state: u32, snapshot: f64) -> i32 {
-        let out = &mut self.out;
-        out.clear();
-        let mut n = 0;
-        let r = self.inner.for_each_entry(state, at(snapshot), |k, ns, uk, v| {
-            conv::field(out, k);
-            conv::field(out, ns);
-            if let Some(uk) = uk {
-                conv::field(out, uk);
-            }
-            conv::field(out, v);
-            n += 1;
-        });
-        self.listed(r.map(|_| n))
-    }
-
-    fn listed(&mut self, r: keystate_core::Result<i32>) -> i32 {
-        self.res[0] = self.out.as_ptr() as u32;
-        self.res[1] = self.out.len() as u32;
-        self.status(r)
+        let r = self.wire.state_list(&self.inner, state, snapshot);
+        Self::place(&mut self.res, self.wire.out(), r)
     }
 
     // ---- snapshots ------------------------------------------------------
