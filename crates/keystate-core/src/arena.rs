@@ -9,6 +9,15 @@
 //! at once, and by records of any size once whole pages empty.
 //! Small classes are exact to the byte up to 64 bytes (most records are keys of
 //! a few bytes plus small values), so a live record wastes almost nothing.
+//!
+//! Pages and large records are allocations the arena owns through raw
+//! pointers, never moved and never freed while the arena lives (pages) or
+//! while their record is (large records), so that an export on another thread
+//! can read records through copies of those pointers (see `crate::export`)
+//! while the owner writes other records. The owner only ever borrows one
+//! slot mutably ([`Arena::bytes_mut`]), never a whole page.
+
+use std::ptr::NonNull;
 
 /// Address of a record: `page << PAGE_BITS | offset` for small records, or
 /// `LARGE_BIT | index` for records with their own allocation.
@@ -111,16 +120,46 @@ const FREE_PAGE: u8 = u8::MAX;
 /// The record arena.
 #[derive(Debug)]
 pub struct Arena {
-    pages: Vec<Box<[u8]>>,
+    /// Each from `Box::into_raw` of a `PAGE_SIZE` box; freed on drop.
+    pages: Vec<NonNull<[u8]>>,
     meta: Vec<Page>,
     /// Per class: head of the list of its pages that have a free slot.
     room: [u32; NCLASS],
     /// Empty pages, for any class.
     pool: Vec<u32>,
-    large: Vec<Option<Box<[u8]>>>,
+    /// Each from `Box::into_raw`; freed by `free` or on drop.
+    large: Vec<Option<NonNull<[u8]>>>,
     large_free: Vec<u32>,
     used: u64,
     large_bytes: u64,
+}
+
+// Safety: the arena owns its pages and large records exclusively (nothing else
+// holds their pointers except exports, which follow the rules of
+// `crate::export`), so moving it to another thread moves that ownership.
+unsafe impl Send for Arena {}
+
+fn boxed(len: usize) -> NonNull<[u8]> {
+    NonNull::from(Box::leak(vec![0u8; len].into_boxed_slice()))
+}
+
+/// Frees an allocation made by [`boxed`].
+///
+/// Safety: `p` came from `boxed`, is freed once, and no reference into it
+/// outlives this call.
+unsafe fn unboxed(p: NonNull<[u8]>) {
+    // Safety: see the function's contract.
+    drop(unsafe { Box::from_raw(p.as_ptr()) });
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for p in self.pages.drain(..).chain(self.large.drain(..).flatten()) {
+            // Safety: each pointer came from `boxed`, is held once, and `&mut
+            // self` means no borrow of the arena's bytes is alive.
+            unsafe { unboxed(p) };
+        }
+    }
 }
 
 impl Default for Arena {
@@ -163,17 +202,18 @@ impl Arena {
         if p == NONE {
             p = self.new_page(c as u8);
         }
-        let m = &mut self.meta[p as usize];
+        let m = self.meta[p as usize];
         let slot = if m.free != 0 {
             let slot = m.free - 1;
-            let at = slot as usize * size;
-            let b = &self.pages[p as usize][at..at + 2];
-            m.free = u16::from_le_bytes([b[0], b[1]]);
+            let b = self.slot_mut(p, slot as usize * size, 2);
+            let next = u16::from_le_bytes([b[0], b[1]]);
+            self.meta[p as usize].free = next;
             slot
         } else {
-            m.bumped += 1;
-            m.bumped - 1
+            self.meta[p as usize].bumped += 1;
+            m.bumped
         };
+        let m = &mut self.meta[p as usize];
         m.used += 1;
         if m.free == 0 && m.bumped == per_page {
             self.unlink(p, c);
@@ -188,7 +228,7 @@ impl Arena {
             Some(p) => p,
             None => {
                 assert!(self.pages.len() < MAX_PAGES, "record arena exhausted (2 GiB of small records)");
-                self.pages.push(vec![0u8; PAGE_SIZE].into_boxed_slice());
+                self.pages.push(boxed(PAGE_SIZE));
                 self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
                 (self.pages.len() - 1) as u32
             }
@@ -223,7 +263,7 @@ impl Arena {
     }
 
     fn alloc_large(&mut self, len: usize) -> (Ref, usize) {
-        let buf = vec![0u8; len].into_boxed_slice();
+        let buf = boxed(len);
         self.large_bytes += len as u64;
         self.used += len as u64;
         let idx = match self.large_free.pop() {
@@ -247,6 +287,9 @@ impl Arena {
             self.large_bytes -= buf.len() as u64;
             self.used -= buf.len() as u64;
             self.large_free.push(idx as u32);
+            // Safety: taken out of `large` above, so held nowhere else; `&mut
+            // self` means no borrow of it is alive.
+            unsafe { unboxed(buf) };
             return;
         }
         let p = r >> PAGE_BITS;
@@ -267,7 +310,7 @@ impl Arena {
             return;
         }
         let at = (r & OFFSET_MASK) as usize;
-        self.pages[p as usize][at..at + 2].copy_from_slice(&m.free.to_le_bytes());
+        self.slot_mut(p, at, 2).copy_from_slice(&m.free.to_le_bytes());
         let m = &mut self.meta[p as usize];
         m.free = slot + 1;
         m.used -= 1;
@@ -279,26 +322,54 @@ impl Arena {
     /// The bytes from `r` to the end of its page (small) or allocation (large).
     #[inline]
     pub fn bytes(&self, r: Ref) -> &[u8] {
-        if r & LARGE_BIT != 0 {
-            self.large[(r & !LARGE_BIT) as usize].as_deref().expect("dangling large ref")
+        let (p, off) = if r & LARGE_BIT != 0 {
+            (self.large[(r & !LARGE_BIT) as usize].expect("dangling large ref"), 0)
         } else {
-            &self.pages[(r >> PAGE_BITS) as usize][(r & OFFSET_MASK) as usize..]
-        }
+            (self.pages[(r >> PAGE_BITS) as usize], (r & OFFSET_MASK) as usize)
+        };
+        // Safety: the allocation is live while the arena holds it, and `&self`
+        // means no slot of it is borrowed mutably (only `&mut self` does that).
+        unsafe { &p.as_ref()[off..] }
     }
 
-    /// Mutable form of [`Arena::bytes`].
+    /// The slot of record `r`, mutably: exactly its slot, never the page
+    /// around it, which an export on another thread may be reading.
     #[inline]
     pub fn bytes_mut(&mut self, r: Ref) -> &mut [u8] {
         if r & LARGE_BIT != 0 {
-            self.large[(r & !LARGE_BIT) as usize].as_deref_mut().expect("dangling large ref")
+            let mut p = self.large[(r & !LARGE_BIT) as usize].expect("dangling large ref");
+            // Safety: the allocation is live while the arena holds it, `&mut
+            // self` excludes every other borrow made through the arena, and a
+            // large record is written only while no export reads it.
+            unsafe { p.as_mut() }
         } else {
-            &mut self.pages[(r >> PAGE_BITS) as usize][(r & OFFSET_MASK) as usize..]
+            let p = r >> PAGE_BITS;
+            let size = CLASSES[self.meta[p as usize].class as usize] as usize;
+            self.slot_mut(p, (r & OFFSET_MASK) as usize, size)
         }
+    }
+
+    /// `len` bytes at `at` of page `p`, mutably.
+    #[inline]
+    fn slot_mut(&mut self, p: u32, at: usize, len: usize) -> &mut [u8] {
+        let page = self.pages[p as usize];
+        assert!(at + len <= PAGE_SIZE, "slot past the end of its page");
+        // Safety: in bounds (checked above) of a page the arena holds; `&mut
+        // self` excludes every other borrow made through the arena, and the
+        // bytes are one slot, which no export reads while it is being reused
+        // or rewritten (exports read only records their snapshot pins).
+        unsafe { std::slice::from_raw_parts_mut(page.as_ptr().cast::<u8>().add(at), len) }
+    }
+
+    /// Copies of the pointers to every page and large record, for an export
+    /// that reads records from another thread (see `crate::export`).
+    pub(crate) fn pointers(&self) -> Pointers {
+        Pointers { pages: self.pages.clone(), classes: self.meta.iter().map(|m| m.class).collect(), large: self.large.clone() }
     }
 
     /// Size of the slot behind a large ref.
     pub fn large_len(&self, r: Ref) -> usize {
-        self.bytes(r).len()
+        self.large[(r & !LARGE_BIT) as usize].expect("dangling large ref").len()
     }
 
     /// Bytes held in slots that records occupy.
@@ -315,6 +386,53 @@ impl Arena {
     #[cfg(test)]
     pub fn pooled_pages(&self) -> usize {
         self.pool.len()
+    }
+}
+
+/// Record bytes read through copies of an arena's pointers, by an export
+/// running on another thread while the arena's owner goes on writing.
+///
+/// It is sound to read a record through them exactly while that record is
+/// pinned: its bytes are then never written, and its page or large
+/// allocation is never freed (pages live as long as the arena; a pinned large
+/// record is not freed). `crate::export` holds that: an export reads only the
+/// records of its checkpoint's snapshot, and the store cancels a running
+/// export and waits for it before it releases that snapshot or drops the arena.
+#[derive(Debug)]
+pub(crate) struct Pointers {
+    pages: Vec<NonNull<[u8]>>,
+    /// Size class of each page when copied: a page that holds a pinned
+    /// record keeps its class (the record's slot stays in use).
+    classes: Vec<u8>,
+    large: Vec<Option<NonNull<[u8]>>>,
+}
+
+// Safety: the pointers are only dereferenced under the rules above, which do
+// not depend on the thread: the bytes read are not written by anyone while
+// they are read, and the allocations outlive the reads.
+unsafe impl Send for Pointers {}
+// Safety: as for Send; reading through `&Pointers` from several threads reads
+// bytes nobody writes.
+unsafe impl Sync for Pointers {}
+
+impl Pointers {
+    /// The slot of record `r`. `r` must be a record pinned by the snapshot
+    /// of the export that holds these pointers.
+    #[inline]
+    pub(crate) fn bytes(&self, r: Ref) -> &[u8] {
+        if r & LARGE_BIT != 0 {
+            let p = self.large[(r & !LARGE_BIT) as usize].expect("a pinned large record is live");
+            // Safety: `r` is pinned (the caller's contract): its allocation is
+            // live and not written while this borrow lasts.
+            return unsafe { p.as_ref() };
+        }
+        let p = (r >> PAGE_BITS) as usize;
+        let (off, size) = ((r & OFFSET_MASK) as usize, CLASSES[self.classes[p] as usize] as usize);
+        assert!(off + size <= PAGE_SIZE, "slot past the end of its page");
+        // Safety: in bounds (checked above) of a page that lives as long as the
+        // arena; `r` is pinned (the caller's contract), so exactly these bytes,
+        // its slot, are not written while this borrow lasts.
+        unsafe { std::slice::from_raw_parts(self.pages[p].as_ptr().cast::<u8>().add(off), size) }
     }
 }
 

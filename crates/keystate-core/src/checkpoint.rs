@@ -7,16 +7,15 @@
 //! from the same snapshot, with removals as tombstones. Changes are tracked
 //! in delta sets (see [`crate::delta`]) while tracking is on.
 
-use crate::arena::{Arena, Ref};
+use std::sync::Arc;
+
+use crate::arena::Arena;
 use crate::delta::{self, Change, Segment, StateSets};
 use crate::error::{Error, Result};
-use crate::format::write::Writer;
-use crate::format::{body, op, CheckpointKind, Header};
-use crate::hash::{entry_hash, murmur3_32};
+use crate::export::{Export, ExportJob, Frozen, Job};
+use crate::format::{CheckpointKind, Header};
 use crate::index::Index;
-use crate::mapval;
-use crate::mem::NO_TABLE;
-use crate::state::StateKind;
+use crate::mem::{Mem, TableId};
 use crate::store::Store;
 
 /// Identity of a checkpoint that a child can name as its parent.
@@ -80,18 +79,18 @@ pub struct Progress {
 
 #[derive(Debug)]
 struct Pending {
-    header: Header,
+    id: u64,
     /// The base an incremental checkpoint extends.
     parent: Option<Base>,
     /// Held until the export finishes (or the checkpoint is aborted).
     snapshot: Option<u64>,
     /// Segments an incremental checkpoint reads (by checkpoint id), oldest first.
     segments: Vec<u64>,
-    writer: Writer,
-    /// Next key group to export; `None` before the header is written.
-    next_kg: Option<u32>,
-    finished: bool,
-    checksum: u64,
+    /// The export, shared with a runner on another thread (see `crate::export`).
+    job: Arc<Job>,
+    /// The export's frozen indexes, for counting what writers copied since
+    /// as pinned memory; dropped with the snapshot.
+    frozen: Option<Arc<Vec<Option<Index>>>>,
 }
 
 /// The store's checkpoint bookkeeping.
@@ -138,6 +137,12 @@ impl Checkpoints {
         self.current_bytes + self.segments.iter().map(|s| s.bytes).sum::<u64>()
     }
 
+    /// The records of every delta set's members (for invariant checks).
+    pub(crate) fn member_refs(&self) -> impl Iterator<Item = crate::arena::Ref> + '_ {
+        let sealed = self.segments.iter().flat_map(|s| s.sets.iter().flatten());
+        self.current.iter().flatten().chain(sealed).flat_map(Index::refs)
+    }
+
     /// Distinct members of the current delta sets.
     pub fn delta_members(&self) -> usize {
         self.current.iter().flatten().map(Index::len).sum()
@@ -152,7 +157,30 @@ impl Checkpoints {
     }
 
     fn position(&self, id: u64) -> Result<usize> {
-        self.pending.iter().position(|p| p.header.id == id).ok_or(Error::UnknownCheckpoint(id))
+        self.pending.iter().position(|p| p.id == id).ok_or(Error::UnknownCheckpoint(id))
+    }
+
+    /// Bytes of frozen index copies that pending exports hold and no live
+    /// table shares any more (writers copied them since).
+    pub(crate) fn frozen_bytes(&self, mem: &Mem) -> u64 {
+        let mut n = 0;
+        for tables in self.pending.iter().filter_map(|p| p.frozen.as_ref()) {
+            for (tid, ix) in tables.iter().enumerate() {
+                let Some(ix) = ix else { continue };
+                if !mem.live_index(tid as TableId).is_some_and(|l| l.shares(ix)) {
+                    n += ix.bytes() as u64;
+                }
+            }
+        }
+        n
+    }
+
+    /// Stops every export and waits for chunks in progress (the store is
+    /// going away).
+    pub(crate) fn cancel_all(&self) {
+        for p in &self.pending {
+            p.job.cancel();
+        }
     }
 
     /// Records a change (no-op unless tracking).
@@ -279,28 +307,63 @@ impl Store {
         };
         self.cps.hold(&segments, 1);
         let kind = if parent.is_some() { CheckpointKind::Incremental } else { CheckpointKind::Full };
-        let header = Header {
+        let header = self.header(kind, id, parent.map_or((0, 0), |b| (b.link.id, b.link.link)), 0);
+        let frozen = self.freeze(&segments);
+        let tables = Arc::clone(&frozen.tables);
+        self.cps.pending.push(Pending {
+            id,
+            parent,
+            snapshot: Some(snapshot),
+            segments,
+            job: Job::new(Export::new(header, frozen)),
+            frozen: Some(tables),
+        });
+        Ok(CheckpointInfo { id, parent_id: parent.map(|b| b.link.id), kind, snapshot })
+    }
+
+    /// The header of a checkpoint of this store's states, now.
+    fn header(&self, kind: CheckpointKind, id: u64, (parent_id, parent_link): (u64, u64), link: u64) -> Header {
+        Header {
             kind,
             id,
-            parent_id: parent.map_or(0, |b| b.link.id),
-            parent_link: parent.map_or(0, |b| b.link.link),
-            link: 0,
+            parent_id,
+            parent_link,
+            link,
             store_id: self.cfg.store_id,
             max_parallelism: self.cfg.max_parallelism,
             key_groups: self.cfg.key_groups,
             states: self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())).collect(),
-        };
-        self.cps.pending.push(Pending {
-            header,
-            parent,
-            snapshot: Some(snapshot),
-            segments,
-            writer: Writer::new(),
-            next_kg: None,
-            finished: false,
-            checksum: 0,
-        });
-        Ok(CheckpointInfo { id, parent_id: parent.map(|b| b.link.id), kind, snapshot })
+        }
+    }
+
+    /// The frozen view of this moment: every table's live index (O(1) each,
+    /// copy-on-write), every state's tables, and the delta sets of `segments`.
+    fn freeze(&self, segments: &[u64]) -> Frozen {
+        Frozen {
+            tables: Arc::new(self.mem.freeze()),
+            parts: self.states.iter().map(|e| (e.desc.kind, e.parts.clone())).collect(),
+            segments: segments
+                .iter()
+                .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
+                .map(|s| s.sets.clone())
+                .collect(),
+        }
+    }
+
+    /// Once checkpoint `i`'s export is complete: releases its snapshot and the
+    /// delta segments it read.
+    fn settle(&mut self, i: usize) {
+        let p = &mut self.cps.pending[i];
+        if p.snapshot.is_none() || !p.job.lock().finished() {
+            return;
+        }
+        let snapshot = p.snapshot.take().expect("checked above");
+        p.frozen = None;
+        let segs = std::mem::take(&mut p.segments);
+        self.release_internal(snapshot);
+        // The bytes are written: the delta sets it read can go.
+        self.cps.hold(&segs, -1);
+        self.cps.collect(&mut self.mem.arena);
     }
 
     /// Appends the next chunk of checkpoint `id` to `out` (at least one part,
@@ -308,193 +371,30 @@ impl Store {
     /// checkpoint is complete; its snapshot is then released.
     pub fn checkpoint_next(&mut self, id: u64, out: &mut Vec<u8>, target: usize) -> Result<bool> {
         let i = self.cps.position(id)?;
-        if self.cps.pending[i].finished {
-            return Ok(true);
-        }
-        // Take the pending checkpoint out so the store can be read while it writes.
-        let mut p = self.cps.pending.swap_remove(i);
-        let start = out.len();
-        let range = p.header.key_groups;
-        let mut kg = match p.next_kg {
-            None => {
-                p.writer.header(&p.header, out);
-                range.start
-            }
-            Some(kg) => kg,
-        };
-        let snapshot = p.snapshot.expect("unfinished checkpoints hold their snapshot");
-        while kg <= range.end && out.len() - start < target {
-            self.write_section(&mut p, kg, snapshot, out);
-            kg += 1;
-        }
-        p.next_kg = Some(kg);
-        if kg > range.end {
-            p.checksum = p.writer.finish(out);
-            p.finished = true;
-            p.snapshot = None;
-            self.release_internal(snapshot);
-            // The bytes are written: the delta sets it read can go.
-            let segs = std::mem::take(&mut p.segments);
-            self.cps.hold(&segs, -1);
-            self.cps.collect(&mut self.mem.arena);
-        }
-        let finished = p.finished;
-        self.cps.pending.push(p);
+        let job = Arc::clone(&self.cps.pending[i].job);
+        let finished = job.with(|ex| ex.next(&self.mem.arena, out, target));
+        self.settle(i);
         Ok(finished)
     }
 
-    fn write_section(&self, p: &mut Pending, kg: u32, snapshot: u64, out: &mut Vec<u8>) {
-        let part = (kg - self.cfg.key_groups.start) as usize;
-        let mark = p.writer.begin_section(kg, out);
-        let mut records = 0u64;
-        for (sid, _) in &p.header.states {
-            let e = &self.states[*sid as usize];
-            let tid = e.parts[part];
-            if tid == NO_TABLE {
-                continue;
-            }
-            let block = out.len();
-            let count_at = body::begin_block(out, *sid);
-            let mut count = 0u32;
-            let is_map = e.desc.kind == StateKind::Map;
-            let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
-                body::put_record(out, o, key, ns, uk, value);
-                count += 1;
-            };
-            if p.header.kind == CheckpointKind::Full && !is_map {
-                // Most records are copied as they are (see format::body).
-                let arena = &self.mem.arena;
-                self.mem.for_each_visible(tid, Some(snapshot), |r, rec| {
-                    if rec.cap.is_none() {
-                        body::put_entry(out, &arena.bytes(r)[..rec.len]);
-                    } else {
-                        body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
-                    }
-                    count += 1;
-                });
-            } else if p.header.kind == CheckpointKind::Full {
-                self.for_each_in_table(tid, is_map, Some(snapshot), &mut |key, ns, uk, value| {
-                    emit(op::MAP_PUT, key, ns, uk.expect("map entries have user keys"), value)
-                });
-            } else {
-                self.write_delta(p, *sid as usize, part, tid, is_map, snapshot, &mut emit);
-            }
-            body::end_block(out, count_at, block, count);
-            records += u64::from(count);
-        }
-        p.writer.end_section(mark, records, out);
+    /// Checkpoint `id`'s export, to run on another thread while this store
+    /// goes on: chunks come from [`ExportJob::run`], in the same order and
+    /// with the same bytes as from [`Store::checkpoint_next`]. Aborting the
+    /// checkpoint or dropping the store stops the job (waiting for a chunk
+    /// in progress); once it reports the end, [`Store::checkpoint_progress`]
+    /// or a confirm settles the checkpoint here.
+    pub fn checkpoint_job(&mut self, id: u64) -> Result<ExportJob> {
+        let i = self.cps.position(id)?;
+        let job = Arc::clone(&self.cps.pending[i].job);
+        Ok(ExportJob::new(job, self.mem.arena.pointers()))
     }
 
-    /// Emits the changes of one state in one key group: each distinct member
-    /// of the checkpoint's segments, resolved against its snapshot.
-    #[allow(clippy::too_many_arguments)]
-    fn write_delta(
-        &self,
-        p: &Pending,
-        state: usize,
-        part: usize,
-        tid: u32,
-        is_map: bool,
-        snapshot: u64,
-        emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
-    ) {
-        let arena = &self.mem.arena;
-        let sets: Vec<&Index> = p
-            .segments
-            .iter()
-            .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
-            .filter_map(|s| s.set(state, part))
-            .collect();
-        // Members are looked up in batches whose index slots and records are
-        // warmed first: most of a member's cost is cache misses.
-        const BATCH: usize = 16;
-        let mut refs = [0 as Ref; BATCH];
-        let mut lookups = [(tid, 0u32); BATCH];
-        for (i, set) in sets.iter().enumerate() {
-            let mut members = set.refs_spread().peekable();
-            while members.peek().is_some() {
-                let mut n = 0;
-                for r in members.by_ref().take(BATCH) {
-                    let m = delta::member(arena, r);
-                    refs[n] = r;
-                    lookups[n].1 = entry_hash(murmur3_32(m.key, 0), m.ns);
-                    n += 1;
-                }
-                self.mem.warm(&lookups[..n]);
-                for (&r, &(_, entry)) in refs[..n].iter().zip(&lookups[..n]) {
-                    self.write_member(r, entry, &sets, i, tid, is_map, snapshot, emit);
-                }
-            }
-        }
-    }
-
-    /// Emits one member of `sets[i]` (`entry`: its entry hash) unless an
-    /// earlier set holds it too.
-    #[allow(clippy::too_many_arguments)]
-    fn write_member(
-        &self,
-        r: Ref,
-        entry: u32,
-        sets: &[&Index],
-        i: usize,
-        tid: u32,
-        is_map: bool,
-        snapshot: u64,
-        emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
-    ) {
-        let arena = &self.mem.arena;
-        let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
-            sets[..upto].iter().any(|s| delta::find(arena, s, h, key, ns, change, uk))
-        };
-        let m = delta::member(arena, r);
-        if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
-            return;
-        }
-        match m.change {
-            Change::Entry => match self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
-                Some(v) => emit(op::PUT, m.key, m.ns, &[], self.mem.rec(v).value),
-                None => emit(op::DELETE, m.key, m.ns, &[], &[]),
-            },
-            Change::WholeMap => {
-                emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
-                if let Some(head) = self.mem.get_at(tid, entry, m.key, m.ns, snapshot) {
-                    mapval::for_each(&self.mem, self.mem.rec(head).value, Some(snapshot), |uk, v| {
-                        emit(op::MAP_PUT, m.key, m.ns, uk, v);
-                    });
-                }
-            }
-            Change::MapEntry => {
-                debug_assert!(is_map);
-                // A cleared map is written whole; its entries need nothing more.
-                let whole = delta::member_hash(entry, Change::WholeMap, &[]);
-                if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
-                    return;
-                }
-                let value = self
-                    .mem
-                    .get_at(tid, entry, m.key, m.ns, snapshot)
-                    .and_then(|head| mapval::get(&self.mem, self.mem.rec(head).value, m.uk, Some(snapshot)));
-                match value {
-                    Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
-                    None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
-                }
-            }
-        }
-    }
-
-    /// Export progress of a pending checkpoint.
-    pub fn checkpoint_progress(&self, id: u64) -> Result<Progress> {
-        let p = &self.cps.pending[self.cps.position(id)?];
-        let range = p.header.key_groups;
-        let done = p.next_kg.map_or(0, |kg| kg - range.start);
-        Ok(Progress {
-            key_groups_done: done,
-            key_groups_total: range.len() as u32,
-            bytes: p.writer.offset(),
-            records: p.writer.records(),
-            finished: p.finished,
-            checksum: p.checksum,
-        })
+    /// Export progress of a pending checkpoint (settles one whose export
+    /// finished on another thread).
+    pub fn checkpoint_progress(&mut self, id: u64) -> Result<Progress> {
+        let i = self.cps.position(id)?;
+        self.settle(i);
+        Ok(self.cps.pending[i].job.progress())
     }
 
     /// Confirms that checkpoint `id` is stored durably: it becomes the parent
@@ -503,8 +403,10 @@ impl Store {
     /// refused, and changes nothing.
     pub fn checkpoint_confirm(&mut self, id: u64) -> Result<()> {
         let i = self.cps.position(id)?;
+        self.settle(i);
         let p = &self.cps.pending[i];
-        if !p.finished {
+        let (finished, bytes, checksum) = p.job.with(|ex| (ex.finished(), ex.bytes(), ex.checksum()));
+        if !finished {
             return Err(Error::CheckpointState(format!(
                 "checkpoint {id} cannot be confirmed before its stream has been read to the end"
             )));
@@ -517,8 +419,8 @@ impl Store {
                 )));
             }
         }
-        let link = Link { id, link: if p.header.link != 0 { p.header.link } else { p.checksum } };
-        let bytes = p.writer.offset();
+        // A checkpoint taken here names no other link: children name its checksum.
+        let link = Link { id, link: checksum };
         self.cps.last_confirmed = Some(match p.parent {
             Some(b) => Base { link, chain_len: b.chain_len + 1, chain_bytes: b.chain_bytes + bytes, full_bytes: b.full_bytes },
             None => Base { link, chain_len: 0, chain_bytes: 0, full_bytes: bytes },
@@ -540,6 +442,8 @@ impl Store {
     pub fn checkpoint_abort(&mut self, id: u64) -> Result<()> {
         let i = self.cps.position(id)?;
         let p = self.cps.pending.swap_remove(i);
+        // Stop a runner on another thread before what it reads goes.
+        p.job.cancel();
         if let Some(s) = p.snapshot {
             self.release_internal(s);
         }
@@ -568,35 +472,11 @@ impl Store {
     /// later incremental checkpoints of that chain apply on top of it.
     pub fn export_compacted(&mut self) -> Result<Vec<u8>> {
         let base = self.cps.last_confirmed.ok_or_else(|| Error::InvalidArgument("nothing to compact: no chain was restored".into()))?;
-        let snapshot = self.mem.snapshot();
-        let header = Header {
-            kind: CheckpointKind::Full,
-            id: base.link.id,
-            parent_id: 0,
-            parent_link: 0,
-            link: base.link.link,
-            store_id: self.cfg.store_id,
-            max_parallelism: self.cfg.max_parallelism,
-            key_groups: self.cfg.key_groups,
-            states: self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())).collect(),
-        };
-        let mut p = Pending {
-            header,
-            parent: None,
-            snapshot: Some(snapshot),
-            segments: Vec::new(),
-            writer: Writer::new(),
-            next_kg: Some(self.cfg.key_groups.start),
-            finished: false,
-            checksum: 0,
-        };
+        // No writer runs meanwhile, so the frozen view needs no snapshot.
+        let header = self.header(CheckpointKind::Full, base.link.id, (0, 0), base.link.link);
+        let mut export = Export::new(header, self.freeze(&[]));
         let mut out = Vec::new();
-        p.writer.header(&p.header, &mut out);
-        for kg in self.cfg.key_groups.iter() {
-            self.write_section(&mut p, kg, snapshot, &mut out);
-        }
-        p.writer.finish(&mut out);
-        self.release_internal(snapshot);
+        while !export.next(&self.mem.arena, &mut out, usize::MAX) {}
         Ok(out)
     }
 }

@@ -11,6 +11,7 @@
 //! incremental checkpoint carries the union of every segment still kept.
 
 use crate::arena::{Arena, Ref};
+use crate::record::Records;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
 use crate::record;
@@ -47,8 +48,8 @@ pub struct Member<'a> {
     pub uk: &'a [u8],
 }
 
-pub fn member(arena: &Arena, r: Ref) -> Member<'_> {
-    let rec = record::parse(arena.bytes(r));
+pub fn member(recs: &impl Records, r: Ref) -> Member<'_> {
+    let rec = recs.rec(r);
     Member { key: rec.key, ns: rec.ns, change: Change::from_u8(rec.value[0]), uk: &rec.value[1..] }
 }
 
@@ -62,14 +63,14 @@ pub fn member_hash(entry: u32, change: Change, uk: &[u8]) -> u32 {
     }
 }
 
-fn rehash(arena: &Arena, r: Ref) -> u32 {
-    let m = member(arena, r);
+fn rehash(recs: &impl Records, r: Ref) -> u32 {
+    let m = member(recs, r);
     member_hash(entry_hash(murmur3_32(m.key, 0), m.ns), m.change, m.uk)
 }
 
 #[inline]
-fn matches(arena: &Arena, r: Ref, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
-    let b = arena.bytes(r);
+fn matches(recs: &impl Records, r: Ref, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
+    let b = recs.bytes(r);
     if !record::matches(b, key, ns) {
         return false;
     }
@@ -79,8 +80,8 @@ fn matches(arena: &Arena, r: Ref, key: &[u8], ns: &[u8], change: Change, uk: &[u
 
 /// Finds a member in one set.
 #[inline]
-pub fn find(arena: &Arena, set: &Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
-    set.find(h, |r| matches(arena, r, key, ns, change, uk)).is_some()
+pub fn find(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
+    set.find(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
 }
 
 /// Adds a member unless present; returns the bytes it now takes.
@@ -120,10 +121,4 @@ pub struct Segment {
     /// Still needed by future checkpoints (no later checkpoint confirmed yet).
     pub live: bool,
     pub bytes: u64,
-}
-
-impl Segment {
-    pub fn set(&self, state: usize, part: usize) -> Option<&Index> {
-        self.sets.get(state).and_then(|s| s.get(part)).filter(|s| !s.is_empty())
-    }
 }

@@ -10,6 +10,14 @@
 //! on a miss. Distances saturate at 254: residents that far from home (only
 //! with adversarial hash collisions) are all compared, so the index degrades to
 //! a scan instead of failing or growing without end.
+//!
+//! The slot array is shared copy-on-write (`Arc`): cloning an index is O(1),
+//! and the first change to a shared one copies it. A checkpoint clones the
+//! live index of every table at its moment (its frozen view; see
+//! `crate::export`), so writers pay a copy only for tables they change while
+//! the export runs, and the export reads an index nobody changes.
+
+use std::sync::Arc;
 
 use crate::arena::Ref;
 
@@ -17,11 +25,14 @@ const EMPTY: u8 = 0;
 /// Meta byte of a resident at distance 254 or more.
 const SATURATED: u8 = 255;
 
+type Slot = [u8; 5];
+
 /// A Robin Hood index. A slot's meta byte is 0 when empty, else distance + 1.
-#[derive(Debug, Default, Clone)]
+/// (An empty one's slice shares a static allocation: empty indexes cost nothing.)
+#[derive(Debug, Clone, Default)]
 pub struct Index {
-    /// `[meta, ref as 4 little-endian bytes]`.
-    slots: Vec<[u8; 5]>,
+    /// `[meta, ref as 4 little-endian bytes]`, shared copy-on-write.
+    slots: Arc<[Slot]>,
     len: usize,
 }
 
@@ -51,8 +62,21 @@ impl Index {
     }
 
     fn alloc(&mut self, cap: usize) {
-        self.slots = vec![[EMPTY, 0, 0, 0, 0]; cap];
+        // One allocation: a TrustedLen iterator collects straight into the Arc.
+        self.slots = std::iter::repeat_n([EMPTY, 0, 0, 0, 0], cap).collect();
         self.len = 0;
+    }
+
+    /// The slots, for a change: copied first if another index shares them.
+    #[inline]
+    fn slots_mut(&mut self) -> &mut [Slot] {
+        Arc::make_mut(&mut self.slots)
+    }
+
+    /// True when both share one slot array (one is a frozen copy of the
+    /// other, unchanged since).
+    pub fn shares(&self, other: &Index) -> bool {
+        Arc::ptr_eq(&self.slots, &other.slots)
     }
 
     #[inline]
@@ -67,7 +91,7 @@ impl Index {
 
     /// Bytes held by the index arrays.
     pub fn bytes(&self) -> usize {
-        self.slots.capacity() * 5
+        self.slots.len() * 5
     }
 
     #[inline]
@@ -146,7 +170,7 @@ impl Index {
     #[inline]
     pub fn set(&mut self, slot: usize, r: Ref) {
         debug_assert!(self.slots[slot][0] != EMPTY);
-        self.slots[slot][1..].copy_from_slice(&r.to_le_bytes());
+        self.slots_mut()[slot][1..].copy_from_slice(&r.to_le_bytes());
     }
 
     /// Inserts an entry the caller knows is absent. `rehash` gives the hash
@@ -162,21 +186,22 @@ impl Index {
 
     /// Robin Hood placement. The index has at least one empty slot.
     fn place(&mut self, h: u32, r: Ref) {
-        let cap = self.slots.len();
         let mut i = self.home(h);
+        self.len += 1;
+        let slots = self.slots_mut();
+        let cap = slots.len();
         let mut cur = pack(1, r);
         loop {
             #[cfg(test)]
             tests::PLACE_STEPS.with(|c| c.set(c.get() + 1));
-            let m = self.slots[i][0];
+            let m = slots[i][0];
             if m == EMPTY {
-                self.slots[i] = cur;
-                self.len += 1;
+                slots[i] = cur;
                 return;
             }
             if m < cur[0] {
                 // The resident is nearer its home: it moves on instead.
-                std::mem::swap(&mut self.slots[i], &mut cur);
+                std::mem::swap(&mut slots[i], &mut cur);
             }
             i += 1;
             if i == cap {
@@ -189,18 +214,20 @@ impl Index {
     /// Removes the entry in `slot`, shifting its followers back.
     pub fn remove_at(&mut self, slot: usize, rehash: impl Fn(Ref) -> u32) {
         let cap = self.slots.len();
+        let home = |h: u32| ((u64::from(h) * cap as u64) >> 32) as usize;
+        let slots = self.slots_mut();
         let mut i = slot;
         loop {
             let j = if i + 1 == cap { 0 } else { i + 1 };
-            let m = self.slots[j][0];
+            let m = slots[j][0];
             if m <= 1 {
-                self.slots[i] = [EMPTY, 0, 0, 0, 0];
+                slots[i] = [EMPTY, 0, 0, 0, 0];
                 break;
             }
-            let r = slot_ref(&self.slots[j]);
+            let r = slot_ref(&slots[j]);
             let meta = if m == SATURATED {
                 // The true distance is unknown: recompute it from the hash.
-                let home = self.home(rehash(r));
+                let home = home(rehash(r));
                 let d = if i >= home { i - home } else { i + cap - home };
                 if d >= 254 {
                     SATURATED
@@ -210,7 +237,7 @@ impl Index {
             } else {
                 m - 1
             };
-            self.slots[i] = pack(meta, r);
+            slots[i] = pack(meta, r);
             i = j;
         }
         self.len -= 1;
@@ -221,7 +248,7 @@ impl Index {
     }
 
     fn resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) {
-        let old = std::mem::take(&mut self.slots);
+        let old = std::mem::take(self).slots;
         self.alloc(cap.max(8));
         for s in old.iter().filter(|s| s[0] != EMPTY) {
             let r = slot_ref(s);

@@ -11,6 +11,7 @@ mod batch;
 mod checkpoint;
 mod delta;
 mod error;
+mod export;
 pub mod format;
 pub mod hash;
 mod index;
@@ -26,6 +27,7 @@ pub mod wire;
 
 pub use checkpoint::{Base, CheckpointInfo, Link, Policy, Progress, DEFAULT_CHUNK};
 pub use error::{Error, Result};
+pub use export::ExportJob;
 pub use format::CheckpointKind;
 pub use restore::{PieceInfo, RestoreOptions, Restorer};
 pub use state::{StateDescriptor, StateKind};

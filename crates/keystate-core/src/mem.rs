@@ -168,6 +168,17 @@ impl Mem {
         self.tables[id as usize].as_mut().expect("dangling table id")
     }
 
+    /// The live index of every table (O(1) each: the slots are shared
+    /// copy-on-write), by table id: a checkpoint's frozen view.
+    pub fn freeze(&self) -> Vec<Option<Index>> {
+        self.tables.iter().map(|t| t.as_ref().map(|t| t.live.clone())).collect()
+    }
+
+    /// The live index of table `tid`, if it exists.
+    pub fn live_index(&self, tid: TableId) -> Option<&Index> {
+        self.tables.get(tid as usize).and_then(Option::as_ref).map(|t| &t.live)
+    }
+
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
         self.tables.iter().flatten()
     }
@@ -622,9 +633,14 @@ impl Mem {
 
     /// Checks structural invariants; for tests. Panics with a description.
     #[doc(hidden)]
-    pub fn check_invariants(&self) {
+    /// `others`: records held outside the tables (delta sets' members).
+    pub fn check_invariants(&self, others: impl Iterator<Item = Ref>) {
         let mut seen = std::collections::HashSet::new();
         let mut used = 0u64;
+        for r in others {
+            assert!(seen.insert(r), "ref {r:#x} held twice (delta sets)");
+            used += self.slot_size(r) as u64;
+        }
         for (tid, t) in self.tables.iter().enumerate() {
             let Some(t) = t else { continue };
             let mut check = |ix: &Index, what: &str| {

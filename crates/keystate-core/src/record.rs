@@ -12,8 +12,33 @@
 //! snapshot". With no namespace and a short key and value, the header is two
 //! bytes, which is most of keystate's per-entry overhead.
 
-use crate::arena::{self, Arena, Ref};
+use crate::arena::{self, Arena, Pointers, Ref};
 use crate::varint;
+
+/// Where records are read: the arena, or copies of its pointers (an export
+/// on another thread, see `crate::export`).
+pub(crate) trait Records {
+    fn bytes(&self, r: Ref) -> &[u8];
+
+    #[inline]
+    fn rec(&self, r: Ref) -> Rec<'_> {
+        parse(self.bytes(r))
+    }
+}
+
+impl Records for Arena {
+    #[inline]
+    fn bytes(&self, r: Ref) -> &[u8] {
+        Arena::bytes(self, r)
+    }
+}
+
+impl Records for Pointers {
+    #[inline]
+    fn bytes(&self, r: Ref) -> &[u8] {
+        Pointers::bytes(self, r)
+    }
+}
 
 const F_NS: usize = 1;
 const F_CAP: usize = 2;

@@ -122,7 +122,8 @@ pub struct MemoryReport {
     /// Records of live entries plus the indexes over them.
     pub live_bytes: u64,
     /// Held only for open snapshots (copy-on-write copies, absence markers,
-    /// maps removed while a snapshot needed them).
+    /// maps removed while a snapshot needed them) and for running exports
+    /// (index copies writers made while one ran).
     pub pinned_bytes: u64,
     /// Delta tracking for incremental checkpoints.
     pub delta_log_bytes: u64,
@@ -453,7 +454,7 @@ impl Store {
     /// Checks internal invariants (tests only).
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        self.mem.check_invariants();
+        self.mem.check_invariants(self.cps.member_refs());
     }
 
     // ---- memory -------------------------------------------------------
@@ -475,7 +476,7 @@ impl Store {
         let arena = &self.mem.arena;
         MemoryReport {
             live_bytes: live,
-            pinned_bytes: self.mem.pinned_bytes(),
+            pinned_bytes: self.mem.pinned_bytes() + self.cps.frozen_bytes(&self.mem),
             delta_log_bytes: self.cps.delta_bytes(),
             free_bytes: arena.reserved_bytes() - arena.used_bytes(),
             arena_bytes: arena.reserved_bytes(),
@@ -483,6 +484,14 @@ impl Store {
             open_snapshots: self.mem.open_snapshots() as u64,
             states,
         }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // An export running on another thread reads this store's records:
+        // stop it, and wait for a chunk in progress, before they go.
+        self.cps.cancel_all();
     }
 }
 

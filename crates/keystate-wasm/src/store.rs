@@ -268,7 +268,7 @@ impl WasmStore {
     }
 
     #[wasm_bindgen(js_name = checkpointProgress)]
-    pub fn checkpoint_progress(&self, id: f64) -> JsResult<JsValue> {
+    pub fn checkpoint_progress(&mut self, id: f64) -> JsResult<JsValue> {
         js(self.inner.checkpoint_progress(id as u64)).map(|p| conv::progress(&p))
     }
 

@@ -1,0 +1,438 @@
+//! Writing a checkpoint's bytes from a frozen view of its moment, on the
+//! store's thread or on another one while the owner goes on writing.
+//!
+//! Taking a checkpoint takes a snapshot (records that writers change from
+//! then on are moved aside, never overwritten: see `crate::mem`) and clones
+//! the live index of every table, O(1) each (the slot arrays are shared
+//! copy-on-write, see `crate::index`). Those frozen indexes are exactly the
+//! checkpoint's moment: an entry written since has its old record, untouched
+//! and at the same address, in an undo layer; an entry removed since still
+//! has its record there; an entry created since is in no frozen index. So
+//! the export reads frozen indexes and pinned records only, and never looks
+//! at undo layers or at anything writers change.
+//!
+//! The same [`Export`] runs on the store's thread, reading records through
+//! the arena (wasm), or on another thread, reading them through copies of the
+//! arena's pointers ([`crate::arena::Pointers`], native). Both produce the
+//! same bytes, in the same order.
+//!
+//! Cross-thread rules (see [`Job`]): the export state sits behind a mutex
+//! that a running chunk holds; before the store releases the checkpoint's
+//! snapshot (abort, or after the end) or drops its arena, it sets `cancel`
+//! and takes the mutex, so a chunk in progress finishes first and no chunk
+//! starts after.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::arena::{Pointers, Ref};
+use crate::checkpoint::Progress;
+use crate::delta::{self, Change, StateSets};
+use crate::error::{Error, Result};
+use crate::format::write::Writer;
+use crate::format::{body, op, CheckpointKind, Header};
+use crate::hash::{entry_hash, murmur3_32};
+use crate::index::Index;
+use crate::mapval::{self, MapRef};
+use crate::mem::{TableId, NO_TABLE};
+use crate::record::{self, Records};
+use crate::state::StateKind;
+
+/// What an export reads besides records: the checkpoint's moment.
+#[derive(Debug, Default)]
+pub(crate) struct Frozen {
+    /// The live index of every table at the checkpoint's moment, by table id
+    /// (nested map tables included). Shared with the pending checkpoint,
+    /// which counts the copies writers made since as pinned memory.
+    pub tables: Arc<Vec<Option<Index>>>,
+    /// Per state of the header, in its order: kind, and table per owned key
+    /// group (`NO_TABLE`: none).
+    pub parts: Vec<(StateKind, Vec<TableId>)>,
+    /// The delta sets an incremental checkpoint writes, oldest segment first:
+    /// `[segment][state][key group]`.
+    pub segments: Vec<Vec<StateSets>>,
+}
+
+impl Frozen {
+    #[inline]
+    fn index(&self, tid: TableId) -> &Index {
+        self.tables.get(tid as usize).and_then(Option::as_ref).expect("a frozen table exists at the checkpoint's moment")
+    }
+
+    /// The record of (key, ns) in table `tid` at the checkpoint's moment.
+    #[inline]
+    fn find(&self, recs: &impl Records, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Ref> {
+        let ix = self.index(tid);
+        ix.find(h, |r| record::matches(recs.bytes(r), key, ns)).map(|slot| ix.get(slot))
+    }
+
+    /// The value of `uk` in the map a head value describes.
+    fn map_get<'a>(&self, recs: &'a impl Records, head: &'a [u8], uk: &[u8]) -> Option<&'a [u8]> {
+        match mapval::view(head) {
+            MapRef::Inline(blob) => mapval::find(blob, uk),
+            MapRef::Nested(nt) => self.find(recs, nt, murmur3_32(uk, 0), uk, &[]).map(|r| recs.rec(r).value),
+        }
+    }
+
+    /// Calls `f(uk, value)` for each entry of the map a head value describes.
+    fn map_for_each(&self, recs: &impl Records, head: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+        match mapval::view(head) {
+            MapRef::Inline(blob) => mapval::pairs(blob).for_each(|(k, v)| f(k, v)),
+            MapRef::Nested(nt) => {
+                for r in self.index(nt).refs_spread() {
+                    let e = recs.rec(r);
+                    f(e.key, e.value);
+                }
+            }
+        }
+    }
+
+    /// Loads the index slots, then the records, of a batch of lookups as
+    /// independent loads, so that their cache misses overlap (wasm has no
+    /// prefetch instruction). Changes nothing.
+    fn warm(&self, recs: &impl Records, tid: TableId, hashes: &[u32]) {
+        let ix = self.index(tid);
+        let mut touch = 0u8;
+        for &h in hashes {
+            touch ^= ix.home_byte(h);
+        }
+        std::hint::black_box(touch);
+        for &h in hashes {
+            ix.candidates(h, |r| touch ^= recs.bytes(r)[0]);
+        }
+        std::hint::black_box(touch);
+    }
+}
+
+/// A checkpoint's export: header, writer, position, frozen view.
+#[derive(Debug)]
+pub(crate) struct Export {
+    header: Header,
+    writer: Writer,
+    frozen: Frozen,
+    /// Next key group to write; `None` before the header is written.
+    next_kg: Option<u32>,
+    finished: bool,
+    checksum: u64,
+}
+
+impl Export {
+    pub fn new(header: Header, frozen: Frozen) -> Export {
+        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0 }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Bytes written so far (the whole checkpoint's, once finished).
+    pub fn bytes(&self) -> u64 {
+        self.writer.offset()
+    }
+
+    pub fn checksum(&self) -> u64 {
+        self.checksum
+    }
+
+    pub fn progress(&self) -> Progress {
+        let range = self.header.key_groups;
+        Progress {
+            key_groups_done: self.next_kg.map_or(0, |kg| kg - range.start),
+            key_groups_total: range.len() as u32,
+            bytes: self.writer.offset(),
+            records: self.writer.records(),
+            finished: self.finished,
+            checksum: self.checksum,
+        }
+    }
+
+    /// Drops the frozen view (writers stop paying copies for it).
+    pub fn thaw(&mut self) {
+        self.frozen = Frozen::default();
+    }
+
+    /// Appends the next chunk to `out`: at least one part, cut once `out`
+    /// grew by `target` bytes. Returns true when the checkpoint is complete.
+    pub fn next(&mut self, recs: &impl Records, out: &mut Vec<u8>, target: usize) -> bool {
+        if self.finished {
+            return true;
+        }
+        let start = out.len();
+        let range = self.header.key_groups;
+        let mut kg = match self.next_kg {
+            None => {
+                self.writer.header(&self.header, out);
+                range.start
+            }
+            Some(kg) => kg,
+        };
+        while kg <= range.end && out.len() - start < target {
+            self.write_section(recs, kg, out);
+            kg += 1;
+        }
+        self.next_kg = Some(kg);
+        if kg > range.end {
+            self.checksum = self.writer.finish(out);
+            self.finished = true;
+            self.thaw();
+        }
+        self.finished
+    }
+
+    fn write_section(&mut self, recs: &impl Records, kg: u32, out: &mut Vec<u8>) {
+        let part = (kg - self.header.key_groups.start) as usize;
+        let mark = self.writer.begin_section(kg, out);
+        let mut records = 0u64;
+        let incremental = self.header.kind == CheckpointKind::Incremental;
+        for (i, (sid, _)) in self.header.states.iter().enumerate() {
+            let (kind, tables) = &self.frozen.parts[i];
+            let tid = tables[part];
+            if tid == NO_TABLE {
+                continue;
+            }
+            let block = out.len();
+            let count_at = body::begin_block(out, *sid);
+            let is_map = *kind == StateKind::Map;
+            let frozen = &self.frozen;
+            let count = if incremental || is_map {
+                let mut count = 0u32;
+                let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
+                    body::put_record(out, o, key, ns, uk, value);
+                    count += 1;
+                };
+                if incremental {
+                    write_delta(frozen, recs, i, part, tid, is_map, &mut emit);
+                } else {
+                    for r in frozen.index(tid).refs_spread() {
+                        let head = recs.rec(r);
+                        frozen.map_for_each(recs, head.value, |uk, v| emit(op::MAP_PUT, head.key, head.ns, uk, v));
+                    }
+                }
+                count
+            } else {
+                write_entries(recs, frozen.index(tid), out)
+            };
+            body::end_block(out, count_at, block, count);
+            records += u64::from(count);
+        }
+        self.writer.end_section(mark, records, out);
+    }
+}
+
+/// Writes every entry of a value-like or list table as a PUT record; returns
+/// how many.
+fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> u32 {
+    // Records are scattered over the arena: touch a batch of them with
+    // independent loads first, so that their cache misses overlap, then copy
+    // them; most are copied as they are (see format::body).
+    let flush = |batch: &[Ref], out: &mut Vec<u8>| {
+        let mut touch = 0u8;
+        for &r in batch {
+            touch ^= recs.bytes(r)[0];
+        }
+        std::hint::black_box(touch);
+        for &r in batch {
+            let rec = recs.rec(r);
+            if rec.cap.is_none() {
+                body::put_entry(out, &recs.bytes(r)[..rec.len]);
+            } else {
+                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+            }
+        }
+    };
+    let mut batch = [0 as Ref; 32];
+    let mut n = 0;
+    for r in ix.refs_spread() {
+        batch[n] = r;
+        n += 1;
+        if n == batch.len() {
+            flush(&batch, out);
+            n = 0;
+        }
+    }
+    flush(&batch[..n], out);
+    u32::try_from(ix.len()).expect("a table holds fewer than 2^32 entries")
+}
+
+/// Emits the changes of one state in one key group: each distinct member of
+/// the checkpoint's segments, resolved against its moment.
+fn write_delta(
+    frozen: &Frozen,
+    recs: &impl Records,
+    state: usize,
+    part: usize,
+    tid: TableId,
+    is_map: bool,
+    emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+) {
+    let sets: Vec<&Index> = frozen
+        .segments
+        .iter()
+        .filter_map(|seg| seg.get(state).and_then(|s| s.get(part)))
+        .filter(|s| !s.is_empty())
+        .collect();
+    // Members are looked up in batches whose index slots and records are
+    // warmed first: most of a member's cost is cache misses.
+    const BATCH: usize = 16;
+    let mut refs = [0 as Ref; BATCH];
+    let mut hashes = [0u32; BATCH];
+    for (i, set) in sets.iter().enumerate() {
+        let mut members = set.refs_spread().peekable();
+        while members.peek().is_some() {
+            let mut n = 0;
+            for r in members.by_ref().take(BATCH) {
+                let m = delta::member(recs, r);
+                refs[n] = r;
+                hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
+                n += 1;
+            }
+            frozen.warm(recs, tid, &hashes[..n]);
+            for (&r, &entry) in refs[..n].iter().zip(&hashes[..n]) {
+                write_member(frozen, recs, r, entry, &sets, i, tid, is_map, emit);
+            }
+        }
+    }
+}
+
+/// Emits one member of `sets[i]` (`entry`: its entry hash) unless an earlier
+/// set holds it too.
+#[allow(clippy::too_many_arguments)]
+fn write_member(
+    frozen: &Frozen,
+    recs: &impl Records,
+    r: Ref,
+    entry: u32,
+    sets: &[&Index],
+    i: usize,
+    tid: TableId,
+    is_map: bool,
+    emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+) {
+    let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
+        sets[..upto].iter().any(|s| delta::find(recs, s, h, key, ns, change, uk))
+    };
+    let m = delta::member(recs, r);
+    if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
+        return;
+    }
+    match m.change {
+        Change::Entry => match frozen.find(recs, tid, entry, m.key, m.ns) {
+            Some(v) => emit(op::PUT, m.key, m.ns, &[], recs.rec(v).value),
+            None => emit(op::DELETE, m.key, m.ns, &[], &[]),
+        },
+        Change::WholeMap => {
+            emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
+            if let Some(head) = frozen.find(recs, tid, entry, m.key, m.ns) {
+                frozen.map_for_each(recs, recs.rec(head).value, |uk, v| emit(op::MAP_PUT, m.key, m.ns, uk, v));
+            }
+        }
+        Change::MapEntry => {
+            debug_assert!(is_map);
+            // A cleared map is written whole; its entries need nothing more.
+            let whole = delta::member_hash(entry, Change::WholeMap, &[]);
+            if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
+                return;
+            }
+            let value = frozen.find(recs, tid, entry, m.key, m.ns).and_then(|head| frozen.map_get(recs, recs.rec(head).value, m.uk));
+            match value {
+                Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
+                None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
+            }
+        }
+    }
+}
+
+/// A pending checkpoint's export, shared between the store and a runner on
+/// another thread.
+#[derive(Debug)]
+pub(crate) struct Job {
+    export: Mutex<Export>,
+    /// Progress as of the last chunk, readable without waiting for one.
+    progress: Mutex<Progress>,
+    /// Set by the store before it releases what the export reads.
+    cancel: AtomicBool,
+}
+
+fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while locked aborts in release builds; in tests, the data is
+    // still consistent (a chunk is either appended or not), so carry on.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Job {
+    pub fn new(export: Export) -> Arc<Job> {
+        let progress = export.progress();
+        Arc::new(Job { export: Mutex::new(export), progress: Mutex::new(progress), cancel: AtomicBool::new(false) })
+    }
+
+    /// The export, locked: waits for a chunk in progress on another thread.
+    pub fn lock(&self) -> MutexGuard<'_, Export> {
+        unpoisoned(&self.export)
+    }
+
+    pub fn progress(&self) -> Progress {
+        *unpoisoned(&self.progress)
+    }
+
+    /// Runs `f` on the locked export, then publishes its progress.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Export) -> T) -> T {
+        let mut ex = self.lock();
+        let r = f(&mut ex);
+        *unpoisoned(&self.progress) = ex.progress();
+        r
+    }
+
+    /// Stops the export for good and waits for a chunk in progress; after
+    /// this no chunk reads anything. Frees the frozen view.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.lock().thaw();
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// A checkpoint's export, to run on another thread while the store's owner
+/// keeps writing (the native backend's async snapshot). Made by
+/// [`crate::Store::checkpoint_job`]; the store settles the checkpoint (its
+/// progress, confirm) once the job reports the end.
+#[derive(Debug)]
+pub struct ExportJob {
+    job: Arc<Job>,
+    pointers: Pointers,
+}
+
+impl ExportJob {
+    pub(crate) fn new(job: Arc<Job>, pointers: Pointers) -> ExportJob {
+        ExportJob { job, pointers }
+    }
+
+    /// Appends chunks of about `target` bytes each to `chunks`, until they
+    /// hold `budget` bytes or the checkpoint is complete; returns true when it
+    /// is. Refused once the checkpoint was aborted or its store closed.
+    pub fn run(&self, chunks: &mut Vec<Vec<u8>>, target: usize, budget: usize) -> Result<bool> {
+        let target = target.max(1);
+        self.job.with(|ex| {
+            // Checked under the lock: the store sets `cancel` before taking
+            // it, so once cancelled, nothing here reads a record again.
+            if self.job.cancelled() {
+                return Err(Error::CheckpointState("the checkpoint was aborted or its store closed".into()));
+            }
+            let mut total = 0;
+            while !ex.finished() && total < budget {
+                let mut out = Vec::with_capacity(target + target / 8);
+                ex.next(&self.pointers, &mut out, target);
+                total += out.len();
+                chunks.push(out);
+            }
+            Ok(ex.finished())
+        })
+    }
+
+    /// Progress as of the last chunk.
+    pub fn progress(&self) -> Progress {
+        self.job.progress()
+    }
+}
