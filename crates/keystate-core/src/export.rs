@@ -409,10 +409,11 @@ impl ExportJob {
         ExportJob { job, pointers }
     }
 
-    /// Appends chunks of about `target` bytes each to `chunks`, until they
-    /// hold `budget` bytes or the checkpoint is complete; returns true when it
-    /// is. Refused once the checkpoint was aborted or its store closed.
-    pub fn run(&self, chunks: &mut Vec<Vec<u8>>, target: usize, budget: usize) -> Result<bool> {
+    /// Appends chunks of about `target` bytes each to `chunks`, with the
+    /// progress after each, until they hold `budget` bytes or the checkpoint
+    /// is complete; returns true when it is. Refused once the checkpoint was
+    /// aborted or its store closed.
+    pub fn run(&self, chunks: &mut Vec<(Vec<u8>, Progress)>, target: usize, budget: usize) -> Result<bool> {
         let target = target.max(1);
         self.job.with(|ex| {
             // Checked under the lock: the store sets `cancel` before taking
@@ -425,7 +426,7 @@ impl ExportJob {
                 let mut out = Vec::with_capacity(target + target / 8);
                 ex.next(&self.pointers, &mut out, target);
                 total += out.len();
-                chunks.push(out);
+                chunks.push((out, ex.progress()));
             }
             Ok(ex.finished())
         })

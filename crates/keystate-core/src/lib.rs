@@ -29,7 +29,7 @@ pub use checkpoint::{Base, CheckpointInfo, Link, Policy, Progress, DEFAULT_CHUNK
 pub use error::{Error, Result};
 pub use export::ExportJob;
 pub use format::CheckpointKind;
-pub use restore::{PieceInfo, RestoreOptions, Restorer};
+pub use restore::{PieceInfo, RestoreOptions, RestoreProgress, Restorer};
 pub use state::{StateDescriptor, StateKind};
 pub use store::{Key, KeyGroupRange, MemoryReport, StateMemory, Store, StoreConfig, DEFAULT_MAX_PARALLELISM, MAX_KEY_LEN, MAX_VALUE_LEN};
 

@@ -43,6 +43,21 @@ pub struct Restorer {
     /// (checkpoint-local state id, store state id), for the current piece.
     ids: Vec<(u32, u32)>,
     records: u64,
+    /// Key groups of the current piece: passed (its sections seen), in all.
+    kg_done: u32,
+    kg_total: u32,
+}
+
+/// How far a restore is in its current piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreProgress {
+    /// Key groups of the piece passed (up to its last verified section), of its total.
+    pub key_groups_done: u32,
+    pub key_groups_total: u32,
+    /// Records of the piece verified and applied.
+    pub records: u64,
+    /// Bytes of the piece taken in.
+    pub bytes: u64,
 }
 
 /// What one verified piece was.
@@ -58,7 +73,7 @@ pub struct PieceInfo {
 
 impl Restorer {
     pub fn new(opts: RestoreOptions) -> Self {
-        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), records: 0 }
+        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), records: 0, kg_done: 0, kg_total: 0 }
     }
 
     /// Starts the next piece; `new_chain` starts another chain (rescaling
@@ -78,7 +93,18 @@ impl Restorer {
         self.decoder = Some(Decoder::new());
         self.ids.clear();
         self.records = 0;
+        (self.kg_done, self.kg_total) = (0, 0);
         Ok(())
+    }
+
+    /// How far the current piece is.
+    pub fn progress(&self) -> RestoreProgress {
+        RestoreProgress {
+            key_groups_done: self.kg_done,
+            key_groups_total: self.kg_total,
+            records: self.records,
+            bytes: self.decoder.as_ref().map_or(0, Decoder::position),
+        }
     }
 
     /// Feeds bytes of the current piece.
@@ -102,6 +128,7 @@ impl Restorer {
                 s.footer.records, self.records
             )));
         }
+        self.kg_done = self.kg_total;
         let chain = self.chains.last_mut().expect("begin_piece pushed a chain");
         chain.last = Some(Link { id: s.header.id, link: s.link() });
         if s.header.kind == CheckpointKind::Full {
@@ -120,6 +147,7 @@ impl Restorer {
     }
 
     fn on_header(&mut self, h: &Header) -> Result<()> {
+        self.kg_total = h.key_groups.len() as u32;
         let n_chains = self.chains.len();
         let chain = self.chains.last_mut().expect("begin_piece pushed a chain");
         let piece = chain.pieces;
@@ -209,6 +237,7 @@ impl Restorer {
             },
         )?;
         self.records += n;
+        self.kg_done = kg - store_start(&self.chains) + 1;
         Ok(())
     }
 
@@ -241,6 +270,11 @@ impl Restorer {
         }
         Ok(store)
     }
+}
+
+/// First key group of the current piece's chain.
+fn store_start(chains: &[Chain]) -> u32 {
+    chains.last().map_or(0, |c| c.range.start)
 }
 
 /// The store state id of a checkpoint-local one (few states: a scan).

@@ -65,7 +65,7 @@ fn export_meanwhile(job: ExportJob, during: impl FnOnce()) -> Vec<u8> {
         while !job.run(&mut chunks, 2048, 4096).unwrap() {
             tx.send(()).ok();
         }
-        chunks.concat()
+        chunks.into_iter().map(|(c, _)| c).collect::<Vec<_>>().concat()
     });
     during();
     drop(rx);

@@ -3,7 +3,7 @@
 //! core's wire protocol, `keystate_core::wire`.)
 
 use js_sys::{Object, Reflect};
-use keystate_core::{Base, CheckpointInfo, MemoryReport, PieceInfo, Progress};
+use keystate_core::{Base, CheckpointInfo, MemoryReport, PieceInfo, Progress, RestoreProgress};
 use wasm_bindgen::JsValue;
 
 /// Builds a plain JS object from (name, value) pairs.
@@ -47,6 +47,15 @@ pub fn progress(p: &Progress) -> JsValue {
         ("finished", p.finished.into()),
         // Hex: u64 does not fit a JS number.
         ("checksum", format!("{:016x}", p.checksum).into()),
+    ])
+}
+
+pub fn restore_progress(p: &RestoreProgress) -> JsValue {
+    object(&[
+        ("keyGroupsDone", p.key_groups_done.into()),
+        ("keyGroupsTotal", p.key_groups_total.into()),
+        ("records", num(p.records)),
+        ("bytes", num(p.bytes)),
     ])
 }
 

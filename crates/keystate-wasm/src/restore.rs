@@ -40,6 +40,11 @@ impl WasmRestorer {
         js(self.get()?.feed(bytes))
     }
 
+    /// How far the current piece is: `{ keyGroupsDone, keyGroupsTotal, records, bytes }`.
+    pub fn progress(&mut self) -> JsResult<JsValue> {
+        Ok(conv::restore_progress(&self.get()?.progress()))
+    }
+
     #[wasm_bindgen(js_name = endPiece)]
     pub fn end_piece(&mut self) -> JsResult<JsValue> {
         js(self.get()?.end_piece()).map(|p| conv::piece_info(&p))
