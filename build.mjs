@@ -3,15 +3,18 @@
 // Builds keystate. Usage: node build.mjs [step...] [--dev]
 //   toolchain  get a Rust toolchain for wasm32 plus wasm-pack and wasm-bindgen (scripts/toolchain.mjs)
 //   wasm       crates/keystate-wasm -> dist/wasm/ (wasm-pack, then wasm-opt -O3 unless --dev)
+//   native     crates/keystate-node -> dist/native/keystate.<platform>.node (napi build)
 //   ts         ts/ -> dist/ (tsc -p tsconfig.json)
-//   all        toolchain, wasm, ts (the default; what `npm install` runs through `prepare`)
+//   all        toolchain, wasm, native, ts (the default; what `npm install` runs through `prepare`)
+//   pack       the published layout in dist/pack/: keystate-<v>.tgz (with the platform packages as
+//              optionalDependencies) and keystate-<platform>-<v>.tgz for each addon built here (napi create-npm-dirs)
 //   clean      remove dist/ and throwaway build folders (keeps target/ and the .tools/ cache)
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { run, toolchain } from './scripts/toolchain.mjs';
+import { run, rustupCargo, toolchain } from './scripts/toolchain.mjs';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(root, 'dist');
@@ -27,7 +30,7 @@ const { values, positionals } = parseArgs({
   },
 });
 if (values.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 8).join('\n').replace(/^\/\/ ?/gm, ''));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 11).join('\n').replace(/^\/\/ ?/gm, ''));
   process.exit(0);
 }
 const release = !values.dev;
@@ -36,10 +39,13 @@ const release = !values.dev;
 let toolEnv;
 const tools = () => (toolEnv ??= toolchain(root));
 const nodeEnv = () => ({ ...process.env, PATH: [path.join(root, 'node_modules', '.bin'), process.env.PATH].join(path.delimiter) });
+const nativeOut = path.join(dist, 'native');
+const packOut = path.join(dist, 'pack');
+const npmDirs = path.join(dist, 'npm');
 
 /** @param {string} cmd @param {string[]} args @param {NodeJS.ProcessEnv} env */
-function must(cmd, args, env) {
-  if (!run(cmd, args, { cwd: root, env })) throw new Error(`${cmd} failed`);
+function must(cmd, args, env, cwd = root) {
+  if (!run(cmd, args, { cwd, env })) throw new Error(`${cmd} failed`);
 }
 
 /** @type {Record<string, () => void | Promise<void>>} */
@@ -72,6 +78,53 @@ const steps = {
     console.log(`${path.relative(root, wasm)}: ${bytes.length} bytes raw${opt}, ${zlib.gzipSync(bytes).length} gzipped`);
   },
 
+  native() {
+    // Only cargo (the rustup one: the addon is a host build), through @napi-rs/cli. The `napi` profile
+    // is release with panics that unwind, so that napi-rs turns one into a JS exception.
+    const env = { ...nodeEnv(), CARGO: rustupCargo() };
+    must('napi', ['build', '--platform', '--manifest-path', 'crates/keystate-node/Cargo.toml', '--package-json-path', 'package.json',
+      '--output-dir', path.relative(root, nativeOut), '--no-js', '--dts', 'keystate.d.ts', ...(release ? ['--profile', 'napi', '--strip'] : [])], env);
+    for (const f of fs.readdirSync(nativeOut).filter((f) => f.endsWith('.node'))) {
+      console.log(`${path.relative(root, path.join(nativeOut, f))}: ${fs.statSync(path.join(nativeOut, f)).size} bytes`);
+    }
+  },
+
+  pack() {
+    // What `napi prepublish` and `npm publish` would publish: per-platform packages holding the addons
+    // built here (napi create-npm-dirs, napi artifacts), and the main package naming every platform
+    // package as an optional dependency (npm installs the one matching the machine, or none).
+    const env = nodeEnv();
+    for (const dir of [packOut, npmDirs]) fs.rmSync(dir, { recursive: true, force: true });
+    must('napi', ['create-npm-dirs', '--package-json-path', 'package.json', '--npm-dir', path.relative(root, npmDirs)], env);
+    // What `napi artifacts` does, for the addons built on this machine (it insists on every target's).
+    for (const f of fs.existsSync(nativeOut) ? fs.readdirSync(nativeOut) : []) {
+      const platform = f.match(/^keystate\.(.+)\.node$/)?.[1];
+      if (platform && fs.existsSync(path.join(npmDirs, platform))) fs.cpSync(path.join(nativeOut, f), path.join(npmDirs, platform, f));
+    }
+    fs.mkdirSync(packOut, { recursive: true });
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    /** @type {Record<string, string>} */
+    const optional = {};
+    for (const dir of fs.readdirSync(npmDirs)) {
+      const sub = JSON.parse(fs.readFileSync(path.join(npmDirs, dir, 'package.json'), 'utf8'));
+      optional[sub.name] = sub.version;
+      if (fs.readdirSync(path.join(npmDirs, dir)).some((f) => f.endsWith('.node'))) {
+        must('npm', ['pack', '--pack-destination', packOut], env, path.join(npmDirs, dir));
+      }
+    }
+    // The main package, staged: package.json with the optional dependencies, and what `files` takes.
+    const stage = path.join(packOut, 'keystate');
+    fs.mkdirSync(stage);
+    fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify({ ...pkg, optionalDependencies: optional }, null, 2)}\n`);
+    fs.cpSync(path.join(root, 'README.md'), path.join(stage, 'README.md'));
+    for (const f of fs.readdirSync(dist).filter((f) => !['native', 'npm', 'pack'].includes(f))) {
+      fs.cpSync(path.join(dist, f), path.join(stage, 'dist', f), { recursive: true });
+    }
+    must('npm', ['pack', '--ignore-scripts', '--pack-destination', packOut], env, stage);
+    fs.rmSync(stage, { recursive: true });
+    for (const f of fs.readdirSync(packOut)) console.log(`${path.relative(root, path.join(packOut, f))}: ${fs.statSync(path.join(packOut, f)).size} bytes`);
+  },
+
   ts() {
     const src = path.join(root, 'ts');
     const files = fs.existsSync(src) ? fs.readdirSync(src, { recursive: true }).map(String) : [];
@@ -92,7 +145,7 @@ if (values.dev && values.release) {
   process.exit(2);
 }
 const names = (positionals.length ? positionals : ['all'])
-  .flatMap((name) => (name === 'all' ? ['toolchain', 'wasm', 'ts'] : [name]));
+  .flatMap((name) => (name === 'all' ? ['toolchain', 'wasm', 'native', 'ts'] : [name]));
 for (const name of names) {
   if (!Object.hasOwn(steps, name)) {
     console.error(`build.mjs: unknown step "${name}"; steps: all, ${Object.keys(steps).join(', ')}`);
