@@ -41,7 +41,7 @@ export { openBrowserStorage } from './storage/browser.js';
 export type { BrowserStorage } from './storage/browser.js';
 export type { BrowserStorageOptions } from './storage/browser-options.js';
 export { compact } from './restore.js';
-export type { CheckpointSource, RestoreOptions } from './restore.js';
+export type { CheckpointSource, RestoreOptions, RestoreProgress } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';
 export {
   KeystateError,
@@ -54,6 +54,7 @@ export {
   BrokenChainError,
   StoreClosedError,
   WasmLoadError,
+  BackendLoadError,
 } from './errors.js';
 export { setBackend, initKeystate } from './backend/load.js';
 export type { WasmSource } from './backend/source.js';

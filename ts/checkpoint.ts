@@ -1,15 +1,18 @@
 /**
  * Checkpoint handles. A checkpoint reads the snapshot of the moment it was
- * taken; its bytes are produced chunk by chunk as the stream is read, so
- * writers run between chunks. It counts only once confirmed.
+ * taken; its bytes are produced as the stream is read, so writers run in
+ * between. On the native backend they are produced on a worker thread while
+ * JavaScript goes on; on wasm, on this thread, a chunk at a time, yielding to
+ * the event loop every few milliseconds. It counts only once confirmed.
  */
-import type { CoreCheckpointInfo, CoreProgress } from './backend/types.js';
-import { core, CheckpointStateError } from './errors.js';
+import type { CoreCheckpointInfo, CoreProgress, CoreStore } from './backend/types.js';
+import { core, fromCore, CheckpointStateError } from './errors.js';
 import type { StateStore } from './store.js';
+import { Slicer } from './yield.js';
 
 /** Progress of an export or a restore. */
 export interface Progress {
-  /** Key groups written (export) so far, of the total. */
+  /** Key groups written (export) or applied (restore) so far, of the total. */
   keyGroupsDone: number;
   keyGroupsTotal: number;
   /** Bytes produced (export) or consumed (restore). */
@@ -27,6 +30,9 @@ export interface StreamOptions {
 
 export type CheckpointKind = 'full' | 'incremental';
 
+/** Bytes a native export produces per trip to its worker thread (in chunks of `chunkSize`). */
+const NATIVE_BATCH = 1 << 20;
+
 export class Checkpoint {
   readonly id: number;
   readonly parentId: number | null;
@@ -40,7 +46,7 @@ export class Checkpoint {
   constructor(store: StateStore, info: CoreCheckpointInfo) {
     this.store = store;
     this.id = info.id;
-    this.parentId = info.parentId;
+    this.parentId = info.parentId ?? null;
     this.kind = info.kind;
   }
 
@@ -49,24 +55,70 @@ export class Checkpoint {
     if (this.streamed) throw new CheckpointStateError('CHECKPOINT_STATE', `checkpoint ${this.id} was already streamed`);
     this.streamed = true;
     const target = Math.max(1024, opts.chunkSize ?? 64 * 1024);
+    const report = (p: CoreProgress): boolean => {
+      this.last = p;
+      opts.onProgress?.({ keyGroupsDone: p.keyGroupsDone, keyGroupsTotal: p.keyGroupsTotal, bytes: p.bytes, records: p.records });
+      return p.finished;
+    };
+    const cancel = () => {
+      if (this.settled === null && !this.store.closed) this.abort();
+    };
+    // (A closed store fails the first read, below.)
+    const c = this.store.closed ? null : this.store.coreStore;
+    if (c?.exportJob) {
+      // Native: a worker thread produces a batch of chunks (one batch ahead
+      // of the reader, at most) while JavaScript goes on; the reader gets
+      // them one per read, each with its progress.
+      const job = core(() => c.exportJob!(this.id));
+      const produce = () => job.pull(target, Math.max(target, NATIVE_BATCH));
+      let next: ReturnType<typeof produce> | null = null;
+      let queue: { chunk: Uint8Array; progress: CoreProgress }[] = [];
+      return new ReadableStream<Uint8Array>(
+        {
+          pull: async (controller) => {
+            try {
+              if (queue.length === 0) {
+                const r = await (next ?? produce());
+                next = null;
+                if (r.error) throw fromCore(r.error);
+                // Plain Uint8Arrays over the addon's Buffers (no copy), as the wasm path gives.
+                queue = r.chunks.map((b, i) => ({ chunk: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), progress: r.progress[i] }));
+                if (!r.finished) next = produce();
+              }
+              const item = queue.shift();
+              if (item && item.chunk.length > 0) controller.enqueue(item.chunk);
+              if (item && report(item.progress)) {
+                // Settles the checkpoint in the store (its snapshot goes).
+                const c = this.store.coreStore;
+                core(() => c.checkpointProgress(this.id));
+                controller.close();
+              }
+            } catch (e) {
+              controller.error(e);
+            }
+          },
+          cancel,
+        },
+        { highWaterMark: 0 },
+      );
+    }
+    const slicer = new Slicer();
     return new ReadableStream<Uint8Array>(
       {
-        pull: (controller) => {
+        pull: async (controller) => {
           try {
+            // A fast reader pulls again from a promise callback: yield to the
+            // event loop now and then, or this thread would do nothing else.
+            await slicer.pause();
             const c = this.store.coreStore;
             const chunk = core(() => c.checkpointNext(this.id, target));
-            const p = core(() => c.checkpointProgress(this.id));
-            this.last = p;
             if (chunk.length > 0) controller.enqueue(chunk);
-            opts.onProgress?.({ keyGroupsDone: p.keyGroupsDone, keyGroupsTotal: p.keyGroupsTotal, bytes: p.bytes, records: p.records });
-            if (p.finished) controller.close();
+            if (report(core(() => c.checkpointProgress(this.id)))) controller.close();
           } catch (e) {
             controller.error(e);
           }
         },
-        cancel: () => {
-          if (this.settled === null) this.abort();
-        },
+        cancel,
       },
       { highWaterMark: 0 },
     );
@@ -74,9 +126,9 @@ export class Checkpoint {
 
   /**
    * Reads the whole stream into one array. The array owns its whole
-   * ArrayBuffer (as does each chunk of `stream()`: copies out of wasm memory),
-   * so `postMessage(bytes, [bytes.buffer])` moves it to another thread (its
-   * type says `buffer` is an ArrayBuffer, which TypeScript lets you transfer).
+   * ArrayBuffer, so `postMessage(bytes, [bytes.buffer])` moves it to another
+   * thread (its type says `buffer` is an ArrayBuffer, which TypeScript lets
+   * you transfer).
    */
   async bytes(opts: StreamOptions = {}): Promise<Uint8Array & { buffer: ArrayBuffer }> {
     const parts: Uint8Array[] = [];
@@ -110,6 +162,10 @@ export class Checkpoint {
   /** Marks the checkpoint as stored durably: the next incremental checkpoint extends it. */
   confirm(): void {
     if (this.settled) throw new CheckpointStateError('CHECKPOINT_STATE', `checkpoint ${this.id} was already ${this.settled}`);
+    // The core may have produced every byte ahead of the reader (native): what counts is what was read.
+    if (this.streamed && !this.finished) {
+      throw new CheckpointStateError('CHECKPOINT_STATE', `checkpoint ${this.id} cannot be confirmed before its stream has been read to the end`);
+    }
     const c = this.store.coreStore;
     core(() => c.checkpointConfirm(this.id));
     this.settled = 'confirmed';

@@ -29,16 +29,22 @@ export class BrokenChainError extends KeystateError {}
 /** An operation on a store that was closed. */
 export class StoreClosedError extends KeystateError {}
 /**
- * The WebAssembly core could not be loaded (`WASM_LOAD`: fetch, bytes or
- * compile failed; `cause` holds the underlying error), or was never loaded
- * (`WASM_NOT_LOADED`: keystate/slim before `initKeystate`).
+ * A backend could not be loaded: `BACKEND_UNAVAILABLE` (the one asked for,
+ * by option or `KEYSTATE_BACKEND`, does not exist here or did not load; the
+ * message names what was tried, `cause` holds the underlying error).
  */
-export class WasmLoadError extends KeystateError {
+export class BackendLoadError extends KeystateError {
   constructor(code: string, message: string, cause?: unknown) {
     super(code, message);
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }
 }
+/**
+ * The WebAssembly core could not be loaded (`WASM_LOAD`: fetch, bytes or
+ * compile failed; `cause` holds the underlying error), or was never loaded
+ * (`WASM_NOT_LOADED`: keystate/slim before `initKeystate`).
+ */
+export class WasmLoadError extends BackendLoadError {}
 
 const classes: Record<string, new (code: string, message: string) => KeystateError> = {
   INVALID_ARGUMENT: InvalidArgumentError,
@@ -69,11 +75,16 @@ export function keystateError(code: string, message: string): KeystateError {
   return new Class(code, message);
 }
 
-/** Turns an error from the core (a JS Error with `code`) into a typed one. */
+/**
+ * Turns an error from the core into a typed one: a JS Error with `code`
+ * (thrown by a binding), or `{ code, message }` (the native addon's
+ * description of an error, for a hot-path status or work on another thread).
+ */
 export function fromCore(e: unknown): KeystateError {
   if (e instanceof KeystateError) return e;
-  if (e instanceof Error && typeof (e as { code?: unknown }).code === 'string') {
-    return keystateError((e as Error & { code: string }).code, e.message);
+  const c = e as { code?: unknown; message?: unknown } | null;
+  if (typeof c === 'object' && c !== null && typeof c.code === 'string' && typeof c.message === 'string') {
+    return keystateError(c.code, c.message);
   }
   return new KeystateError('INTERNAL', e instanceof Error ? e.message : String(e));
 }

@@ -8,9 +8,9 @@
  * webpack 5, Rollup and Parcel follow: they copy the wasm into the build
  * and rewrite the URL. esbuild leaves it as is; see the README.
  */
-import { setLoader } from './backend/load.js';
+import { setLoaders } from './backend/load.js';
 import { instantiateWasm } from './backend/source.js';
 
-setLoader(() => instantiateWasm(new URL('./wasm/keystate_wasm_bg.wasm', import.meta.url)));
+setLoaders({ wasm: () => instantiateWasm(new URL('./wasm/keystate_wasm_bg.wasm', import.meta.url)) }, ['wasm']);
 
 export * from './slim.js';

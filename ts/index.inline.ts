@@ -5,7 +5,7 @@
  * follow `new URL(..., import.meta.url)`, such as esbuild: nothing to copy or
  * serve beside the bundle. Works in Node and workers too.
  */
-import { setLoader } from './backend/load.js';
+import { setLoaders } from './backend/load.js';
 import { instantiateWasm } from './backend/source.js';
 import wasmBase64 from './wasm/keystate_wasm_inline.js';
 
@@ -16,6 +16,6 @@ function decode(b64: string): Uint8Array {
   return out;
 }
 
-setLoader(() => instantiateWasm(decode(wasmBase64)));
+setLoaders({ wasm: () => instantiateWasm(decode(wasmBase64)) }, ['wasm']);
 
 export * from './slim.js';

@@ -1,11 +1,13 @@
 /**
- * keystate: keyed state for Node and the browser, on a Rust/WebAssembly core.
- * This is the Node entry point (it loads the .wasm file from disk).
+ * keystate: keyed state for Node and the browser, on a Rust core. This is
+ * the Node entry point: it runs the native addon where it loads, else the
+ * WebAssembly core (read from disk); `KEYSTATE_BACKEND=native|wasm` forces one.
  */
-import { setLoader } from './backend/load.js';
+import { setLoaders } from './backend/load.js';
+import { loadNative } from './backend/native.js';
 import { loadNodeWasm } from './backend/node.js';
 
-setLoader(loadNodeWasm);
+setLoaders({ native: loadNative, wasm: loadNodeWasm }, ['native', 'wasm'], process.env.KEYSTATE_BACKEND);
 
 export * from './api.js';
 // Node only: the shared API (api.ts) never imports node:fs, so browser bundles stay clean.

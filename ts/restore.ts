@@ -1,12 +1,16 @@
 /**
  * Restore: feeds checkpoint bytes, from arrays or streams, into the core's
  * restorer, which verifies every part before it builds anything visible.
+ * The native backend parses and verifies on a worker thread; on wasm, bytes
+ * are fed a slice at a time, yielding to the event loop every few
+ * milliseconds, so a large restore never stalls it.
  */
-import type { Backend, CoreRestorer, CoreStore } from './backend/types.js';
+import type { Backend, BackendName, CoreError, CoreRestorer, CoreStore } from './backend/types.js';
 import type { Progress } from './checkpoint.js';
 import { checkU32, core, fromCore, InvalidArgumentError } from './errors.js';
 import type { CheckpointPolicy, KeyGroupRange } from './store.js';
 import { getBackend } from './backend/load.js';
+import { Slicer } from './yield.js';
 
 /** Bytes of one checkpoint: whole, or as a stream or (async) iterable of chunks. */
 export type CheckpointSource =
@@ -21,11 +25,27 @@ export interface RestoreOptions {
   keyGroupRange?: KeyGroupRange;
   /** Lineage id if the restored store starts a new lineage (a subset or a merge). */
   storeId?: Uint8Array;
-  /** Called after each chunk is verified and applied. */
-  onProgress?: (p: Progress & { piece: number; pieces: number }) => void;
+  /**
+   * Called as bytes are verified and applied: which piece (1-based) of how
+   * many, and in it the bytes taken in, key groups passed and records applied.
+   */
+  onProgress?: (p: RestoreProgress) => void;
   /** Checkpoint policy of the restored store (see `StoreOptions.checkpoints`). */
   checkpoints?: CheckpointPolicy;
+  /** The backend to restore into (default: the environment's; see `StoreOptions.backend`). */
+  backend?: BackendName;
 }
+
+/** Progress of a restore, within its current piece. */
+export interface RestoreProgress extends Progress {
+  piece: number;
+  pieces: number;
+}
+
+/** Bytes fed to the core at a time: on wasm, the unit of work between yields. */
+const FEED_SLICE = 256 * 1024;
+/** On the native backend, each feed is a trip to a worker thread: larger. */
+const NATIVE_FEED_SLICE = 4 * 1024 * 1024;
 
 async function* chunks(src: CheckpointSource): AsyncIterable<Uint8Array> {
   if (src instanceof Uint8Array) {
@@ -76,14 +96,26 @@ export async function restoreInto(
  * chain apply on top of the result. Keeps restore time bounded when a store
  * checkpoints incrementally for a long time.
  */
-export async function compact(pieces: CheckpointSource[], opts: Pick<RestoreOptions, 'onProgress'> = {}): Promise<Uint8Array> {
-  const backend = await getBackend();
+export async function compact(pieces: CheckpointSource[], opts: Pick<RestoreOptions, 'onProgress' | 'backend'> = {}): Promise<Uint8Array> {
+  const backend = await getBackend(opts.backend);
   const r = await feedAll(backend, pieces, opts, new Uint8Array(16));
   try {
-    return r.finishCompacted();
+    const out = await r.finishCompacted();
+    if (!(out instanceof Uint8Array)) throw fromCore(out);
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (e) {
-    r.free();
     throw fromCore(e);
+  } finally {
+    r.free();
+  }
+}
+
+/** Feeds one chunk: on wasm here (throws), natively on a worker thread (resolves to the error). */
+async function feed(r: CoreRestorer, bytes: Uint8Array): Promise<void> {
+  const pending = r.feed(bytes);
+  if (pending) {
+    const e: CoreError | null = await pending;
+    if (e) throw fromCore(e);
   }
 }
 
@@ -104,6 +136,8 @@ async function feedAll(
   }
   const r = core(() => backend.newRestorer(range ? range.start : -1, range ? range.end : -1, opts.storeId ?? newId));
   const total = chains.reduce((n, c) => n + c.length, 0);
+  const slice = backend.name === 'native' ? NATIVE_FEED_SLICE : FEED_SLICE;
+  const slicer = new Slicer();
   let piece = 0;
   try {
     for (const chain of chains) {
@@ -112,12 +146,17 @@ async function feedAll(
         r.beginPiece(first && chains.length > 1);
         first = false;
         piece++;
-        let bytes = 0;
         for await (const chunk of chunks(src)) {
           if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError('INVALID_ARGUMENT', 'checkpoint chunks must be Uint8Arrays');
-          r.feed(chunk);
-          bytes += chunk.length;
-          opts.onProgress?.({ piece, pieces: total, bytes, keyGroupsDone: 0, keyGroupsTotal: 0, records: 0 });
+          // A whole checkpoint in one array is fed a slice at a time too.
+          for (let at = 0; at < chunk.length; at += slice) {
+            await slicer.pause();
+            await feed(r, chunk.subarray(at, at + slice));
+            if (opts.onProgress) {
+              const p = r.progress();
+              opts.onProgress({ piece, pieces: total, bytes: p.bytes, keyGroupsDone: p.keyGroupsDone, keyGroupsTotal: p.keyGroupsTotal, records: p.records });
+            }
+          }
         }
         r.endPiece();
       }

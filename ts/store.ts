@@ -45,6 +45,13 @@ export interface StoreOptions {
   storeId?: Uint8Array;
   /** Checkpoint policy: incremental checkpoints and when to materialize a full one. */
   checkpoints?: CheckpointPolicy;
+  /**
+   * The backend to run on: `'native'` (the Node addon) or `'wasm'`. Default:
+   * in Node the native addon where it loads, else wasm (`KEYSTATE_BACKEND`
+   * forces one); in browsers wasm. A backend asked for that cannot load
+   * rejects with a `BackendLoadError` naming what was tried.
+   */
+  backend?: BackendName;
 }
 
 /**
@@ -174,7 +181,7 @@ export class StateStore implements StoreContext {
 
   /** A new, empty store. */
   static async create(opts: StoreOptions = {}): Promise<StateStore> {
-    const backend = await getBackend();
+    const backend = await getBackend(opts.backend);
     const mp = opts.maxParallelism ?? 128;
     const range = opts.keyGroupRange ?? { start: 0, end: mp - 1 };
     // The binding truncates numbers to u32 (1.5 -> 1, 2**32 + 1 -> 1): check them here.
@@ -194,7 +201,7 @@ export class StateStore implements StoreContext {
    * error nothing is returned and nothing is kept.
    */
   static async restore(pieces: CheckpointSource[] | CheckpointSource[][], opts: RestoreOptions = {}): Promise<StateStore> {
-    const backend = await getBackend();
+    const backend = await getBackend(opts.backend);
     const inner = await restoreInto(backend, pieces, opts, randomId());
     const store = new StateStore(backend, inner);
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);

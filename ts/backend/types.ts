@@ -58,7 +58,10 @@ export interface CoreStore {
   checkpoint(incremental: number): CoreCheckpointInfo;
   setCheckpointPolicy(incremental: boolean, maxIncrementals: number, maxChainRatio: number): void;
   deltaMembers(): number;
+  /** The next chunk of a checkpoint's bytes, produced on this thread (empty once complete). */
   checkpointNext(id: number, target: number): Uint8Array;
+  /** Native only: checkpoint `id`'s export, run on worker threads while JavaScript goes on. */
+  exportJob?(id: number): CoreExportJob;
   checkpointProgress(id: number): CoreProgress;
   checkpointConfirm(id: number): void;
   checkpointAbort(id: number): void;
@@ -68,10 +71,41 @@ export interface CoreStore {
 export interface CoreRestorer {
   free(): void;
   beginPiece(newChain: boolean): void;
-  feed(bytes: Uint8Array): void;
+  /** wasm: feeds here and throws; native: feeds on a worker thread and resolves to the error, if any. */
+  feed(bytes: Uint8Array): void | Promise<CoreError | null>;
+  /** How far the current piece is. */
+  progress(): CoreRestoreProgress;
   endPiece(): CorePieceInfo;
   finish(): CoreStore;
-  finishCompacted(): Uint8Array;
+  /** wasm: the bytes; native: a promise of the bytes or of the error. */
+  finishCompacted(): Uint8Array | Promise<Uint8Array | CoreError>;
+}
+
+export interface CoreRestoreProgress {
+  keyGroupsDone: number;
+  keyGroupsTotal: number;
+  records: number;
+  bytes: number;
+}
+
+/** An error described by the native addon. */
+export interface CoreError {
+  code: string;
+  message: string;
+}
+
+export interface CoreExportJob {
+  /** Produces the next chunks (about `target` bytes each, up to `budget` bytes) on a worker thread. */
+  pull(target: number, budget: number): Promise<CoreExportPull>;
+}
+
+/** What one `pull` produced. */
+export interface CoreExportPull {
+  chunks: Uint8Array[];
+  /** The export's progress after each chunk. */
+  progress: CoreProgress[];
+  finished: boolean;
+  error?: CoreError | null;
 }
 
 export interface CoreStateInfo {
@@ -94,7 +128,8 @@ export interface CoreMemory {
 
 export interface CoreCheckpointInfo {
   id: number;
-  parentId: number | null;
+  /** null or absent for a full checkpoint. */
+  parentId?: number | null;
   kind: 'full' | 'incremental';
   snapshot: number;
 }
@@ -117,7 +152,7 @@ export interface CoreProgress {
 
 export interface CorePieceInfo {
   id: number;
-  parentId: number | null;
+  parentId?: number | null;
   kind: 'full' | 'incremental';
   bytes: number;
   records: number;
