@@ -1,7 +1,8 @@
 // @ts-check
 // Runs all tests: `cargo test --workspace --no-fail-fast` (native, rustup toolchain),
 // then every test/**/*.test.ts uvu suite under tsx, one process per file, against
-// the backend named by TEST_BACKEND (default: node), then the suites that are not
+// each Node backend (TEST_BACKEND=wasm, then TEST_BACKEND=native; a TEST_BACKEND set
+// in the environment runs that one only), then the suites that are not
 // *.node.test.ts in headless Chromium against the browser build
 // (scripts/browser-test.mjs; TEST_BACKEND=browser runs only those for `ts`).
 // Chromium is installed with apt-get where missing on Debian as root; elsewhere
@@ -18,8 +19,8 @@ import { rustupCargo } from './toolchain.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'ts', 'browser']);
-const env = { ...process.env, TEST_BACKEND: process.env.TEST_BACKEND || 'node' };
-if (env.TEST_BACKEND === 'browser' && parts.delete('ts')) parts.add('browser');
+const backends = process.env.TEST_BACKEND ? [process.env.TEST_BACKEND] : ['wasm', 'native'];
+if (backends[0] === 'browser' && parts.delete('ts')) parts.add('browser');
 let passed = 0;
 let failed = 0;
 
@@ -27,8 +28,8 @@ let failed = 0;
  * Runs a command, streaming its output through; resolves to its exit code and plain stdout.
  * @param {string} cmd @param {string[]} args @returns {Promise<{ code: number | null, out: string }>}
  */
-function tee(cmd, args) {
-  console.log(`$ ${[cmd, ...args].join(' ')}`);
+function tee(cmd, args, env = process.env) {
+  console.log(`$ ${env.TEST_BACKEND ? `TEST_BACKEND=${env.TEST_BACKEND} ` : ''}${[cmd, ...args].join(' ')}`);
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] });
     let out = '';
@@ -61,8 +62,11 @@ if (parts.has('ts')) {
   const dir = path.join(root, 'test');
   const suites = (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
     .map(String).filter((f) => f.endsWith('.test.ts')).sort();
-  for (const suite of suites) {
-    const { code, out } = await tee(process.execPath, ['--import', 'tsx', path.join('test', suite)]);
+  // Suites that choose their backends themselves say so (`@keystate-test once`): one run.
+  const once = (/** @type {string} */ s) => fs.readFileSync(path.join(dir, s), 'utf8').includes('@keystate-test once');
+  const runs = backends.filter((b) => b !== 'browser').flatMap((b, i) => suites.filter((s) => i === 0 || !once(s)).map((s) => [b, s]));
+  for (const [backend, suite] of runs) {
+    const { code, out } = await tee(process.execPath, ['--import', 'tsx', path.join('test', suite)], { ...process.env, TEST_BACKEND: backend });
     // uvu's summary: "Total: N / Passed: N / Skipped: N / Duration: ..."; no summary means it crashed.
     const total = Number(out.match(/Total:\s+(\d+)/)?.[1] ?? 0);
     const ok = Number(out.match(/Passed:\s+(\d+)/)?.[1] ?? 0);

@@ -2,7 +2,11 @@
  * The package under test, loaded through its public entry point for the
  * backend named by TEST_BACKEND (default `node`). Suites import keystate only
  * from here, so the same suites run against every backend:
- * - `node`: dist/index.js, the Node entry (the wasm read from disk);
+ * - `wasm`: dist/index.js, the Node entry, with KEYSTATE_BACKEND=wasm (the
+ *   wasm read from disk);
+ * - `native`: dist/index.js with KEYSTATE_BACKEND=native (the napi addon
+ *   built into dist/native/);
+ * - `node`: dist/index.js as a user gets it (native where it loads, else wasm);
  * - `browser`: dist/index.browser.js, the browser entry (the wasm fetched from
  *   its URL), in Chromium: scripts/browser-test.mjs bundles each suite with
  *   esbuild and runs it in a page.
@@ -18,8 +22,18 @@ const env = (globalThis as { process?: { env?: Record<string, string | undefined
 export const backendName: string =
   env?.TEST_BACKEND || (globalThis as { TEST_BACKEND?: string }).TEST_BACKEND || 'node';
 
+/** The Node entry, with the backend forced the way a user forces it. */
+function nodeEntry(force?: string): () => Promise<Api> {
+  return () => {
+    if (force !== undefined && env) env.KEYSTATE_BACKEND = force;
+    return import('../dist/index.js');
+  };
+}
+
 const loaders: Record<string, () => Promise<Api>> = {
-  node: () => import('../dist/index.js'),
+  node: nodeEntry(),
+  wasm: nodeEntry('wasm'),
+  native: nodeEntry('native'),
   browser: () => import('../dist/index.browser.js'),
 };
 
@@ -46,6 +60,7 @@ export const {
   BrokenChainError,
   StoreClosedError,
   WasmLoadError,
+  BackendLoadError,
   StorageError,
   OpfsStorage,
   IndexedDbStorage,
@@ -72,6 +87,7 @@ export type CorruptCheckpointError = Keystate.CorruptCheckpointError;
 export type BrokenChainError = Keystate.BrokenChainError;
 export type StoreClosedError = Keystate.StoreClosedError;
 export type WasmLoadError = Keystate.WasmLoadError;
+export type BackendLoadError = Keystate.BackendLoadError;
 export type StorageError = Keystate.StorageError;
 export type OpfsStorage = Keystate.OpfsStorage;
 export type IndexedDbStorage = Keystate.IndexedDbStorage;

@@ -1,6 +1,10 @@
 /**
- * Packaging, tested as users meet it: `npm pack`, the tarball installed into a
- * fresh project, and there
+ * Packaging, tested as users meet it: the published layout (`node build.mjs
+ * pack`: the main tarball naming the platform packages as optional
+ * dependencies, and the platform package built here), installed into fresh
+ * projects, and there
+ * - with the linux-x64 platform package, `keystate` runs the native addon;
+ *   with the main tarball alone (npm finds no platform package), wasm;
  * - Node ESM, CommonJS (require of ESM) and keystate/slim run the scenario of
  *   test/fixtures/packaging/scenario.mjs (create, states, snapshot,
  *   checkpoint, restore);
@@ -27,6 +31,7 @@ import * as assert from 'uvu/assert';
 import { build as viteBuild, createServer as viteServer } from 'vite';
 import { ensureChromium, launch, serve } from '../scripts/browser.mjs';
 
+// @keystate-test once: installs its own backends, so it runs once, not once per TEST_BACKEND.
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = path.join(root, 'test', 'fixtures', 'packaging');
 const bin = (name: string, ...rest: string[]) => path.join(root, 'node_modules', name, ...rest);
@@ -34,7 +39,9 @@ const EXPECTED = { ada: 100, grace: 1, adaSeen: ['visit-1', 'visit-2'], adaPrefs
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ks-packaging-'));
 const consumer = path.join(work, 'consumer');
+const wasmOnly = path.join(work, 'consumer-wasm');
 let tarball = '';
+let platformTarball: string | undefined;
 let packed: string[] = [];
 const chromium = ensureChromium();
 let browser: Awaited<ReturnType<typeof launch>> | undefined;
@@ -47,7 +54,7 @@ function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
   return String(r.stdout);
 }
 
-const node = (file: string) => JSON.parse(sh(process.execPath, [file], { cwd: consumer }).trim().split('\n').at(-1)!);
+const node = (file: string, cwd = consumer) => JSON.parse(sh(process.execPath, [file], { cwd }).trim().split('\n').at(-1)!);
 
 function checkScenario(r: Record<string, unknown>, what: string) {
   assert.equal(r.live, EXPECTED, `${what}: live store`);
@@ -65,13 +72,23 @@ const readmeBlocks = [...fs.readFileSync(path.join(root, 'README.md'), 'utf8').m
 const Pkg = suite('packaging');
 
 Pkg.before(() => {
-  const out = sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: root });
-  const info = JSON.parse(out.slice(out.indexOf('[')))[0];
-  tarball = path.join(work, info.filename);
-  packed = info.files.map((f: { path: string }) => f.path);
-  fs.mkdirSync(consumer);
-  fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  sh('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: consumer });
+  const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+  sh(process.execPath, [path.join(root, 'build.mjs'), 'pack'], { cwd: root });
+  const packDir = path.join(root, 'dist', 'pack');
+  tarball = path.join(work, `keystate-${version}.tgz`);
+  fs.copyFileSync(path.join(packDir, `keystate-${version}.tgz`), tarball);
+  const platform = fs.readdirSync(packDir).find((f) => f.startsWith('keystate-linux-x64-gnu-'));
+  if (platform) fs.copyFileSync(path.join(packDir, platform), (platformTarball = path.join(work, platform)));
+  packed = sh('tar', ['-tzf', tarball]).trim().split('\n').map((f) => f.replace(/^package\//, ''));
+  for (const dir of [consumer, wasmOnly]) {
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  }
+  // As npm installs keystate on a linux-x64 machine (the platform package from the registry, here
+  // from its tarball), and where no platform package exists (npm skips the optional dependency).
+  sh('npm', ['install', tarball, ...(platformTarball ? [platformTarball] : []), '--no-audit', '--no-fund', '--prefer-offline'], { cwd: consumer });
+  sh('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: wasmOnly });
+  fs.cpSync(fixtures, wasmOnly, { recursive: true });
   fs.cpSync(fixtures, consumer, { recursive: true });
   readmeBlocks.forEach((code, i) => fs.writeFileSync(path.join(consumer, `readme-${i}.ts`),
     `${code}\nexport {};\n(globalThis as { keystateReadmeDone?: boolean }).keystateReadmeDone = true;\n`));
@@ -95,6 +112,9 @@ Pkg('the tarball holds dist/ with the wasm, and nothing else', () => {
   const extra = packed.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md'].includes(f) && !/^LICEN[SC]E/.test(f));
   assert.equal(extra, [], 'only dist/, package.json, README and licences');
   assert.equal(packed.filter((f) => f.startsWith('dist/wasm/') && f.endsWith('.d.ts')), [], 'no declarations of the glue');
+  assert.equal(packed.filter((f) => f.endsWith('.node') || /^dist\/(native|npm|pack)\//.test(f)), [], 'no addon: that is the platform packages\' job');
+  const pkg = JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', 'keystate', 'package.json'), 'utf8'));
+  assert.ok(Object.keys(pkg.optionalDependencies ?? {}).includes('keystate-linux-x64-gnu'), 'the platform packages are optional dependencies');
   const wasm = fs.readFileSync(path.join(consumer, 'node_modules', 'keystate', 'dist', 'wasm', 'keystate_wasm_bg.wasm'));
   const gzip = zlib.gzipSync(wasm, { level: 9 }).length;
   const brotli = zlib.brotliCompressSync(wasm, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
@@ -112,11 +132,24 @@ Pkg('arethetypeswrong: types resolve for Node ESM and for bundlers', () => {
     '--exclude-entrypoints', 'keystate.wasm', '--no-definitely-typed', '--format', 'ascii']);
 });
 
-Pkg('Node ESM: the scenario through `keystate`', () => {
+Pkg('Node ESM: the scenario through `keystate`, on the native addon of the platform package', () => {
+  if (!platformTarball) {
+    console.log(`  (no linux-x64-gnu addon was built here: ${process.platform}-${process.arch})`);
+  } else {
+    assert.ok(fs.existsSync(path.join(consumer, 'node_modules', 'keystate-linux-x64-gnu', 'keystate.linux-x64-gnu.node')));
+  }
   const r = node('node-esm.mjs');
   checkScenario(r, 'ESM');
+  assert.is(r.backend, platformTarball ? 'native' : 'wasm', 'the backend that runs');
   assert.is(r.directoryStorage, 'function', 'the Node entry has DirectoryStorage');
   assert.is(r.browserStorage, 'true STORAGE_UNAVAILABLE', 'and the browser storages, which say why they cannot open');
+});
+
+Pkg('Node ESM without a platform package: the same scenario on wasm', () => {
+  assert.not.ok(fs.existsSync(path.join(wasmOnly, 'node_modules', 'keystate-linux-x64-gnu')), 'npm found no platform package');
+  const r = node('node-esm.mjs', wasmOnly);
+  checkScenario(r, 'ESM, wasm');
+  assert.is(r.backend, 'wasm');
 });
 
 Pkg('Node CommonJS: require("keystate") loads the ESM build', () => {
