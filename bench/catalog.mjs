@@ -5,12 +5,18 @@
 
 /**
  * @typedef {{ keystate: number, baseline: number, ratio: number, unit: string, baselineName: string, [k: string]: number | string }} Result
- * @typedef {{ text: string, met: (r: Result) => boolean }} Target
- * @typedef {{ name: string, label: string, module: string, target: Target | null, how: string, optional?: boolean }} Case
+ * @typedef {{ text: string, met: (r: Result, wasm?: Result) => boolean }} Target
+ * @typedef {{ name: string, label: string, module: string, target: Target | null, native?: Target | null, how: string, optional?: boolean }} Case
+ *
+ * `target` is the wasm backend's (issues 4 and 9), `native` the native backend's where it differs
+ * (issue 9); a native target may compare with the wasm row of the same run (`wasm`).
  */
 
 /** @param {number} min @param {string} text @returns {Target} */
 const atLeast = (min, text) => ({ text, met: (r) => r.ratio >= min });
+
+/** Native at least as good as wasm in the same run (higher keystate is better). @returns {Target} */
+const asWasm = () => ({ text: '≥ wasm', met: (r, w) => w !== undefined && r.keystate >= w.keystate });
 
 const KEYS = '1,000,000 keys `user-000000`..`user-999999` (100,000 with `--quick`)';
 
@@ -21,6 +27,7 @@ export const cases = [
     label: 'get a number',
     module: './cases/values.mjs',
     target: atLeast(0.5, '≥ 0.5'),
+    native: asWasm(),
     how: `${KEYS} in a \`valueState<number>\` and in a \`Map<string, number>\`; one pass of \`get(key)\` over all keys in a seeded random order, summing the values (the sums must agree). ops/s = keys / time.`,
   },
   {
@@ -28,6 +35,7 @@ export const cases = [
     label: 'set a number',
     module: './cases/values.mjs',
     target: atLeast(0.5, '≥ 0.5'),
+    native: asWasm(),
     how: 'The same store and Map; one pass of `set(key, n)` over all keys in random order, overwriting every entry with a new number (the steady state of a keyed aggregate).',
   },
   {
@@ -35,6 +43,7 @@ export const cases = [
     label: 'get an object (cbor)',
     module: './cases/values.mjs',
     target: atLeast(0.25, '≥ 0.25'),
+    native: asWasm(),
     how: 'Values `{ id, name, score, active }` in a `valueState` with the default `cbor` codec, against a `Map<string, object>`; every `get` decodes a fresh object in keystate and returns the stored one from the Map.',
   },
   {
@@ -42,6 +51,7 @@ export const cases = [
     label: 'set an object (cbor)',
     module: './cases/values.mjs',
     target: atLeast(0.25, '≥ 0.25'),
+    native: asWasm(),
     how: 'As above with `set`: both sides build a fresh object per write; keystate encodes it with cbor-x. The Map\'s time includes collecting the objects it replaces (they die in the old generation); keystate\'s objects die young.',
   },
   {
@@ -86,6 +96,7 @@ export const cases = [
     label: 'restore a full checkpoint',
     module: './cases/checkpoints.mjs',
     target: null,
+    native: atLeast(8, '≥ 8'),
     how: '`StateStore.restore([bytes])` of a full checkpoint held in memory (every byte verified) against `v8.deserialize` of the serialized Map. The restored store is checked and closed.',
   },
   {
@@ -93,7 +104,8 @@ export const cases = [
     label: 'memory per entry',
     module: './cases/memory.mjs',
     target: atLeast(2.5, '≥ 2.5 (≤ 0.4× the Map)'),
-    how: 'keystate: `memory().liveBytes` (records and indexes) plus the JS heap growth after `gc()`, per entry; `wasm_growth_bytes_per_entry` is the wasm memory the first store grew by. Map: `heapUsed` growth after `gc()`, with the Map alive. Keys are built inside both fill loops, so the Map pays for its key strings, values are small integers.',
+    native: { text: '≤ wasm bytes', met: (r, w) => w !== undefined && r.keystate <= w.keystate },
+    how: 'keystate: `memory().liveBytes` (records and indexes) plus the JS heap growth after `gc()`, per entry; `backend_growth_bytes_per_entry` is what the backend\'s memory grew by for the first store (wasm: its linear memory; native: the addon\'s heap). Map: `heapUsed` growth after `gc()`, with the Map alive. Keys are built inside both fill loops, so the Map pays for its key strings, values are small integers.',
   },
   {
     name: 'write_p99_during_export',
@@ -115,6 +127,28 @@ export const cases = [
     module: './cases/checkpoints.mjs',
     target: null,
     how: 'Full-export MB/s (as in checkpoint_full_1m) against copying the same number of bytes with `Uint8Array.prototype.set` in 64 KiB chunks: the floor any export pays to move its bytes.',
+  },
+  {
+    name: 'checkpointing_writer_1m',
+    label: 'writer under periodic checkpoints',
+    module: './cases/eventloop.mjs',
+    target: null,
+    native: { text: 'gap ≤ 1.2× none, throughput ≥ 0.9×', met: (r) => r.ratio >= 1 / 1.2 && Number(r.throughput_ratio) >= 0.9 },
+    how: 'Issue 9\'s scenario: a writer doing 5,000 writes of existing keys every 5 ms (setTimeout) for 8 s (`--quick`: 2 s), with `enableCheckpointing({ intervalMs: 1000, incremental: true })` to a `DirectoryStorage` in a temp directory, against the same writer with no checkpointing. keystate / baseline = the worst gap between two ticks (ms), ratio = none / with; `throughput_ratio` = ticks done with / without. Three repetitions.',
+  },
+  {
+    name: 'export_stall_1m',
+    label: 'event-loop stall during an export',
+    module: './cases/eventloop.mjs',
+    target: { text: '≤ 10 ms', met: (r) => r.keystate <= 10 },
+    how: 'The longest time a 1 ms `setInterval` did not run while `await cp.bytes()` and then a `for await` over `cp.stream()` drained a full checkpoint (the worse of the two; `for_await_stall_ms` beside), against the stall of one `v8.serialize(map)`. ratio = baseline / keystate.',
+  },
+  {
+    name: 'empty_call',
+    label: 'one empty call into the backend',
+    module: './cases/eventloop.mjs',
+    target: null,
+    how: 'A loop of 10,000,000 (`--quick`: 1,000,000) calls of the store\'s `ping`, a core call that does nothing (wasm: an exported method; native: a hot N-API function, reading its status from the result slots as every hot call does), against the same loop over a JS object\'s method: what crossing into the backend costs, per call. ratio = baseline / keystate.',
   },
 ];
 

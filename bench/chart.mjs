@@ -1,7 +1,7 @@
 // @ts-check
 // The memory profile as a hand-written SVG: one panel per run (keystate
 // above, the Map below) on the same scales, so heights compare directly.
-// Lines for RSS, JS heap and wasm memory; phases shaded; checkpoints as bars
+// Lines for RSS, JS heap and keystate's backend memory (wasm memory or the native addon's heap); phases shaded; checkpoints as bars
 // along the bottom, as long as each took.
 
 /** @typedef {{ name: string, start: number, end: number }} Phase */
@@ -17,7 +17,7 @@ const PANELS_TOP = [136, 426];
 const SERIES = [
   { col: 4, name: 'RSS', color: '#6b6b6b', width: 1.5 },
   { col: 1, name: 'JS heap (heapUsed)', color: '#1f5fbf', width: 2 },
-  { col: 2, name: 'wasm memory', color: '#e07000', width: 2 },
+  { col: 2, name: 'keystate backend memory', color: '#e07000', width: 2 },
 ];
 const MB = 1e6;
 
@@ -74,7 +74,7 @@ function panel(run, title, top, xMax, yMax) {
   for (const c of run.checkpoints) {
     out.push(el('rect', { x: x(c.t / 1000), y: top + PANEL_H - 7, width: Math.max(2, x((c.t + c.ms) / 1000) - x(c.t / 1000)), height: 6, fill: '#2a9d3a' }));
   }
-  // The series; wasm memory only where there is any.
+  // The series; backend memory only where there is any.
   for (const s of SERIES) {
     if (!run.samples.some((r) => r[s.col] > 0)) continue;
     const pts = run.samples.map((r) => `${fmt(x(r[0] / 1000))},${fmt(y(r[s.col] / MB))}`).join(' ');
@@ -86,7 +86,7 @@ function panel(run, title, top, xMax, yMax) {
   const facts = [
     `peak RSS ${fmt(peak(4))} MB`,
     `peak JS heap ${fmt(peak(1))} MB`,
-    ...(peak(2) > 0 ? [`wasm ${fmt(peak(2))} MB (snapshot pinned ≤ ${fmt(peak(3))} MB)`] : []),
+    ...(peak(2) > 0 ? [`backend ${fmt(peak(2))} MB (snapshot pinned ≤ ${fmt(peak(3))} MB)`] : []),
     `checkpoints ${Math.round(Math.min(...cpMs))}-${Math.round(Math.max(...cpMs))} ms`,
     `longest event-loop stall ${Math.round(run.longestStallMs)} ms`,
   ].join('  ·  ');

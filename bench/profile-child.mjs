@@ -1,7 +1,7 @@
 // @ts-check
 // One run of the memory profile workload (spawned by profile.mjs): with
 // keystate, or with a Map checkpointed by v8.serialize. Samples JS heap,
-// wasm memory (and what snapshots pin of it) and RSS every SAMPLE_MS while it works; prints the run as one
+// backend memory (wasm's linear memory or the native addon's heap; and what snapshots pin of it) and RSS every SAMPLE_MS while it works; prints the run as one
 // JSON line on stdout.
 // Usage: node bench/profile-child.mjs keystate|map DIR [--quick]
 //
@@ -25,7 +25,7 @@ export function params(/** @type {boolean} */ quick) {
     : { entries: 1_000_000, batch: 10_000, cycles: [4, 4, 4], intervalMs: 500, ticks: 10, writesPct: 5 };
 }
 
-/** @typedef {{ write(key: string, i: number, round: number): void, checkpoint(): Promise<{ bytes: number, kind: string }>, hold(): void, drop(): void, wasmAndPinned(): [number, number], close(): Promise<void> }} Side */
+/** @typedef {{ write(key: string, i: number, round: number): void, checkpoint(): Promise<{ bytes: number, kind: string }>, hold(): void, drop(): void, backendAndPinned(): [number, number], close(): Promise<void> }} Side */
 
 /** keystate: a cbor value state, incremental checkpoints to a DirectoryStorage. */
 async function keystateSide(/** @type {string} */ dir) {
@@ -46,10 +46,11 @@ async function keystateSide(/** @type {string} */ dir) {
       snap?.release();
       snap = null;
     },
-    wasmAndPinned: () => {
+    backendAndPinned: () => {
       const m = store.memory();
-      return [m.wasmMemoryBytes, m.pinnedBytes];
+      return [m.backendBytes, m.pinnedBytes];
     },
+    backend: store.backend,
     close: async () => store.close(),
   };
   return side;
@@ -79,7 +80,7 @@ function mapSide(/** @type {string} */ dir) {
     },
     hold: () => void (clone = structuredClone(map)),
     drop: () => void (clone = null),
-    wasmAndPinned: () => [0, 0],
+    backendAndPinned: () => [0, 0],
     close: async () => map.clear(),
   };
   return side;
@@ -94,7 +95,7 @@ export async function profile(/** @type {'keystate' | 'map'} */ which, /** @type
   /** @type {number[][]} */ const samples = [];
   const sample = () => {
     const m = process.memoryUsage();
-    samples.push([now(), m.heapUsed, ...side.wasmAndPinned(), m.rss]);
+    samples.push([now(), m.heapUsed, ...side.backendAndPinned(), m.rss]);
   };
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
@@ -157,7 +158,7 @@ export async function profile(/** @type {'keystate' | 'map'} */ which, /** @type
     which,
     entries: n,
     durationMs: now(),
-    columns: ['t_ms', 'heapUsed', 'wasmMemory', 'pinnedBytes', 'rss'],
+    columns: ['t_ms', 'heapUsed', 'backendMemory', 'pinnedBytes', 'rss'],
     samples,
     phases,
     checkpoints,

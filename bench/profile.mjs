@@ -59,7 +59,7 @@ const mb = (/** @type {number} */ b) => `${(b / 1e6).toFixed(1)} MB`;
 function summary(/** @type {any} */ r) {
   const peak = (/** @type {number} */ col) => Math.max(...r.samples.map((/** @type {number[]} */ s) => s[col]));
   const cps = r.checkpoints.map((/** @type {{ ms: number }} */ c) => c.ms);
-  return `${r.which.padEnd(9)} ${(r.durationMs / 1000).toFixed(1)} s, ${r.samples.length} samples; peak RSS ${mb(peak(4))}, JS heap ${mb(peak(1))}, wasm ${mb(peak(2))} (pinned ${mb(peak(3))}); ${cps.length} checkpoints ${Math.round(Math.min(...cps))}-${Math.round(Math.max(...cps))} ms; longest event-loop stall ${Math.round(r.longestStallMs)} ms`;
+  return `${r.which.padEnd(9)} ${(r.durationMs / 1000).toFixed(1)} s, ${r.samples.length} samples; peak RSS ${mb(peak(4))}, JS heap ${mb(peak(1))}, backend ${mb(peak(2))} (pinned ${mb(peak(3))}); ${cps.length} checkpoints ${Math.round(Math.min(...cps))}-${Math.round(Math.max(...cps))} ms; longest event-loop stall ${Math.round(r.longestStallMs)} ms`;
 }
 
 const p = params(quick);

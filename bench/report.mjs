@@ -27,24 +27,39 @@ export function ratio(/** @type {number} */ x) {
 /** Markdown table text: `<` would open an HTML tag (Map<string, number>). */
 const md = (/** @type {string} */ s) => s.replace(/</g, '&lt;').replace(/\|/g, '\\|');
 
-/** The target column: text and whether it is met ('' when the issue sets none). */
-function target(/** @type {string} */ name, /** @type {Result} */ r) {
-  const t = cases.find((c) => c.name === name)?.target;
-  return t ? { text: t.text, met: t.met(r) ? 'yes' : 'no' } : { text: '—', met: '' };
+/**
+ * The target column of a row: text and whether it is met ('' when the issues set none). A native
+ * row takes the case's native target where it has one (which may compare with `wasm`, the wasm row
+ * of the same run), else the wasm one.
+ */
+function target(/** @type {string} */ name, /** @type {string} */ backend, /** @type {Result} */ r, /** @type {Result | undefined} */ wasm) {
+  const c = cases.find((x) => x.name === name);
+  const t = backend === 'native' && c?.native !== undefined ? c.native : c?.target;
+  return t ? { text: t.text, met: t.met(r, wasm) ? 'yes' : 'no' } : { text: '—', met: '' };
 }
 
-const COLS = [28, 10, 10, 12, 12, 6];
+const COLS = [28, 7, 10, 10, 12, 12, 6];
 
 /** The terminal table's header. */
 export function header() {
-  const h = ['case', 'keystate', 'baseline', 'unit', 'ratio', 'met?'];
+  const h = ['case', 'backend', 'keystate', 'baseline', 'unit', 'ratio', 'met?'];
   return `${h.map((x, i) => x.padEnd(COLS[i])).join(' ')}\n${'-'.repeat(COLS.reduce((a, b) => a + b + 1, 0))}`;
 }
 
-/** One terminal row, printed as soon as a case is done. */
-export function row(/** @type {string} */ name, /** @type {Result} */ r) {
-  const cells = [name, num(r.keystate), num(r.baseline), r.unit, ratio(r.ratio), target(name, r).met || '-'];
+/** One terminal row, printed as soon as a case is done on a backend. */
+export function row(/** @type {string} */ name, /** @type {string} */ backend, /** @type {Result} */ r, /** @type {Result | undefined} */ wasm) {
+  const cells = [name, backend, num(r.keystate), num(r.baseline), r.unit, ratio(r.ratio), target(name, backend, r, wasm).met || '-'];
   return cells.map((x, i) => x.padEnd(COLS[i])).join(' ');
+}
+
+/** @typedef {{ env: Env, results: Record<string, Record<string, Result>> }} Doc */
+
+/** Every (case, backend, result, wasm result) of a run, case by case in catalog order. */
+function rowsOf(/** @type {Doc} */ doc) {
+  const backends = Object.keys(doc.results);
+  return cases.flatMap((c) =>
+    backends.filter((b) => doc.results[b][c.name]).map((b) => ({ name: c.name, backend: b, r: doc.results[b][c.name], wasm: doc.results.wasm?.[c.name] })),
+  );
 }
 
 /** Extra fields of a result, for the "how it is measured" section. */
@@ -69,39 +84,41 @@ function withUnit(/** @type {number} */ x, /** @type {string} */ unit) {
 }
 
 /**
- * The README's table of the main ratios (every case but the memcpy floor).
- * @param {{ env: Env, results: Record<string, Result> }} doc
+ * The README's table of the main ratios (every case but the memcpy floor), a row per backend.
+ * @param {Doc} doc
  */
 export function readmeTable(doc) {
-  const rows = Object.entries(doc.results)
-    .filter(([n]) => n !== 'export_vs_memcpy')
-    .map(([n, r]) => {
-      const c = cases.find((x) => x.name === n);
-      const t = target(n, r);
-      return `| ${c?.label ?? n} | ${withUnit(r.keystate, r.unit)} | ${withUnit(r.baseline, r.unit)} (${md(r.baselineName)}) | **${ratio(r.ratio)}** | ${t.text === '—' ? '' : `${t.text} ${t.met === 'yes' ? '✓' : '✗'}`} |`;
+  const rows = rowsOf(doc)
+    .filter(({ name }) => name !== 'export_vs_memcpy')
+    .map(({ name, backend, r, wasm }) => {
+      const c = cases.find((x) => x.name === name);
+      const t = target(name, backend, r, wasm);
+      return `| ${c?.label ?? name} | ${backend} | ${withUnit(r.keystate, r.unit)} | ${withUnit(r.baseline, r.unit)} (${md(r.baselineName)}) | **${ratio(r.ratio)}** | ${t.text === '—' ? '' : `${t.text} ${t.met === 'yes' ? '✓' : '✗'}`} |`;
     });
   return [
-    `| 1M keys | keystate | plain JS | ratio | target (issue 4) |`,
-    '|---|---:|---:|---:|---|',
+    `| 1M keys | backend | keystate | plain JS | ratio | target (issues 4, 9) |`,
+    '|---|---|---:|---:|---:|---|',
     ...rows,
   ].join('\n');
 }
 
 /**
  * docs/BENCHMARKS.md from a full run.
- * @param {{ env: Env, results: Record<string, Result> }} doc @param {{ commit: string, seconds: number }} meta
+ * @param {Doc} doc @param {{ commit: string, seconds: number }} meta
  */
 export function markdown(doc, meta) {
-  const { env, results } = doc;
-  const names = Object.keys(results);
-  const met = names.filter((n) => target(n, results[n]).met === 'yes').length;
-  const withTarget = names.filter((n) => target(n, results[n]).met !== '').length;
+  const { env } = doc;
+  const rows = rowsOf(doc);
+  const met = rows.filter((x) => target(x.name, x.backend, x.r, x.wasm).met === 'yes').length;
+  const withTarget = rows.filter((x) => target(x.name, x.backend, x.r, x.wasm).met !== '').length;
+  const names = [...new Set(rows.map((x) => x.name))];
   const lines = [
     '# Benchmarks',
     '',
     '<!-- Generated by `npm run bench` (bench/run.mjs) from bench/results.json: edits are overwritten. -->',
     '',
-    `keystate ${env.keystateVersion}${meta.commit ? ` (${meta.commit})` : ''} against plain JavaScript baselines, measured in the same process on the same data.`,
+    `keystate ${env.keystateVersion}${meta.commit ? ` (${meta.commit})` : ''} against plain JavaScript baselines, measured in the same process on the same data,`,
+    `on each Node backend (${Object.keys(doc.results).join(', ')}) in the same run.`,
     `Every ratio reads **higher is better for keystate** (times and bytes: baseline / keystate; rates: keystate / baseline).`,
     `${met} of ${withTarget} targets met.`,
     '',
@@ -109,27 +126,31 @@ export function markdown(doc, meta) {
     `- Date: ${env.date}`,
     `- Machine: ${env.cpu}, ${env.cores} cores, ${gib(env.memory)}, ${env.os}`,
     `- Node ${env.node}, V8 ${env.v8}; wasm ${env.wasmBytes.toLocaleString('en-US')} bytes`,
-    '- Each case runs in its own process; keystate and its baseline alternate (A B A B ...) after a warm-up round,',
-    '  with a full GC before each measurement, and the median is reported. The machine is shared: expect noise of 10-20%.',
+    '- Each case runs in its own process per backend (`KEYSTATE_BACKEND`); keystate and its baseline alternate (A B A B ...)',
+    '  after a warm-up round, with a full GC before each measurement, and the median is reported. The machine is shared:',
+    '  expect noise of 10-20%.',
     '',
-    '| case | keystate | baseline | unit | ratio | target | met? | baseline is |',
-    '|---|---:|---:|---|---:|---|---|---|',
-    ...names.map((n) => {
-      const r = results[n];
-      const t = target(n, r);
-      return `| ${n} | ${num(r.keystate)} | ${num(r.baseline)} | ${r.unit} | ${ratio(r.ratio)} | ${t.text} | ${t.met} | ${md(r.baselineName)} |`;
+    '| case | backend | keystate | baseline | unit | ratio | target | met? | baseline is |',
+    '|---|---|---:|---:|---|---:|---|---|---|',
+    ...rows.map(({ name, backend, r, wasm }) => {
+      const t = target(name, backend, r, wasm);
+      return `| ${name} | ${backend} | ${num(r.keystate)} | ${num(r.baseline)} | ${r.unit} | ${ratio(r.ratio)} | ${t.text} | ${t.met} | ${md(r.baselineName)} |`;
     }),
     '',
-    'Targets are those of issue 4: numbers get/set ≥ 0.5× a Map, objects ≥ 0.25×, a snapshot ≥ 1000× faster than',
+    'Targets are those of issue 4 (wasm): numbers get/set ≥ 0.5× a Map, objects ≥ 0.25×, a snapshot ≥ 1000× faster than',
     'structuredClone, a full export ≥ 3× v8.serialize, an incremental checkpoint of 1% of the keys ≤ 2% of the bytes',
     'and ≤ 5% of the time of a full one, ≤ 0.4× the Map\'s bytes per entry, write p99 during an export ≤ 1.5× without,',
-    'pinned bytes ≤ 1.2× the bytes rewritten under a snapshot.',
+    'pinned bytes ≤ 1.2× the bytes rewritten under a snapshot; and of issue 9: on wasm an event-loop stall ≤ 10 ms while an',
+    'export is drained; on native a full export ≥ 3× v8.serialize, a restore ≥ 8× v8.deserialize, get/set at least the',
+    'wasm backend\'s, bytes per entry no more than wasm\'s, and under periodic checkpointing the writer\'s worst gap ≤ 1.2×',
+    'and its throughput ≥ 0.9× those with none.',
     '',
     '## How it is measured',
     '',
     ...names.flatMap((n) => {
       const c = cases.find((x) => x.name === n);
-      return [`### ${n}`, '', c?.how ?? '', '', `Also measured: ${extras(results[n])}.`, ''];
+      const also = rows.filter((x) => x.name === n).map((x) => `${x.backend}: ${extras(x.r)}`);
+      return [`### ${n}`, '', c?.how ?? '', '', ...also.map((a) => `Also measured on ${a}.`), ''];
     }),
   ];
   return `${lines.join('\n')}`;

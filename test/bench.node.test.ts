@@ -1,9 +1,11 @@
 /**
  * Smoke test of the benchmarks and the memory profile: both run in their
  * short form (--quick) into a temp directory (never docs/ or bench/), and
- * their output has the promised shape. No timing is asserted: the numbers
- * depend on the machine.
+ * their output has the promised shape: a row per case per backend (wasm,
+ * and native where it loads). No timing is asserted: the numbers depend on
+ * the machine.
  */
+// @keystate-test once: the benchmarks run every backend themselves.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,10 +38,12 @@ Bench('run.mjs writes every case with finite numbers, into --out only', () => {
     assert.ok(k in doc.env, `env.${k}`);
   }
   assert.is(doc.env.quick, true);
-  for (const c of cases as { name: string; optional?: boolean }[]) {
-    const r = doc.results[c.name];
+  assert.ok(doc.results.wasm, 'wasm rows');
+  assert.ok(doc.results.native, 'native rows (the addon is built before the tests)');
+  for (const [backend, c] of Object.keys(doc.results).flatMap((b) => (cases as { name: string; optional?: boolean }[]).map((c) => [b, c] as const))) {
+    const r = doc.results[backend][c.name];
     if (c.optional && r === undefined) continue; // the build may lack what an optional case needs
-    assert.ok(r, `result for ${c.name}`);
+    assert.ok(r, `result for ${c.name} on ${backend}`);
     for (const k of ['keystate', 'baseline', 'ratio']) {
       assert.type(r[k], 'number', `${c.name}.${k}`);
       assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${c.name}.${k} = ${r[k]}`);
@@ -50,7 +54,9 @@ Bench('run.mjs writes every case with finite numbers, into --out only', () => {
       if (typeof v === 'number') assert.ok(Number.isFinite(v), `${c.name}.${k} = ${v}`);
     }
   }
-  assert.is(doc.results.snapshot_pinned_10pct.pinned_bytes_after_release, 0, 'a released snapshot pins nothing');
+  for (const b of Object.keys(doc.results)) {
+    assert.is(doc.results[b].snapshot_pinned_10pct.pinned_bytes_after_release, 0, `${b}: a released snapshot pins nothing`);
+  }
 });
 
 Bench('profile.mjs draws an SVG and keeps the samples, into --out only', () => {

@@ -22,14 +22,14 @@ async function keystateBytes(/** @type {number} */ n) {
   const v = store.valueState('count', { codec: 'number' });
   gc();
   const h0 = heap();
-  const w0 = store.memory().wasmMemoryBytes;
+  const w0 = store.memory().backendBytes;
   for (let i = 0; i < n; i++) v.set(keyOf(i), i);
   gc();
   const jsHeap = heap() - h0;
   const m = store.memory();
   same(m.entries, n, 'entries');
   store.close(); // its memory is reused by the next repetition
-  return { perEntry: (m.liveBytes + Math.max(0, jsHeap)) / n, live: m.liveBytes, jsHeap, wasmGrowth: m.wasmMemoryBytes - w0, arena: m.arenaBytes };
+  return { perEntry: (m.liveBytes + Math.max(0, jsHeap)) / n, live: m.liveBytes, jsHeap, growth: m.backendBytes - w0, arena: m.arenaBytes };
 }
 
 /** The Map: heapUsed growth after a full GC, with the Map still alive. */
@@ -62,8 +62,8 @@ export async function memory_per_entry_1m(/** @type {Ctx} */ { n, reps }) {
     baselineName: 'Map<string, number> in the JS heap',
     live_bytes: median(ks.map((k) => k.live)),
     js_heap_delta_bytes: median(ks.map((k) => k.jsHeap)),
-    // Only the first store grows the wasm memory: later ones reuse what it freed.
-    wasm_growth_bytes_per_entry: ks[0].wasmGrowth / n,
+    // Only the first store grows the backend's memory: later ones reuse what it freed.
+    backend_growth_bytes_per_entry: ks[0].growth / n,
     arena_bytes: median(ks.map((k) => k.arena)),
     entries: n,
   };

@@ -32,6 +32,8 @@ export interface CoreStore {
   /** Offset of the four u32 result slots in the result buffer (fixed for the store's life). */
   resultPtr(): number;
   lastError(): unknown;
+  /** Does nothing: what one call into the backend costs (the benchmarks). */
+  ping(): number;
   registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string): number;
   states(): CoreStateInfo[];
   maxParallelism(): number;

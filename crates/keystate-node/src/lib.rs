@@ -1,6 +1,7 @@
 //! napi-rs addon of keystate-core for Node (the `native` backend). Translates
-//! only: exports (store.rs, restore.rs), conversions (conv.rs), errors
-//! (error.rs), and the buffers it shares with JavaScript (buffers.rs). All
+//! only: exports (store.rs, restore.rs, and the hot calls as plain N-API
+//! functions, hot.rs), conversions (conv.rs), errors (error.rs), and the
+//! buffers it shares with JavaScript (buffers.rs). All
 //! logic lives in keystate-core; the hot-path layout is its wire protocol.
 //!
 //! What the wasm build cannot do, this one does: checkpoints are exported
@@ -15,6 +16,7 @@ use napi_derive::napi;
 mod buffers;
 mod conv;
 mod error;
+mod hot;
 mod restore;
 mod store;
 

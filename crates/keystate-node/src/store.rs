@@ -1,18 +1,18 @@
-//! `NativeStore`: the store's exports. As in the wasm binding, hot-path
-//! methods take their byte arguments from the store's argument buffer and
-//! return an i32 status (the core's wire protocol, `keystate_core::wire`);
-//! here the buffers are `ArrayBuffer`s this addon shares with JavaScript
-//! (`crate::buffers`), and a value is copied into the result buffer (after
-//! the four u32 result slots at its start) instead of read in place.
+//! `NativeStore`: the store's exports. The hot calls (the core's wire
+//! protocol) are plain N-API functions over the store's [`Core`], made once
+//! per store by `hotFunctions` (see `crate::hot`); here are the rest, as
+//! napi-rs methods: buffers, states, snapshots, memory, checkpoints.
 //!
 //! Checkpoint bytes are produced on a libuv worker thread (`exportJob`, then
 //! `NativeExport.pull`, an `AsyncTask`) from the checkpoint's frozen view
 //! while JavaScript keeps writing to the store (see keystate_core's export
 //! module).
 
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use keystate_core::wire::{Reply, Wire};
+use keystate_core::wire::Wire;
 use keystate_core::{Error, ExportJob, KeyGroupRange, Policy, Progress, StateDescriptor, StateKind, Store, StoreConfig};
 use napi::bindgen_prelude::{AsyncTask, Buffer, ObjectFinalize, Unknown};
 use napi::{Env, Task};
@@ -21,9 +21,8 @@ use napi_derive::napi;
 use crate::buffers::Shared;
 use crate::conv::{CoreBase, CoreCheckpointInfo, CoreMemory, CoreProgress, CoreStateInfo};
 use crate::error::{js, napi_failed, to_js, ErrorInfo, Result};
+use crate::hot::{self, Core, SCRATCH_AT, SLOTS};
 
-/// Bytes before the values in the result buffer: the four u32 result slots.
-const SLOTS: usize = 16;
 /// Result buffer bytes kept after a large result was handed out.
 const RESULT_KEEP: usize = 64 * 1024;
 
@@ -34,80 +33,26 @@ fn closed() -> Error {
 #[napi(custom_finalize)]
 #[derive(Debug)]
 pub struct NativeStore {
-    inner: Option<Store>,
-    wire: Wire,
-    /// The scratch: arguments written by JavaScript.
-    args: Shared,
-    /// Result slots ([0] offset, [1] length), then the value or listing.
-    res: Shared,
+    /// Shared with the store's hot functions (each holds a count).
+    core: Rc<RefCell<Core>>,
 }
 
 impl NativeStore {
     pub(crate) fn wrap(env: &Env, inner: Store) -> Result<NativeStore> {
-        let args = Shared::new(env, 1024).map_err(napi_failed)?;
+        let args = Shared::new(env, SCRATCH_AT + 1024).map_err(napi_failed)?;
         let res = Shared::new(env, 4096).map_err(napi_failed)?;
-        Ok(NativeStore { inner: Some(inner), wire: Wire::new(), args, res })
+        Ok(NativeStore { core: Rc::new(RefCell::new(Core { store: Some(inner), wire: Wire::new(), args, res })) })
     }
 
-    fn store(&self) -> Result<&Store> {
-        self.inner.as_ref().ok_or_else(|| to_js(&closed()))
+    fn core(&self) -> RefMut<'_, Core> {
+        // Hot functions and these methods never run while another one does (no call runs JavaScript).
+        self.core.borrow_mut()
     }
 
-    fn store_mut(&mut self) -> Result<&mut Store> {
-        self.inner.as_mut().ok_or_else(|| to_js(&closed()))
+    fn with<T>(&self, f: impl FnOnce(&mut Store) -> keystate_core::Result<T>) -> Result<T> {
+        let mut c = self.core();
+        js(c.store.as_mut().ok_or_else(closed).and_then(f))
     }
-
-    /// Copies `bytes` into the result buffer after the slots (growing it,
-    /// which detaches the old one) and points the slots at them.
-    fn place_bytes(res: &mut Shared, env: &Env, bytes: &[u8]) -> napi::Result<()> {
-        let need = SLOTS + bytes.len();
-        if need > res.len() {
-            res.replace(env, need.next_power_of_two(), 0)?;
-        }
-        let b = res.bytes_mut();
-        b[SLOTS..need].copy_from_slice(bytes);
-        b[0..4].copy_from_slice(&(SLOTS as u32).to_le_bytes());
-        b[4..8].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-        Ok(())
-    }
-}
-
-/// Runs a hot call that takes the argument bytes, or fails it when closed.
-macro_rules! call {
-    ($self:ident, |$store:ident, $args:ident| $body:expr) => {{
-        match $self.inner.as_mut() {
-            Some($store) => {
-                let $args = $self.args.bytes();
-                let wire = &mut $self.wire;
-                $body(wire)
-            }
-            None => $self.wire.fail(closed()),
-        }
-    }};
-}
-
-/// Runs a hot call that replies (a value or a listing), then places the reply.
-macro_rules! reply {
-    ($self:ident, $env:ident, |$wire:ident, $store:ident, $args:ident| $body:expr) => {{
-        let Some($store) = $self.inner.as_ref() else { return $self.wire.fail(closed()) };
-        let $args = $self.args.bytes();
-        let $wire = &mut $self.wire;
-        let (status, bytes): (i32, Option<&[u8]>) = match $body {
-            Reply::Status(s) => (s, None),
-            Reply::Value(v) => (v.len() as i32, Some(v)),
-            Reply::Listed(n) => (n, Some($wire.out())),
-        };
-        match bytes {
-            None => status,
-            Some(b) => match NativeStore::place_bytes(&mut $self.res, &$env, b) {
-                Ok(()) => status,
-                Err(e) => {
-                    let msg = format!("cannot hand out a result of {} bytes: {}", b.len(), e.reason);
-                    $self.wire.fail(Error::TooLarge(msg))
-                }
-            },
-        }
-    }};
 }
 
 #[napi]
@@ -120,19 +65,28 @@ impl NativeStore {
         NativeStore::wrap(&env, Store::new(cfg))
     }
 
+    /// The store's hot functions (`get`, `put`, ...: see crates/keystate-node/src/hot.rs).
+    #[napi]
+    pub fn hot_functions(&self, env: Env) -> Result<Unknown<'static>> {
+        let v = hot::functions(&env, &self.core).map_err(napi_failed)?;
+        // Safety: `v` is a live object of this env, returned to JS at once.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })
+    }
+
     /// Frees the store now (rather than when collected): stops its exports,
     /// drops its state and lets its buffers go.
     #[napi]
-    pub fn free(&mut self, env: Env) -> Result<()> {
-        self.inner = None;
-        self.args.release(&env).map_err(napi_failed)?;
-        self.res.release(&env).map_err(napi_failed)
+    pub fn free(&self, env: Env) -> Result<()> {
+        let mut c = self.core();
+        c.store = None;
+        c.args.release(&env).map_err(napi_failed)?;
+        c.res.release(&env).map_err(napi_failed)
     }
 
-    /// The argument buffer (an `ArrayBuffer`; the scratch starts at 0).
+    /// The argument buffer (an `ArrayBuffer`: the call header, then the scratch).
     #[napi]
     pub fn arg_buffer(&self, env: Env) -> Result<Unknown<'static>> {
-        let v = self.args.value(&env).map_err(napi_failed)?;
+        let v = self.core().args.value(&env).map_err(napi_failed)?;
         // Safety: `v` is a live ArrayBuffer of this env, returned to JS at once.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })
     }
@@ -140,41 +94,44 @@ impl NativeStore {
     /// The result buffer (an `ArrayBuffer`; the slots start at 0).
     #[napi]
     pub fn result_buffer(&self, env: Env) -> Result<Unknown<'static>> {
-        let v = self.res.value(&env).map_err(napi_failed)?;
+        let v = self.core().res.value(&env).map_err(napi_failed)?;
         // Safety: as in `arg_buffer`.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) })
     }
 
     /// Makes the scratch at least `len` bytes, contents kept; returns its
-    /// offset (always 0). Growing replaces (and detaches) the buffer.
+    /// offset in the argument buffer (after the call header). Growing
+    /// replaces (and detaches) the buffer.
     #[napi]
-    pub fn scratch(&mut self, env: Env, len: u32) -> Result<u32> {
-        let len = len as usize;
-        if self.args.len() < len {
-            let keep = self.args.len();
-            self.args.replace(&env, len.next_power_of_two(), keep).map_err(napi_failed)?;
+    pub fn scratch(&self, env: Env, len: u32) -> Result<u32> {
+        let mut c = self.core();
+        let need = SCRATCH_AT + len as usize;
+        if c.args.len() < need {
+            let keep = c.args.len();
+            c.args.replace(&env, need.next_power_of_two(), keep).map_err(napi_failed)?;
         }
-        Ok(0)
+        Ok(SCRATCH_AT as u32)
     }
 
     /// Shrinks the scratch and result buffers to `len` bytes (after a large
     /// batch, so their space goes back); returns the scratch's offset.
     #[napi]
-    pub fn scratch_trim(&mut self, env: Env, len: u32) -> Result<u32> {
+    pub fn scratch_trim(&self, env: Env, len: u32) -> Result<u32> {
+        let mut c = self.core();
         let len = (len as usize).max(1024);
-        if self.args.len() > len {
-            self.args.replace(&env, len, len).map_err(napi_failed)?;
+        if c.args.len() > SCRATCH_AT + len {
+            c.args.replace(&env, SCRATCH_AT + len, SCRATCH_AT + len).map_err(napi_failed)?;
         }
-        if self.res.len() > RESULT_KEEP.max(len) {
-            self.res.replace(&env, RESULT_KEEP.max(len), SLOTS).map_err(napi_failed)?;
+        if c.res.len() > RESULT_KEEP.max(len) {
+            c.res.replace(&env, RESULT_KEEP.max(len), SLOTS).map_err(napi_failed)?;
         }
-        self.wire.trim(len);
-        Ok(0)
+        c.wire.trim(len);
+        Ok(SCRATCH_AT as u32)
     }
 
     #[napi]
     pub fn scratch_len(&self) -> u32 {
-        self.args.len() as u32
+        self.core().args.len().saturating_sub(SCRATCH_AT) as u32
     }
 
     /// Offset of the result slots in the result buffer: 0.
@@ -185,194 +142,117 @@ impl NativeStore {
 
     /// The error behind the last `-2` status, or null.
     #[napi]
-    pub fn last_error(&mut self) -> Option<ErrorInfo> {
-        self.wire.take_error().as_ref().map(ErrorInfo::from)
+    pub fn last_error(&self) -> Option<ErrorInfo> {
+        self.core().wire.take_error().as_ref().map(ErrorInfo::from)
     }
 
     #[napi]
-    pub fn register_state(&mut self, name: String, kind: u8, value_codec: String, user_key_codec: String) -> Result<u32> {
+    pub fn register_state(&self, name: String, kind: u8, value_codec: String, user_key_codec: String) -> Result<u32> {
         let kind = js(StateKind::from_u8(kind))?;
         let d = js(StateDescriptor::new(&name, kind, &value_codec, &user_key_codec))?;
-        js(self.store_mut()?.register_state(d))
+        self.with(|s| s.register_state(d))
     }
 
     /// Registered states by id.
     #[napi]
     pub fn states(&self) -> Result<Vec<CoreStateInfo>> {
-        Ok(self.store()?.states().map(CoreStateInfo::from).collect())
+        self.with(|s| Ok(s.states().map(CoreStateInfo::from).collect()))
     }
 
     #[napi]
     pub fn max_parallelism(&self) -> Result<u32> {
-        Ok(self.store()?.config().max_parallelism)
+        self.with(|s| Ok(s.config().max_parallelism))
     }
 
     #[napi]
     pub fn key_group_start(&self) -> Result<u32> {
-        Ok(self.store()?.config().key_groups.start)
+        self.with(|s| Ok(s.config().key_groups.start))
     }
 
     #[napi]
     pub fn key_group_end(&self) -> Result<u32> {
-        Ok(self.store()?.config().key_groups.end)
-    }
-
-    /// Key group of the key in the scratch.
-    #[napi]
-    pub fn key_group(&self, kl: u32) -> Result<u32> {
-        Ok(Wire::key_group(self.store()?, self.args.bytes(), kl))
-    }
-
-    // ---- hot path: arguments in the scratch (see keystate_core::wire) ----
-
-    #[napi]
-    pub fn set_current_key(&mut self, kl: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.set_current_key(store, args, kl))
-    }
-
-    /// Value of (key, ns): length (copied after the slots), -1 absent, -2 error.
-    #[napi]
-    pub fn get(&mut self, env: Env, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        reply!(self, env, |w, store, args| w.get(store, args, state, kl, nl, snapshot))
-    }
-
-    #[napi]
-    pub fn put(&mut self, state: u32, kl: u32, nl: u32, vl: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.put(store, args, state, kl, nl, vl))
-    }
-
-    #[napi]
-    pub fn append(&mut self, state: u32, kl: u32, nl: u32, vl: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.append(store, args, state, kl, nl, vl))
-    }
-
-    #[napi]
-    pub fn remove(&mut self, state: u32, kl: u32, nl: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.remove(store, args, state, kl, nl))
-    }
-
-    #[napi]
-    pub fn write_many(&mut self, state: u32, nl: u32, len: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.write_many(store, args, state, nl, len))
-    }
-
-    #[napi]
-    pub fn read_many(&mut self, env: Env, state: u32, nl: u32, len: u32, snapshot: f64) -> i32 {
-        reply!(self, env, |w, store, args| w.read_many(store, args, state, nl, len, snapshot))
-    }
-
-    #[napi]
-    pub fn map_get(&mut self, env: Env, state: u32, kl: u32, nl: u32, ul: u32, snapshot: f64) -> i32 {
-        reply!(self, env, |w, store, args| w.map_get(store, args, state, kl, nl, ul, snapshot))
-    }
-
-    #[napi]
-    pub fn map_put(&mut self, state: u32, kl: u32, nl: u32, ul: u32, vl: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.map_put(store, args, state, kl, nl, ul, vl))
-    }
-
-    #[napi]
-    pub fn map_remove(&mut self, state: u32, kl: u32, nl: u32, ul: u32) -> i32 {
-        call!(self, |store, args| |w: &mut Wire| w.map_remove(store, args, state, kl, nl, ul))
-    }
-
-    #[napi]
-    pub fn map_len(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> f64 {
-        match self.inner.as_ref() {
-            Some(store) => self.wire.map_len(store, self.args.bytes(), state, kl, nl, snapshot),
-            None => f64::from(self.wire.fail(closed())),
-        }
-    }
-
-    #[napi]
-    pub fn map_list(&mut self, env: Env, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        reply!(self, env, |w, store, args| w.map_list(store, args, state, kl, nl, snapshot))
-    }
-
-    #[napi]
-    pub fn state_list(&mut self, env: Env, state: u32, snapshot: f64) -> i32 {
-        reply!(self, env, |w, store, _args| w.state_list(store, state, snapshot))
+        self.with(|s| Ok(s.config().key_groups.end))
     }
 
     // ---- snapshots and memory ---------------------------------------------
 
     /// Takes an O(1) snapshot; returns its id.
     #[napi]
-    pub fn snapshot(&mut self) -> Result<f64> {
-        Ok(self.store_mut()?.snapshot() as f64)
+    pub fn snapshot(&self) -> Result<f64> {
+        self.with(|s| Ok(s.snapshot() as f64))
     }
 
     #[napi]
-    pub fn release(&mut self, snapshot: f64) -> Result<()> {
-        js(self.store_mut()?.release(snapshot as u64))
+    pub fn release(&self, snapshot: f64) -> Result<()> {
+        self.with(|s| s.release(snapshot as u64))
     }
 
     #[napi]
     pub fn memory(&self) -> Result<CoreMemory> {
-        Ok(CoreMemory::from(&self.store()?.memory()))
+        self.with(|s| Ok(CoreMemory::from(&s.memory())))
     }
 
     #[napi]
     pub fn entries(&self, state: u32) -> Result<f64> {
-        js(self.store()?.entries(state)).map(|n| n as f64)
+        self.with(|s| s.entries(state).map(|n| n as f64))
     }
 
     // ---- checkpoints -------------------------------------------------------
 
     /// Starts a checkpoint: `incremental` -1 per policy, 0 full, 1 incremental.
     #[napi]
-    pub fn checkpoint(&mut self, incremental: i32) -> Result<CoreCheckpointInfo> {
+    pub fn checkpoint(&self, incremental: i32) -> Result<CoreCheckpointInfo> {
         let want = (incremental >= 0).then_some(incremental == 1);
-        js(self.store_mut()?.checkpoint(want)).map(|i| CoreCheckpointInfo::from(&i))
+        self.with(|s| s.checkpoint(want)).map(|i| CoreCheckpointInfo::from(&i))
     }
 
     #[napi]
-    pub fn set_checkpoint_policy(&mut self, incremental: bool, max_incrementals: u32, max_chain_ratio: f64) -> Result<()> {
-        js(self.store_mut()?.set_checkpoint_policy(Policy { incremental, max_incrementals, max_chain_ratio }))
+    pub fn set_checkpoint_policy(&self, incremental: bool, max_incrementals: u32, max_chain_ratio: f64) -> Result<()> {
+        self.with(|s| s.set_checkpoint_policy(Policy { incremental, max_incrementals, max_chain_ratio }))
     }
 
     #[napi]
     pub fn delta_members(&self) -> Result<f64> {
-        Ok(self.store()?.delta_members() as f64)
+        self.with(|s| Ok(s.delta_members() as f64))
     }
 
     /// The next chunk of a checkpoint's bytes, produced on this thread.
     #[napi]
-    pub fn checkpoint_next(&mut self, id: f64, target: u32) -> Result<Buffer> {
+    pub fn checkpoint_next(&self, id: f64, target: u32) -> Result<Buffer> {
         let mut out = Vec::with_capacity(target as usize + 4096);
-        js(self.store_mut()?.checkpoint_next(id as u64, &mut out, target as usize))?;
+        self.with(|s| s.checkpoint_next(id as u64, &mut out, target as usize))?;
         Ok(out.into())
     }
 
     /// Checkpoint `id`'s export, to run on worker threads while JavaScript
     /// goes on (see `NativeExport`).
     #[napi]
-    pub fn export_job(&mut self, id: f64) -> Result<NativeExport> {
-        let job = js(self.store_mut()?.checkpoint_job(id as u64))?;
+    pub fn export_job(&self, id: f64) -> Result<NativeExport> {
+        let job = self.with(|s| s.checkpoint_job(id as u64))?;
         Ok(NativeExport { job: Arc::new(job) })
     }
 
     /// Progress of a pending checkpoint (settles one whose export finished).
     #[napi]
-    pub fn checkpoint_progress(&mut self, id: f64) -> Result<CoreProgress> {
-        js(self.store_mut()?.checkpoint_progress(id as u64)).map(|p| CoreProgress::from(&p))
+    pub fn checkpoint_progress(&self, id: f64) -> Result<CoreProgress> {
+        self.with(|s| s.checkpoint_progress(id as u64)).map(|p| CoreProgress::from(&p))
     }
 
     #[napi]
-    pub fn checkpoint_confirm(&mut self, id: f64) -> Result<()> {
-        js(self.store_mut()?.checkpoint_confirm(id as u64))
+    pub fn checkpoint_confirm(&self, id: f64) -> Result<()> {
+        self.with(|s| s.checkpoint_confirm(id as u64))
     }
 
     /// Aborts a checkpoint; an export running on a worker thread stops after
     /// the chunk it is on (this waits for that chunk).
     #[napi]
-    pub fn checkpoint_abort(&mut self, id: f64) -> Result<()> {
-        js(self.store_mut()?.checkpoint_abort(id as u64))
+    pub fn checkpoint_abort(&self, id: f64) -> Result<()> {
+        self.with(|s| s.checkpoint_abort(id as u64))
     }
 
     #[napi]
     pub fn last_confirmed(&self) -> Result<Option<CoreBase>> {
-        Ok(self.store()?.last_base().map(|b| CoreBase::from(&b)))
+        self.with(|s| Ok(s.last_base().map(|b| CoreBase::from(&b))))
     }
 }
 
@@ -437,10 +317,11 @@ impl Task for Pull {
 
 impl ObjectFinalize for NativeStore {
     /// A store collected without `free()`: stop its exports, drop its state,
-    /// let its buffers go.
-    fn finalize(mut self, env: Env) -> napi::Result<()> {
-        self.inner = None;
-        self.args.release(&env)?;
-        self.res.release(&env)
+    /// let its buffers go (hot functions still alive then find it closed).
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        let mut c = self.core();
+        c.store = None;
+        c.args.release(&env)?;
+        c.res.release(&env)
     }
 }

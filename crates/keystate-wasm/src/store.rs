@@ -143,6 +143,11 @@ impl WasmStore {
 
     // ---- hot path: arguments in scratch (see keystate_core::wire) --------
 
+    /// Does nothing: what one call into the binding costs (the benchmarks).
+    pub fn ping(&self) -> i32 {
+        0
+    }
+
     #[wasm_bindgen(js_name = setCurrentKey)]
     pub fn set_current_key(&mut self, kl: u32) -> i32 {
         self.wire.set_current_key(&mut self.inner, &self.scratch, kl)
