@@ -149,13 +149,16 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
       if (temps.length) stats.tempLeft++;
       if (unlisted.length) stats.unlistedLeft++;
 
-      const storage = await DirectoryStorage.open(dir);
+      // The killed child's lock (LOCK) is taken over at once: its process is gone. (Within a second
+      // if the kill fell between making LOCK and writing its owner file: hence the wait.)
+      const storage = await DirectoryStorage.open(dir, { lock: { wait: true, timeoutMs: 10_000 } });
       assert.equal([...storage.removedOnOpen], [...temps, ...unlisted].sort(), `${what}: open removes the leftovers`);
       const list = await storage.list();
-      const expectFiles = [...(fs.existsSync(path.join(dir, 'MANIFEST')) ? ['MANIFEST'] : []), ...list.map((c) => c.name)];
-      assert.equal(fs.readdirSync(dir).sort(), expectFiles.sort(), `${what}: only MANIFEST and the listed files remain`);
+      const expectFiles = ['LOCK', ...(fs.existsSync(path.join(dir, 'MANIFEST')) ? ['MANIFEST'] : []), ...list.map((c) => c.name)];
+      assert.equal(fs.readdirSync(dir).sort(), expectFiles.sort(), `${what}: only MANIFEST, the listed files and this writer's lock remain`);
       if (list.length === 0) {
         assert.not.ok(everConfirmed, `${what}: a confirmed checkpoint was lost`);
+        await storage.close();
         continue;
       }
 
@@ -195,6 +198,7 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
           stats.chainRestores++;
         }
       }
+      await storage.close(); // the next child opens it for writing
     }
     assert.ok(lastRound >= KILLS / 4, `progress accumulates across kills: reached round ${lastRound}`);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);

@@ -10,4 +10,4 @@ setLoader(loadNodeWasm);
 export * from './api.js';
 // Node only: the shared API (api.ts) never imports node:fs, so browser bundles stay clean.
 export { DirectoryStorage } from './storage/directory.js';
-export type { DirectoryStorageOptions } from './storage/directory.js';
+export type { DirectoryStorageOptions, DirectoryLockOptions } from './storage/directory.js';
