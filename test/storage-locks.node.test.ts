@@ -227,6 +227,8 @@ L('a writer that lost its lock (removed, another writer took over) writes nothin
   const e = await rejectsKs(() => store.checkpointTo(a), StorageError, 'STORAGE_LOCKED', 'the old writer');
   assert.match(e.message, /lost/);
   await rejectsKs(() => a.begin(9), StorageError, 'STORAGE_LOCKED', 'and from then on at once');
+  const listed = (await b.list()).map((c) => c.name);
+  assert.equal(fs.readdirSync(dir).sort(), ['LOCK', 'MANIFEST', ...listed].sort(), 'the refused checkpoint left no file');
   await a.close();
   assert.is(owner(dir).pid, process.pid, 'the new writer still holds its lock');
   assert.is(declare1(await StateStore.restoreFrom(b)), 1, 'only what the old writer stored while it held the lock');

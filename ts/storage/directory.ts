@@ -253,16 +253,20 @@ export class DirectoryStorage implements CheckpointStorage {
         this.writers.delete(abort);
         const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
+        let renaming = false;
         try {
           await (fh as fs.FileHandle).sync();
           await fh.close();
           fh = null;
+          // A writer that lost its lock must not give its file a name: a new writer may use it.
+          await (this.held as DirectoryLock).verify();
+          renaming = true;
           await fs.rename(tmp, path.join(this.dir, name));
           await syncDir(this.dir);
         } catch (e) {
           await fail();
           // The file may have been renamed already; the manifest does not name it, so it can go.
-          await fs.rm(path.join(this.dir, name), { force: true }).catch(() => undefined);
+          if (renaming) await fs.rm(path.join(this.dir, name), { force: true }).catch(() => undefined);
           throw ioError(`storing checkpoint ${id} in ${this.dir}`, e);
         }
         const stored: StoredCheckpoint = { ...pick(meta), name };
@@ -401,7 +405,8 @@ export class DirectoryStorage implements CheckpointStorage {
         if (renamed) {
           // The new manifest may or may not be durable: read it back before the next change.
           this.stale = true;
-        } else if (added !== null) {
+        } else if (added !== null && !this.held?.lost) {
+          // Unlisted: it can go (unless the lock was lost meanwhile: then the name may be another writer's by now).
           await fs.rm(path.join(this.dir, added), { force: true }).catch(() => undefined);
         }
         throw ioError(`${what} in ${this.dir}`, e);

@@ -110,14 +110,13 @@ export class OpfsStorage implements CheckpointStorage {
     }
     const { readOnly, waitMs } = checkAccess(opts);
     if (!hasOpfs()) throw unavailable('the Origin Private File System (navigator.storage.getDirectory with createWritable) is not available here');
-    let root: FileSystemDirectoryHandle;
+    let parent: FileSystemDirectoryHandle;
     try {
-      root = await navigator.storage.getDirectory();
+      parent = (opts.directory as FileSystemDirectoryHandle | undefined) ?? (await navigator.storage.getDirectory());
     } catch (e) {
       // Opaque origins and some private modes refuse it (SecurityError).
       throw unavailable('the browser refused the Origin Private File System', e);
     }
-    const parent = (opts.directory as FileSystemDirectoryHandle | undefined) ?? root;
     const label = `OPFS directory ${JSON.stringify(name)}`;
     let dir: FileSystemDirectoryHandle;
     try {
@@ -130,7 +129,7 @@ export class OpfsStorage implements CheckpointStorage {
       return new OpfsStorage(name, dir, retain, seq, [], null);
     }
     // Everything below runs under the lock: another writer can neither list nor remove meanwhile.
-    const held = await WebLock.acquire(await lockName(root, dir, name), label, waitMs);
+    const held = await WebLock.acquire(await lockName(dir, name), label, waitMs);
     try {
       const { seq, removed } = await OpfsStorage.recover(dir, label, opts.cleanup ?? true);
       return new OpfsStorage(name, dir, retain, seq, removed, held);
@@ -408,9 +407,9 @@ export class OpfsStorage implements CheckpointStorage {
  * names the same lock. A directory outside OPFS (a handle the user picked)
  * is named by its own name and the storage's.
  */
-async function lockName(root: FileSystemDirectoryHandle, dir: FileSystemDirectoryHandle, name: string): Promise<string> {
-  const parts = await root.resolve(dir).catch(() => null);
-  return parts ? `keystate:opfs:/${parts.join('/')}` : `keystate:opfs:?/${dir.name}`;
+async function lockName(dir: FileSystemDirectoryHandle, name: string): Promise<string> {
+  const parts = await navigator.storage.getDirectory().then((root) => root.resolve(dir), () => null).catch(() => null);
+  return parts ? `keystate:opfs:/${parts.join('/')}` : `keystate:opfs:?/${name}`;
 }
 
 async function readManifest(dir: FileSystemDirectoryHandle, label: string): Promise<Manifest> {
