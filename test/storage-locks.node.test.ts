@@ -204,14 +204,21 @@ L('within one process: a second writer is refused, waits when asked to, or gives
   await b.close();
 });
 
-L('close() aborts a writer that has not committed, and waits for one that has', async () => {
+L('close() aborts a writer that has not committed, and waits for one that is committing', async () => {
   const dir = freshDir();
   const s = await DirectoryStorage.open(dir);
-  const w = await s.begin(1);
-  await w.write(new Uint8Array(1000));
+  const meta = (id: number) => ({ id, parentId: null, kind: 'full' as const, storeId: '0'.repeat(32), checksum: '0'.repeat(16), bytes: 1000, createdAt: 0 });
+  const idle = await s.begin(1);
+  await idle.write(new Uint8Array(1000));
+  const busy = await s.begin(2);
+  await busy.write(new Uint8Array(1000));
+  const committed = busy.commit(meta(2));
   await s.close();
-  await rejectsKs(() => w.commit({ id: 1, parentId: null, kind: 'full', storeId: '0'.repeat(32), checksum: '0'.repeat(16), bytes: 1000, createdAt: 0 }), StorageError, 'STORAGE_IO', 'commit after close');
-  assert.equal(fs.readdirSync(dir), [], 'nothing left: no temporary file, no lock');
+  assert.is((await committed).id, 2, 'the commit under way went through');
+  await rejectsKs(() => idle.commit(meta(1)), StorageError, 'STORAGE_IO', 'commit after close');
+  const r = await DirectoryStorage.open(dir, { readOnly: true });
+  assert.equal((await r.list()).map((c) => c.id), [2]);
+  assert.equal(fs.readdirSync(dir).sort(), ['MANIFEST', (await r.list())[0].name], 'no temporary file, no lock');
 });
 
 L('a writer that lost its lock (removed, another writer took over) writes nothing, and leaves the new lock alone', async () => {

@@ -117,6 +117,8 @@ export class DirectoryStorage implements CheckpointStorage {
   private readonly held: DirectoryLock | null;
   /** Writers begun and not yet committed or aborted: close() aborts them. */
   private readonly writers = new Set<() => Promise<void>>();
+  /** Commits under way (settled promises): close() waits for them. */
+  private readonly commits = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
 
   private constructor(dir: string, retain: number, manifest: Manifest, removed: string[], held: DirectoryLock | null) {
@@ -197,13 +199,14 @@ export class DirectoryStorage implements CheckpointStorage {
 
   /**
    * Releases the writer's lock (another writer may open the directory from
-   * then on) once the listing changes under way are done; writers not yet
-   * committing are aborted. Every method fails from then on. Resolves once
-   * the lock is released. Calling it again returns the same promise.
+   * then on) once the commits under way are done; writers not yet committing
+   * are aborted. Every method fails from then on. Resolves once the lock is
+   * released. Calling it again returns the same promise.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.all([...this.writers].map((abort) => abort()));
+      await Promise.all([...this.commits]);
       await this.queue;
       await this.held?.release();
     })();
@@ -247,7 +250,7 @@ export class DirectoryStorage implements CheckpointStorage {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
         await pieces.write(chunk);
       },
-      commit: async (meta, retain) => {
+      commit: (meta, retain) => this.committing(async () => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
         this.writers.delete(abort);
@@ -277,7 +280,7 @@ export class DirectoryStorage implements CheckpointStorage {
           name,
         );
         return { ...stored };
-      },
+      }),
       abort,
     };
   }
@@ -334,6 +337,15 @@ export class DirectoryStorage implements CheckpointStorage {
     return this.update('applying retention', (list) => list, k, null);
   }
 
+  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
+  private committing<T>(f: () => Promise<T>): Promise<T> {
+    const p = f();
+    const settled = p.then(() => undefined, () => undefined);
+    this.commits.add(settled);
+    void settled.then(() => this.commits.delete(settled));
+    return p;
+  }
+
   /** Throws unless this storage may write now: not read-only, not closed, the lock not known lost. */
   private writable(what: string): void {
     if (this.readOnly) throw readOnlyError(this.dir, what);
@@ -360,7 +372,6 @@ export class DirectoryStorage implements CheckpointStorage {
     const run = async (): Promise<string[]> => {
       let renamed = false;
       try {
-        if (this.closing) throw closedError(this.dir);
         // Never write over another writer's listing: the lock must still be this storage's.
         await (this.held as DirectoryLock).verify();
         await this.fresh();

@@ -79,6 +79,8 @@ export class OpfsStorage implements CheckpointStorage {
   private readonly held: WebLock | null;
   /** Writers begun and not yet committed or aborted: close() aborts them. */
   private readonly writers = new Set<() => Promise<void>>();
+  /** Commits under way (settled promises): close() waits for them. */
+  private readonly commits = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
 
   private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[], held: WebLock | null) {
@@ -170,13 +172,14 @@ export class OpfsStorage implements CheckpointStorage {
 
   /**
    * Releases the writer's lock (another page or worker may open the storage
-   * for writing from then on) once the listing changes under way are done;
-   * writers not yet committing are aborted. Every method fails from then on.
+   * for writing from then on) once the commits under way are done; writers
+   * not yet committing are aborted. Every method fails from then on.
    * Resolves once the lock is released. Calling it again returns the same promise.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.all([...this.writers].map((abort) => abort()));
+      await Promise.all([...this.commits]);
       await this.queue;
       await this.held?.release();
     })();
@@ -227,7 +230,7 @@ export class OpfsStorage implements CheckpointStorage {
         if (done || failed || !w) throw closed('write');
         await pieces.write(chunk);
       },
-      commit: async (meta, retain) => {
+      commit: (meta, retain) => this.committing(async () => {
         if (done || failed || !w) throw closed('commit');
         done = true;
         this.writers.delete(abort);
@@ -251,7 +254,7 @@ export class OpfsStorage implements CheckpointStorage {
           name,
         );
         return { ...stored };
-      },
+      }),
       abort,
     };
   }
@@ -293,6 +296,15 @@ export class OpfsStorage implements CheckpointStorage {
     const k = checkRetain(keep, 'keep');
     this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
+  }
+
+  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
+  private committing<T>(f: () => Promise<T>): Promise<T> {
+    const p = f();
+    const settled = p.then(() => undefined, () => undefined);
+    this.commits.add(settled);
+    void settled.then(() => this.commits.delete(settled));
+    return p;
   }
 
   /** Throws unless this storage may write now: not read-only, not closed, its lock not taken away. */
@@ -349,7 +361,6 @@ export class OpfsStorage implements CheckpointStorage {
     const run = async (): Promise<string[]> => {
       let closing = false;
       try {
-        if (this.closing) throw closedError(this.label);
         const lost = this.held?.lostError();
         if (lost) throw lost;
         const current = await this.read();
