@@ -57,7 +57,7 @@ const dir = args.dir ? path.resolve(args.dir) : fs.mkdtempSync(path.join(os.tmpd
 fs.mkdirSync(dir, { recursive: true });
 const stats = {
   kills: 0, earlyKills: 0, restores: 0, checkpoints: 0, full: 0, maxChain: 0, maxRound: 0,
-  matchedTaken: 0, leftoversRemoved: 0, refusedWriters: 0, readOnlyRestores: 0, readOnlyEmpty: 0, takeoverMs: 0,
+  matchedTaken: 0, leftoversRemoved: 0, refusedWriters: 0, lateProbes: 0, readOnlyRestores: 0, readOnlyEmpty: 0, takeoverMs: 0,
 };
 
 /** @param {string} why */
@@ -69,12 +69,17 @@ function fail(why) {
 /**
  * While the child writes: a second writer must be refused, and a read-only open must restore a
  * round at least `floor` (retention may delete what it reads: restoreFrom then lists again).
- * @param {number} floor
+ * `killed()` says if the child was killed already (then its lock is rightly taken over).
+ * @param {number} floor @param {() => boolean} killed
  */
-async function besideTheWriter(floor) {
+async function besideTheWriter(floor, killed) {
   try {
     const intruder = await DirectoryStorage.open(dir);
     await intruder.close();
+    if (killed()) {
+      stats.lateProbes++;
+      return null;
+    }
     return 'a second writer opened the directory while the child held it';
   } catch (e) {
     if (/** @type {{ code?: string }} */ (e).code !== 'STORAGE_LOCKED') return `a second writer failed with ${String(e)}, not STORAGE_LOCKED`;
@@ -110,9 +115,11 @@ for (let i = 0; Date.now() < deadline; i++) {
   /** @type {Promise<string | null> | null} */
   let beside = null;
   const floor = lastRound;
+  let killed = false;
   const run = await runAndKill(dir, 'heavy', delay, early, {
     env: { CRASH_INTERVAL_MS: String(interval) },
-    onStart: () => (beside = besideTheWriter(floor).catch((e) => `beside the writer: ${String(e)}`)),
+    onStart: () => (beside = besideTheWriter(floor, () => killed).catch((e) => `beside the writer: ${String(e)}`)),
+    onKill: () => (killed = true),
   });
   const besideProblem = await (beside ?? Promise.resolve(null));
   if (run.code !== null) fail(`${what}: the child exited by itself (${run.code}): ${run.stderr}`);
@@ -190,6 +197,6 @@ const secs = ((Date.now() - t0) / 1000).toFixed(0);
 console.log(`soak: survived ${stats.kills} kills in ${secs} s (${stats.earlyKills} during open or restore), seed ${seed}`);
 console.log(`  ${stats.restores} restores verified against the model (${stats.matchedTaken} of a checkpoint the killed child took, at the round it noted), final round ${stats.maxRound}, ${stats.checkpoints} checkpoints confirmed in the children ` +
   `(${stats.full} full), longest chain ${stats.maxChain}, ${stats.leftoversRemoved} leftover files removed on open`);
-console.log(`  beside the writer: ${stats.refusedWriters} second writers refused with STORAGE_LOCKED, ${stats.readOnlyRestores} read-only restores verified ` +
-  `(${stats.readOnlyEmpty} found nothing stored yet); slowest takeover of a killed writer's lock ${stats.takeoverMs.toFixed(0)} ms`);
+console.log(`  beside the writer: ${stats.refusedWriters} second writers refused with STORAGE_LOCKED (${stats.lateProbes} came after the kill and took the lock over), ` +
+  `${stats.readOnlyRestores} read-only restores verified (${stats.readOnlyEmpty} found nothing stored yet); slowest takeover of a killed writer's lock ${stats.takeoverMs.toFixed(0)} ms`);
 if (!args.keep && !args.dir) fs.rmSync(dir, { recursive: true, force: true });

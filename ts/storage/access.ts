@@ -32,10 +32,10 @@ export interface AccessOptions {
   lock?: LockOptions;
 }
 
-/** @internal The checked access options: a writer's wait (deadline in ms, `Infinity` for none, 0 for none at all). */
+/** @internal The checked access options. */
 export interface Access {
   readOnly: boolean;
-  /** How long to wait for the lock, in ms: 0 (fail at once) .. Infinity. */
+  /** How long a writer waits for the lock, in ms: 0 (fail at once) .. Infinity (no limit). */
   waitMs: number;
 }
 

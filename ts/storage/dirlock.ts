@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
+import type { lock as Lock, unlock as Unlock } from 'proper-lockfile';
 import { InvalidArgumentError } from '../errors.js';
 import { lockedError } from './access.js';
 import { ioError, StorageError } from './errors.js';
@@ -56,13 +56,16 @@ const readText = (p: string) => {
   }
 };
 
+let machineId: string | undefined;
+
 /**
  * This machine as a pid sees it. Where the boot or the PID namespace cannot be
  * read (not Linux), only the host name counts: other systems have no PID
  * namespaces that a process could share a directory across.
  */
-const MACHINE = (() => {
-  if (process.platform !== 'linux') return process.platform;
+function machine(): string {
+  if (machineId !== undefined) return machineId;
+  if (process.platform !== 'linux') return (machineId = process.platform);
   const boot = readText('/proc/sys/kernel/random/boot_id');
   let ns: string | null = null;
   try {
@@ -70,8 +73,19 @@ const MACHINE = (() => {
   } catch {
     // Unknown: never the same as another process's, so its pid is never trusted.
   }
-  return boot && ns ? `linux ${boot} ${ns}` : `unknown ${randomBytes(8).toString('hex')}`;
-})();
+  return (machineId = boot && ns ? `linux ${boot} ${ns}` : `unknown ${randomBytes(8).toString('hex')}`);
+}
+
+/** The part of proper-lockfile used here. */
+interface Lockfile {
+  lock: typeof Lock;
+  unlock: typeof Unlock;
+}
+
+let loaded: Promise<Lockfile> | undefined;
+
+/** proper-lockfile, loaded on the first lock: it installs exit handlers (signal-exit) when it loads. */
+const lockfile = () => (loaded ??= import('proper-lockfile').then((m): Lockfile => m.default));
 
 /** False only if the process `pid` is known to be gone (or a zombie). */
 function alive(pid: number): boolean {
@@ -117,7 +131,7 @@ async function ownerToken(lockDir: string): Promise<string | null> {
  * means the same process there), and is not this process (a worker thread of
  * it may hold the lock: then only staleness counts).
  */
-const dead = (o: Owner) => o.host === os.hostname() && o.machine === MACHINE && o.pid !== process.pid && !alive(o.pid);
+const dead = (o: Owner) => o.host === os.hostname() && o.machine === machine() && o.pid !== process.pid && !alive(o.pid);
 
 /**
  * A holder writes its owner file right after it makes the lock directory,
@@ -202,10 +216,10 @@ export class DirectoryLock {
         holder = null;
       }
       const stale = Math.max(staleMs, holder?.staleMs ?? 0);
-      const owner: Owner = { pid: process.pid, host: os.hostname(), machine: MACHINE, token: randomBytes(16).toString('hex'), staleMs: stale, since: Date.now() };
+      const owner: Owner = { pid: process.pid, host: os.hostname(), machine: machine(), token: randomBytes(16).toString('hex'), staleMs: stale, since: Date.now() };
       let held: DirectoryLock | null = null;
       try {
-        const release = await lockfile.lock(dir, {
+        const release = await (await lockfile()).lock(dir, {
           lockfilePath: lockDir,
           realpath: false,
           stale,
@@ -260,7 +274,7 @@ export class DirectoryLock {
     try {
       if (ours) await this.unlock();
       // Not ours: proper-lockfile forgets it (no more updates, no removal on exit) and removes nothing.
-      else await lockfile.unlock(this.dir, { lockfilePath: this.lockDir, realpath: false, fs: lockFs(null, false) }).catch(() => undefined);
+      else await (await lockfile()).unlock(this.dir, { lockfilePath: this.lockDir, realpath: false, fs: lockFs(null, false) }).catch(() => undefined);
     } catch (e) {
       if ((e as { code?: string }).code !== 'ERELEASED') throw ioError(`releasing the lock of ${this.dir}`, e);
     }
