@@ -383,12 +383,13 @@ function runChild(run, onStart) {
   });
 }
 
-// What a kill left in the directory, seen without changing it (cleanup: false), and which
+// What a kill left in the directory, seen without changing it (readOnly), and which
 // checkpoint a restore must find: the last one the child reported, or one it took and stored
 // but did not report (SIGKILL can land between storing a checkpoint and printing it).
 async function afterCrash(r, run) {
-  const listed = await (await DirectoryStorage.open(cpDir, { cleanup: false })).list();
-  const files = (await readdir(cpDir)).sort();
+  const listed = await (await DirectoryStorage.open(cpDir, { readOnly: true })).list();
+  // LOCK is the killed writer's lock: the next writer takes it over at once (its process is gone).
+  const files = (await readdir(cpDir)).filter((f) => f !== 'LOCK').sort();
   const names = new Set(listed.map((c) => c.name));
   const leftovers = files.filter((f) => f !== 'MANIFEST' && !names.has(f));
   const sizes = await Promise.all(leftovers.map(async (f) => `${f} (${mb((await stat(join(cpDir, f))).size)})`));
@@ -426,7 +427,7 @@ async function crashAndRestore() {
 
   const storage = await DirectoryStorage.open(cpDir); // removes what the crash left
   const listed = await storage.list();
-  const files = (await readdir(cpDir)).sort();
+  const files = (await readdir(cpDir)).filter((f) => f !== 'LOCK').sort(); // LOCK: this writer's lock
   const only = JSON.stringify(files) === JSON.stringify(['MANIFEST', ...listed.map((c) => c.name)].sort());
   say(`   DirectoryStorage.open removed ${storage.removedOnOpen.length} leftover file(s) ` +
     `${check(JSON.stringify(storage.removedOnOpen) === JSON.stringify(leftovers), 'leftovers removed on open')}; ` +
@@ -476,6 +477,7 @@ async function crashAndRestore() {
     `${differ === 0 ? 'all equal' : `differ (${n(differ)} entries)`} ${check(differ === 0, 'restored counts')},`);
   say(`     and nothing else: ${n(entries)} entries ${check(entries === counts.length + spent.length + 1, 'no other entries')} (${secs(performance.now() - t2)})`);
   back.close();
+  await storage.close();
   return { events, id: want?.id };
 }
 const crash = await crashAndRestore();

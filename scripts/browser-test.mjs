@@ -7,7 +7,8 @@
 // 127.0.0.1 with dist/wasm/ at /wasm/ beside the bundles (where the browser
 // entry's `new URL('./wasm/...', import.meta.url)` points), test/ at /test/ and
 // dist/ at /dist/ (fixtures), and run in its own page; uvu's report comes back
-// through the console.
+// through the console. test/_*.peer.ts are bundled too, for suites to load into
+// other pages, frames and workers (`/?suite=_x.peer`, `/_x.peer.js`).
 // Expects a built dist/. Usage: node scripts/browser-test.mjs [test/x.test.ts ...]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +25,11 @@ export function browserSuites() {
   return fs.readdirSync(dir, { recursive: true }).map(String)
     .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.node.test.ts')).sort()
     .map((f) => path.join('test', f));
+}
+
+/** Helpers that suites load into other pages, frames and workers (test/_*.peer.ts), bundled beside the suites. */
+function peers() {
+  return fs.readdirSync(path.join(root, 'test')).filter((f) => /^_.*\.peer\.ts$/.test(f)).sort().map((f) => path.join('test', f));
 }
 
 /** @type {import('esbuild').Plugin} */
@@ -67,7 +73,7 @@ export async function runBrowserSuites(suites, { write = (s) => void process.std
     const t0 = performance.now();
     await esbuild.build({
       absWorkingDir: root,
-      entryPoints: suites.map((s) => ({ in: s, out: path.basename(s, '.ts') })),
+      entryPoints: [...suites, ...peers()].map((s) => ({ in: s, out: path.basename(s, '.ts') })),
       bundle: true,
       splitting: true,
       format: 'esm',

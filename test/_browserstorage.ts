@@ -1,9 +1,11 @@
 /**
  * The two browser storages as the suites see them: how to open one, and how
  * to read what it holds straight from OPFS or IndexedDB (not through the
- * storage), to check that nothing is torn or orphaned. Runs in a browser only.
+ * storage), to check that nothing is torn or orphaned; and `Peer`, another
+ * page, frame or worker with a storage of its own. Runs in a browser only.
  */
 import { IndexedDbStorage, OpfsStorage, type BrowserStorage, type BrowserStorageOptions, type StoredCheckpoint } from './_backend.js';
+import type { PeerCommand, PeerReply } from './_storage.peer.js';
 
 /** What a storage holds, read directly. */
 export interface Contents {
@@ -118,3 +120,96 @@ export const idb: Kind = {
 const run = Math.random().toString(36).slice(2, 8);
 let count = 0;
 export const uniqueName = (what: string) => `ks-test-${what}-${run}-${++count}`;
+
+// ---- another page, frame or worker -------------------------------------------------------------
+
+/** How long a peer may take to answer before the suite gives up on it (it never should). */
+const PEER_TIMEOUT_MS = 30_000;
+
+/**
+ * Another context of this origin running keystate on its own (_storage.peer.ts):
+ * a page (`window.open`), a frame, or a dedicated worker. Each holds Web Locks
+ * as its own client; closing the page, removing the frame or terminating the
+ * worker ends it, and the browser releases its locks.
+ */
+export class Peer {
+  private seq = 0;
+  private readonly waiting = new Map<number, (r: PeerReply) => void>();
+
+  private constructor(
+    readonly where: 'page' | 'frame' | 'worker',
+    private readonly post: (m: unknown) => void,
+    private readonly end: () => void,
+  ) {}
+
+  static async start(where: 'page' | 'frame' | 'worker'): Promise<Peer> {
+    const url = new URL(where === 'worker' ? '/_storage.peer.js' : '/?suite=_storage.peer', location.href).href;
+    let ready!: () => void;
+    const started = new Promise<void>((resolve) => (ready = resolve));
+    let peer: Peer;
+    const onReply = (data: { ready?: true; seq?: number } & PeerReply) => {
+      if (data.ready) return ready();
+      peer.waiting.get(data.seq as number)?.(data);
+      peer.waiting.delete(data.seq as number);
+    };
+    if (where === 'worker') {
+      const w = new Worker(url, { type: 'module' });
+      w.onmessage = (ev) => onReply(ev.data);
+      peer = new Peer(where, (m) => w.postMessage(m), () => w.terminate());
+    } else {
+      let win: Window;
+      let frame: HTMLIFrameElement | null = null;
+      if (where === 'frame') {
+        frame = document.createElement('iframe');
+        frame.src = url;
+        document.body.append(frame);
+        win = frame.contentWindow as Window;
+      } else {
+        win = window.open(url, '_blank') as Window;
+      }
+      const listener = (ev: MessageEvent) => {
+        if (ev.source === win) onReply(ev.data);
+      };
+      window.addEventListener('message', listener);
+      peer = new Peer(where, (m) => win.postMessage(m, location.origin), () => {
+        window.removeEventListener('message', listener);
+        if (frame) frame.remove();
+        else win.close();
+      });
+    }
+    await timeout(started, `the ${where} peer did not start`);
+    return peer;
+  }
+
+  /** Runs a command there; resolves with its answer (an error is an answer: { error }). */
+  send(cmd: PeerCommand): Promise<PeerReply> {
+    const seq = ++this.seq;
+    const reply = new Promise<PeerReply>((resolve) => this.waiting.set(seq, resolve));
+    this.post({ ...cmd, seq });
+    return timeout(reply, `the ${this.where} peer did not answer ${JSON.stringify(cmd)}`);
+  }
+
+  /** The error code of a command that must fail, else throws. */
+  async fails(cmd: PeerCommand): Promise<{ code: string | null; message: string }> {
+    const r = await this.send(cmd);
+    if (!('error' in r)) throw new Error(`${JSON.stringify(cmd)} in the ${this.where} succeeded; it should have failed`);
+    return r.error;
+  }
+
+  /** Runs a command that must succeed; returns its answer. */
+  async must(cmd: PeerCommand): Promise<{ names?: string[]; values?: (number | undefined)[] }> {
+    const r = await this.send(cmd);
+    if ('error' in r) throw new Error(`${JSON.stringify(cmd)} in the ${this.where} failed: ${r.error.code} ${r.error.message}`);
+    return r;
+  }
+
+  /** Ends it (the page closed, the frame removed, the worker terminated) without closing its storage. */
+  kill(): void {
+    this.end();
+  }
+}
+
+function timeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${PEER_TIMEOUT_MS / 1000} s`)), PEER_TIMEOUT_MS)))]).finally(() => clearTimeout(timer));
+}

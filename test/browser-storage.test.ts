@@ -2,15 +2,18 @@
 // straight in OPFS or IndexedDB: chains and restore, retention (no orphan,
 // nothing a retained chain needs deleted), interrupted writers (aborted, and
 // abandoned then reopened), corrupt listings, failed commits, periodic
-// checkpointing, and openBrowserStorage's choice. In Node (neither API) the
-// storages must refuse with STORAGE_UNAVAILABLE; argument checks run everywhere.
+// checkpointing, and openBrowserStorage's choice; one writer per storage (Web
+// Locks) between pages, frames and workers (Peer, _storage.peer.ts), read-only
+// opens beside a writer, and NO_CHECKPOINT for a checkpoint deleted while it is
+// read. In Node (neither API) the storages must refuse with STORAGE_UNAVAILABLE;
+// argument checks run everywhere.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   IndexedDbStorage, InvalidArgumentError, KeystateError, OpfsStorage, openBrowserStorage, StateStore, StorageError,
   type BrowserStorage, type StoredCheckpoint,
 } from './_backend.js';
-import { hasIdb, hasOpfs, idb, opfs, opfsDir, uniqueName, withDb, writeOpfsFile, type Kind } from './_browserstorage.js';
+import { hasIdb, hasOpfs, idb, opfs, opfsDir, Peer, uniqueName, withDb, writeOpfsFile, type Kind } from './_browserstorage.js';
 import { chainIn } from './_memstorage.js';
 import { assertStore, declare, Model, randomOps } from './_model.js';
 import { rejectsKs, rng } from './_util.js';
@@ -32,6 +35,25 @@ Args('bad names and retain counts are INVALID_ARGUMENT, before anything is opene
   await rejectsKs(() => openBrowserStorage('ok', { retain: 0 }), InvalidArgumentError, 'INVALID_ARGUMENT', 'retain 0');
   await rejectsKs(() => OpfsStorage.open('ok', { retain: 1.5 }), InvalidArgumentError, 'INVALID_ARGUMENT', 'retain 1.5');
   await rejectsKs(() => IndexedDbStorage.open('ok', { retain: -1 }), InvalidArgumentError, 'INVALID_ARGUMENT', 'retain -1');
+});
+
+Args('bad access options (readOnly, lock) are INVALID_ARGUMENT, before anything is opened', async () => {
+  const cases: [string, object][] = [
+    ['readOnly not a boolean', { readOnly: 1 }],
+    ['lock with readOnly', { readOnly: true, lock: {} }],
+    ['create: true with readOnly', { readOnly: true, create: true }],
+    ['cleanup: true with readOnly', { readOnly: true, cleanup: true }],
+    ['lock not an object', { lock: 'wait' }],
+    ['lock.wait not a boolean', { lock: { wait: 'yes' } }],
+    ['lock.timeoutMs negative', { lock: { timeoutMs: -5 } }],
+    ['lock.timeoutMs NaN', { lock: { wait: true, timeoutMs: NaN } }],
+    ['timeoutMs with wait: false', { lock: { wait: false, timeoutMs: 10 } }],
+  ];
+  for (const [what, opts] of cases) {
+    for (const open of [OpfsStorage.open, IndexedDbStorage.open, openBrowserStorage] as ((n: string, o?: object) => Promise<unknown>)[]) {
+      await rejectsKs(() => open('never-created', opts), InvalidArgumentError, 'INVALID_ARGUMENT', what);
+    }
+  }
 });
 
 if (!hasOpfs() && !hasIdb()) {
@@ -94,6 +116,7 @@ for (const k of [opfs, idb]) {
 
     randomOps(h, model, r, 300, 200);
     await store.checkpointTo(storage);
+    await storage.close();
     const reopened = await k.open(name);
     assert.equal(reopened.removedOnOpen, []);
     let chain: number[] = [];
@@ -212,7 +235,7 @@ for (const k of [opfs, idb]) {
 
     const next = await store.checkpointTo(storage);
     assert.equal([next.kind, next.parentId], ['incremental', one.id]);
-    assertStore(await StateStore.restoreFrom(await k.open(name)), model, 'the next checkpoint is complete');
+    assertStore(await StateStore.restoreFrom(await k.open(name, { readOnly: true })), model, 'the next checkpoint is complete');
     await assertTidy(k, name, 'at the end');
   });
 
@@ -238,9 +261,13 @@ for (const k of [opfs, idb]) {
       declare(store).v.set('a', 1);
       const stored = await store.checkpointTo(storage);
       await k.corruptListing(name, listing as string);
+      await rejectsKs(() => storage.list(), StorageError, 'STORAGE_CORRUPT', `${what}: list() of the open storage`);
+      await rejectsKs(() => k.open(name, { readOnly: true }), StorageError, 'STORAGE_CORRUPT', `${what}: a read-only open beside it`);
+      await storage.close();
       const e = await rejectsKs(() => k.open(name), StorageError, 'STORAGE_CORRUPT', what);
       assert.match(e.message, k === opfs ? /MANIFEST/ : /listing/, `${what}: says what is corrupt (${e.message})`);
-      await rejectsKs(() => storage.list(), StorageError, 'STORAGE_CORRUPT', `${what}: list() of the open storage`);
+      // The refused open let go of the lock again.
+      await rejectsKs(() => k.open(name), StorageError, 'STORAGE_CORRUPT', `${what}: again`);
       assert.ok((await k.contents(name)).stored.has(stored.name), `${what}: the checkpoint is still there`);
     }
   });
@@ -272,10 +299,10 @@ for (const k of [opfs, idb]) {
     await rejectsKs(() => w.commit({ id: 78, parentId: null, kind: 'full', bytes: bytes.length, ...META }), StorageError, 'STORAGE_CORRUPT', 'a corrupt listing at commit');
     const after = await k.contents(name);
     assert.equal([...after.stored.keys()], [...saved.stored.keys()], 'the refused checkpoint left no bytes');
-    await rejectsKs(() => k.open(name), StorageError, 'STORAGE_CORRUPT', 'still corrupt: nothing was overwritten');
+    await rejectsKs(() => k.open(name, { readOnly: true }), StorageError, 'STORAGE_CORRUPT', 'still corrupt: nothing was overwritten');
   });
 
-  S('another page opening the storage (with cleanup) while a checkpoint is written never leaves a listed checkpoint without its bytes', async () => {
+  S('another page opening the storage while a checkpoint is written: as a writer it is refused, read-only it removes nothing; the commit goes through', async () => {
     const name = fresh('second-open');
     const storage = await k.open(name);
     const store = await StateStore.create({ checkpoints: incremental(10) });
@@ -284,20 +311,82 @@ for (const k of [opfs, idb]) {
     const bytes = new Uint8Array(2_500_000).fill(3);
     const w = await storage.begin(90);
     await w.write(bytes);
-    // What a second tab does at start-up. OPFS: the file is still open for writing, so it is left
-    // alone. IndexedDB: the chunks are unlisted, so they go, and the commit must notice.
-    const other = await k.open(name);
-    const commit = w.commit({ id: 90, parentId: null, kind: 'full', bytes: bytes.length, ...META });
-    if (k.kind === 'opfs') {
-      assert.equal(other.removedOnOpen, []);
-      await commit;
-      assert.equal((await assertTidy(k, name, 'committed')).map((c) => c.id), [one.id, 90]);
-    } else {
-      assert.is(other.removedOnOpen.length, 1, 'the unlisted chunks were removed');
-      await rejectsKs(() => commit, StorageError, 'STORAGE_IO', 'commit after its chunks were removed');
-      assert.equal((await assertTidy(k, name, 'refused')).map((c) => c.id), [one.id], 'nothing listed without its bytes');
+    const e = await rejectsKs(() => k.open(name), StorageError, 'STORAGE_LOCKED', 'a second writer in this page');
+    assert.match(e.message, /Web Lock/);
+    assert.match(e.message, /readOnly: true/, 'says how to read beside it');
+    // What a second tab does at start-up.
+    const peer = await Peer.start('page');
+    try {
+      assert.is((await peer.fails({ op: 'open', kind: k.kind, name })).code, 'STORAGE_LOCKED', 'a writer in another page');
+      await peer.must({ op: 'open', kind: k.kind, name, opts: { readOnly: true } });
+      assert.equal((await peer.must({ op: 'list' })).names, [one.name], 'the other page lists what is committed');
+      const stored = await w.commit({ id: 90, parentId: null, kind: 'full', bytes: bytes.length, ...META });
+      assert.equal((await assertTidy(k, name, 'committed')).map((c) => c.id), [one.id, 90], 'nothing of it was removed meanwhile');
+      assert.equal((await peer.must({ op: 'list' })).names, [one.name, stored.name], 'and sees the commit');
+    } finally {
+      peer.kill();
     }
-    (other as { close?: () => void }).close?.();
+  });
+
+  S('two pages storing 60 checkpoints each (issue 10): the second is refused with STORAGE_LOCKED, restores all of the first\'s read-only, and writes once it closes', async () => {
+    const name = fresh('two-pages');
+    const storage = await k.open(name);
+    const peer = await Peer.start('page');
+    try {
+      assert.is((await peer.fails({ op: 'open', kind: k.kind, name })).code, 'STORAGE_LOCKED', 'the second page, as a writer');
+      const store = await StateStore.create({ checkpoints: incremental(1000) });
+      const v = store.valueState<number>('v', { codec: 'number' });
+      const ours: string[] = [];
+      for (let i = 1; i <= 60; i++) {
+        v.set(`A-${i}`, i);
+        ours.push((await store.checkpointTo(storage)).name);
+      }
+      await peer.must({ op: 'open', kind: k.kind, name, opts: { readOnly: true } });
+      assert.equal((await peer.must({ op: 'list' })).names, ours, 'all 60 are listed');
+      assert.equal((await peer.must({ op: 'restore', tag: 'A', n: 60 })).values, Array.from({ length: 60 }, (_, i) => i + 1), 'and restore');
+      assert.is((await peer.fails({ op: 'checkpoints', n: 1, tag: 'B' })).code, 'STORAGE_READ_ONLY', 'a read-only page cannot write');
+      await peer.must({ op: 'close' });
+
+      const waiting = peer.send({ op: 'open', kind: k.kind, name, opts: { lock: { wait: true } } });
+      await storage.close();
+      assert.ok('ok' in (await waiting), 'the waiting page opens once this one closes');
+      const theirs = (await peer.must({ op: 'checkpoints', n: 60, tag: 'B' })).names as string[];
+      assert.is(theirs.length, 60);
+      assert.not.ok(theirs.some((n) => ours.includes(n)), 'no name handed out twice');
+      const restored = (await StateStore.restoreFrom(await k.open(name, { readOnly: true }))).valueState<number>('v', { codec: 'number' });
+      for (let i = 1; i <= 60; i++) assert.is(restored.get(`B-${i}`), i);
+      await assertTidy(k, name, 'after both');
+    } finally {
+      peer.kill();
+    }
+  });
+
+  S('a page and a worker: the worker\'s writer refuses the page\'s, which waits, or gives up after timeoutMs; a terminated worker lets it in', async () => {
+    const name = fresh('worker');
+    const worker = await Peer.start('worker');
+    const other = await Peer.start('worker');
+    try {
+      await worker.must({ op: 'open', kind: k.kind, name });
+      await worker.must({ op: 'checkpoints', n: 3, tag: 'W' });
+      await rejectsKs(() => k.open(name), StorageError, 'STORAGE_LOCKED', 'the page, while the worker writes');
+      const late = await rejectsKs(() => k.open(name, { lock: { wait: true, timeoutMs: 50 } }), StorageError, 'STORAGE_LOCKED', 'after timeoutMs');
+      assert.match(late.message, /after waiting \d+ ms/);
+      const reader = await k.open(name, { readOnly: true });
+      assert.is((await StateStore.restoreFrom(reader)).valueState<number>('v', { codec: 'number' }).get('W-3'), 3, 'read-only beside it');
+
+      const waiting = k.open(name, { lock: { wait: true } });
+      worker.kill(); // the worker ends without closing its storage: its lock goes with it
+      const storage = await waiting;
+      assert.is(storage.readOnly, false);
+      // The other way round: the page writes, a worker is refused, and reads.
+      assert.is((await other.fails({ op: 'open', kind: k.kind, name })).code, 'STORAGE_LOCKED', 'a worker, while the page writes');
+      await other.must({ op: 'open', kind: k.kind, name, opts: { readOnly: true } });
+      assert.equal((await other.must({ op: 'restore', tag: 'W', n: 3 })).values, [1, 2, 3]);
+      await storage.close();
+    } finally {
+      worker.kill();
+      other.kill();
+    }
   });
 
   S('enableCheckpointing to the storage produces a chain and stops cleanly', async () => {
@@ -327,7 +416,7 @@ for (const k of [opfs, idb]) {
     assert.ok(events.some((e) => e.kind === 'full') && events.some((e) => e.kind === 'incremental'));
     await store.checkpointTo(storage);
     await assertTidy(k, name, 'after stop');
-    assertStore(await StateStore.restoreFrom(await k.open(name)), model, 'restored');
+    assertStore(await StateStore.restoreFrom(await k.open(name, { readOnly: true })), model, 'restored');
   });
 
   S('a listed checkpoint that lost its bytes: strict restore throws, fallback takes the previous one', async () => {
@@ -360,7 +449,7 @@ for (const k of [opfs, idb]) {
     assertStore(restored, models[1], 'state of checkpoint 2');
   });
 
-  S('a writer abandoned without commit or abort (its page gone): reopening removes its bytes, nothing is listed', async () => {
+  S('a frame that goes away mid-write takes its lock and its writer with it: the page opens, and removes the abandoned bytes', async () => {
     const name = fresh('abandoned');
     const storage = await k.open(name);
     const store = await StateStore.create({ checkpoints: incremental(10) });
@@ -368,44 +457,99 @@ for (const k of [opfs, idb]) {
     const model = new Model();
     randomOps(h, model, rng(5), 300, 100);
     const one = await store.checkpointTo(storage);
-    let stale: Awaited<ReturnType<BrowserStorage['begin']>> | null = null;
-    if (k === opfs) {
-      // A page that goes away mid-write: a same-origin iframe writes through its own OPFS handle,
-      // then the iframe is removed, and its open writable with it (as when a tab dies).
-      const frame = document.createElement('iframe');
-      document.body.append(frame);
-      const root = await (frame.contentWindow as Window).navigator.storage.getDirectory();
-      const w = await (await OpfsStorage.open(name, { directory: root })).begin(2);
-      await w.write(new Uint8Array(2_500_000).fill(2)); // two writes to the swap file, the rest buffered
-      frame.remove();
-    } else {
-      // IndexedDB holds no locks: the writer stays in this page, forgotten.
-      stale = await (await IndexedDbStorage.open(name)).begin(2);
-      await stale.write(new Uint8Array(2_500_000).fill(2)); // two chunk records stored, the rest buffered
-    }
+    await storage.close();
+
+    // A page that goes away mid-write (as when a tab dies): a frame with a writer of its own.
+    const frame = await Peer.start('frame');
+    await frame.must({ op: 'open', kind: k.kind, name });
+    await frame.must({ op: 'write', id: 2, bytes: 2_500_000 }); // two pieces stored, the rest buffered
     const c = await k.contents(name);
     const orphans = [...c.stored.keys()].filter((n) => !c.listed.some((e) => e.name === n));
     assert.is(orphans.length, 1, 'the abandoned checkpoint has a file or chunks, unlisted');
-    assert.equal((await storage.list()).map((e) => e.id), [one.id], 'and is not listed');
+    await rejectsKs(() => k.open(name), StorageError, 'STORAGE_LOCKED', 'while the frame lives');
+    frame.kill();
 
-    // The browser releases the dead page's file lock on its own schedule: reopen until it has.
-    let reopened = await k.open(name);
+    // The browser releases the frame's lock, and the OPFS file its writer held, on its own schedule: wait for both.
+    const reopen = () => k.open(name, { lock: { wait: true, timeoutMs: 10_000 } });
+    let reopened = await reopen();
     for (let i = 0; i < 50 && reopened.removedOnOpen.length === 0; i++) {
+      await reopened.close();
       await sleep(100);
-      reopened = await k.open(name);
+      reopened = await reopen();
     }
     assert.equal(reopened.removedOnOpen, orphans, 'reopening removed exactly the abandoned bytes');
     assert.equal((await assertTidy(k, name, 'after reopening')).map((e) => e.id), [one.id]);
-    if (stale) {
-      const w = stale;
-      await rejectsKs(() => w.commit({ id: 2, parentId: null, kind: 'full', bytes: 2_500_000, ...META }), StorageError, 'STORAGE_IO', 'the stale writer, its chunks gone');
-      assert.equal((await assertTidy(k, name, 'after the stale commit')).map((e) => e.id), [one.id]);
-    }
     assertStore(await StateStore.restoreFrom(reopened), model, 'the stored state is intact');
     randomOps(h, model, rng(6), 300, 100);
     const next = await store.checkpointTo(reopened);
     assert.equal([next.kind, next.parentId], ['incremental', one.id]);
     assertStore(await StateStore.restoreFrom(reopened), model, 'and the chain goes on');
+    await reopened.close();
+  });
+
+  S('a checkpoint retention deletes while another reader reads it: NO_CHECKPOINT; restoreFrom takes the new latest', async () => {
+    const name = fresh('deleted-while-read');
+    const writer = await k.open(name, { retain: 1 });
+    const store = await StateStore.create();
+    const v = store.valueState<string>('v', { codec: 'string' });
+    let n = 0;
+    // Full checkpoints of 3 MB: several reads each; with retain 1, each commit deletes the one before.
+    const next = async () => {
+      v.set('k', `v${++n}:`.padEnd(3_000_000, '.'));
+      return store.checkpointTo(writer, { incremental: false });
+    };
+    const value = (s: StateStore) => s.valueState<string>('v', { codec: 'string' }).get('k')?.split(':')[0];
+    const first = await next();
+    const reader = await k.open(name, { readOnly: true });
+    const r = (await reader.open(first.name)).getReader();
+    assert.not.ok((await r.read()).done, 'the first chunk is read');
+    await next();
+    assert.not.ok((await k.contents(name)).stored.has(first.name), 'retention deleted it');
+    const e = await (async () => {
+      try {
+        while (!(await r.read()).done);
+        return null;
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert.instance(e, StorageError, `reading on fails: ${String(e)}`);
+    assert.is((e as StorageError).code, 'NO_CHECKPOINT', String(e));
+    assert.match((e as StorageError).message, /retention deleted it while it was read/);
+    await rejectsKs(() => reader.open(first.name), StorageError, 'NO_CHECKPOINT', 'and opening it again');
+
+    // restoreFrom, its listed tip deleted before it opens it: it lists again and restores the new latest.
+    let fired = false;
+    const racing = {
+      list: () => reader.list(),
+      open: async (x: string) => {
+        if (!fired) {
+          fired = true;
+          await next();
+        }
+        return reader.open(x);
+      },
+      begin: (id: number) => reader.begin(id),
+      retain: (keep: number) => reader.retain(keep),
+    };
+    assert.is(value(await StateStore.restoreFrom(racing)), 'v3');
+    await writer.close();
+  });
+
+  S('without Web Locks (an insecure context): a writer is STORAGE_UNAVAILABLE, a read-only open works', async () => {
+    const name = fresh('no-locks');
+    await (await k.open(name)).close();
+    const proto = Object.getPrototypeOf(navigator) as object;
+    const desc = Object.getOwnPropertyDescriptor(proto, 'locks') as PropertyDescriptor;
+    Object.defineProperty(proto, 'locks', { ...desc, get: () => undefined });
+    try {
+      const e = await rejectsKs(() => k.open(name), StorageError, 'STORAGE_UNAVAILABLE', 'a writer');
+      assert.match(e.message, /navigator\.locks/);
+      assert.match(e.message, /readOnly: true/);
+      assert.equal(await (await k.open(name, { readOnly: true })).list(), []);
+    } finally {
+      Object.defineProperty(proto, 'locks', desc);
+    }
   });
 
   if (k === opfs) {
@@ -443,7 +587,8 @@ for (const k of [opfs, idb]) {
       await idb.destroy(name); // our connection closes for it (versionchange), so this completes
       await rejectsKs(() => w.commit({ id: 2, parentId: null, kind: 'full', bytes: 2_000_000, ...META }), StorageError, 'STORAGE_IO', 'commit');
       await rejectsKs(() => store.checkpointTo(storage), StorageError, 'STORAGE_IO', 'the next checkpoint');
-      const again = await k.open(name);
+      // The deleted database's connection closed itself, and let go of the lock (soon: wait for it).
+      const again = await k.open(name, { lock: { wait: true, timeoutMs: 10_000 } });
       assert.equal(await again.list(), [], 'a new, empty database');
       await store.checkpointTo(again);
       assert.is(declare(await StateStore.restoreFrom(again)).v.get('a'), 1);
@@ -486,13 +631,14 @@ if (hasOpfs() && hasIdb()) {
       assert.instance(a, OpfsStorage);
       assert.is(a.retainChains, 3);
       await roundTrip(a, 1);
+      await a.close();
 
       await withGetDirectory(undefined, async () => {
         const b = await openBrowserStorage(name);
         assert.is(b.kind, 'indexeddb');
         assert.instance(b, IndexedDbStorage);
         await roundTrip(b, 2);
-        (b as IndexedDbStorage).close();
+        await b.close();
         await rejectsKs(() => OpfsStorage.open(name), StorageError, 'STORAGE_UNAVAILABLE', 'OpfsStorage without OPFS');
       });
       // Some private modes have the API but refuse it.
@@ -501,11 +647,11 @@ if (hasOpfs() && hasIdb()) {
         const c = await openBrowserStorage(name);
         assert.is(c.kind, 'indexeddb');
         assert.is(declare(await StateStore.restoreFrom(c)).v.get('k'), 2, 'the same database as before');
-        (c as IndexedDbStorage).close();
+        await c.close();
         const e = await rejectsKs(() => OpfsStorage.open(name), StorageError, 'STORAGE_UNAVAILABLE', 'OpfsStorage refused');
         assert.is((e as { cause?: { name?: string } }).cause?.name, 'SecurityError');
       });
-      assert.is(declare(await StateStore.restoreFrom(await openBrowserStorage(name))).v.get('k'), 1, 'OPFS again');
+      assert.is(declare(await StateStore.restoreFrom(await openBrowserStorage(name, { readOnly: true }))).v.get('k'), 1, 'OPFS again');
     } finally {
       await opfs.destroy(name);
       await idb.destroy(name);

@@ -15,96 +15,21 @@
 // SIGKILL tests a process crash (the kernel keeps written pages), not power
 // loss; the fsync ordering for power loss is not observable here.
 // CRASH_KILLS sets the number of kills (default 32); CRASH_SEED the seed.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StateStore } from './_backend.js';
 import { DirectoryStorage, type StoredCheckpoint } from '../dist/index.js';
-import { declare, expected, keyOf, N } from './fixtures/crash-data.mjs';
+// verifyRound checks every key of every state against the round the store holds (throws if one disagrees).
+import { verifyRound } from './fixtures/crash-data.mjs';
+import { runAndKill } from './fixtures/crash-run.mjs';
 import { chainIn } from './_memstorage.js';
 import { rng } from './_util.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const child = path.join(here, 'fixtures', 'crash-child.mjs');
 const KILLS = Number(process.env.CRASH_KILLS ?? 32);
 const SEED = Number(process.env.CRASH_SEED ?? Date.now() % 100_000);
-
-/** Checks every key of every state against the round the store holds; returns the round. */
-function verifyRound(store: StateStore, what: string): number {
-  const h = declare(store);
-  const round = h.round.get('meta');
-  assert.type(round, 'number', `${what}: the round is stored`);
-  const R = round as number;
-  let present = 0;
-  for (let k = 0; k < N; k++) {
-    const key = keyOf(k);
-    const e = expected(k, R);
-    const at = `${what}: round ${R}, key ${String(key)}`;
-    if (e === null) {
-      assert.is(h.v.get(key), undefined, `${at}: v absent`);
-      assert.is(h.s.get(key), undefined, `${at}: s absent`);
-      assert.equal(h.l.forKey(key).get(), [], `${at}: l empty`);
-      assert.is(h.m.forKey(key).size(), 0, `${at}: m empty`);
-    } else {
-      present++;
-      assert.is(h.v.get(key), e.v, `${at}: v`);
-      assert.is(h.s.get(key), e.s, `${at}: s`);
-      assert.equal(h.l.forKey(key).get(), e.l, `${at}: l`);
-      const m = h.m.forKey(key);
-      assert.is(m.size(), 2, `${at}: m size`);
-      assert.is(m.get('x'), e.x, `${at}: m x`);
-      assert.is(m.get('y'), e.y, `${at}: m y`);
-    }
-  }
-  // Nothing beyond the expected keys.
-  const snap = store.snapshot();
-  try {
-    assert.is(snap.valueState<number>('v').entries().length, present, `${what}: v has only the expected keys`);
-    assert.is(snap.valueState<string>('s').entries().length, present, `${what}: s has only the expected keys`);
-    assert.is(snap.listState<string>('l').entries().length, present, `${what}: l has only the expected keys`);
-    assert.is(snap.valueState<number>('round').entries().length, 1, `${what}: one round`);
-  } finally {
-    snap.release();
-  }
-  return R;
-}
-
-interface Run {
-  lines: string[];
-  stderr: string;
-  /** Exit code if the child ended on its own (a failure), else null. */
-  code: number | null;
-  ms: number;
-}
-
-/** Runs the child and SIGKILLs it after `delay` ms (from its "start" line, or from spawn when `early`). */
-function runAndKill(dir: string, mode: string, delay: number, early: boolean): Promise<Run> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const p = spawn(process.execPath, [child, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => (timer ??= setTimeout(() => p.kill('SIGKILL'), delay));
-    if (early) arm();
-    p.stdout.on('data', (d) => {
-      out += d;
-      if (out.startsWith('start ')) arm();
-    });
-    p.stderr.on('data', (d) => (stderr += d));
-    // A child that hangs before "start" is killed too (and then fails the checks below).
-    const guard = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      clearTimeout(guard);
-      resolve({ lines: out.split('\n').filter(Boolean), stderr, code, ms: Date.now() - t0 });
-    });
-  });
-}
 
 const Crash = suite('crash safety');
 
@@ -149,13 +74,16 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
       if (temps.length) stats.tempLeft++;
       if (unlisted.length) stats.unlistedLeft++;
 
-      const storage = await DirectoryStorage.open(dir);
+      // The killed child's lock (LOCK) is taken over at once: its process is gone. (Within a second
+      // if the kill fell between making LOCK and writing its owner file: hence the wait.)
+      const storage = await DirectoryStorage.open(dir, { lock: { wait: true, timeoutMs: 10_000 } });
       assert.equal([...storage.removedOnOpen], [...temps, ...unlisted].sort(), `${what}: open removes the leftovers`);
       const list = await storage.list();
-      const expectFiles = [...(fs.existsSync(path.join(dir, 'MANIFEST')) ? ['MANIFEST'] : []), ...list.map((c) => c.name)];
-      assert.equal(fs.readdirSync(dir).sort(), expectFiles.sort(), `${what}: only MANIFEST and the listed files remain`);
+      const expectFiles = ['LOCK', ...(fs.existsSync(path.join(dir, 'MANIFEST')) ? ['MANIFEST'] : []), ...list.map((c) => c.name)];
+      assert.equal(fs.readdirSync(dir).sort(), expectFiles.sort(), `${what}: only MANIFEST, the listed files and this writer's lock remain`);
       if (list.length === 0) {
         assert.not.ok(everConfirmed, `${what}: a confirmed checkpoint was lost`);
+        await storage.close();
         continue;
       }
 
@@ -195,6 +123,7 @@ Crash(`SIGKILL at random points, ${KILLS} times: every restore is exactly some c
           stats.chainRestores++;
         }
       }
+      await storage.close(); // the next child opens it for writing
     }
     assert.ok(lastRound >= KILLS / 4, `progress accumulates across kills: reached round ${lastRound}`);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);

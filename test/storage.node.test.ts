@@ -22,7 +22,8 @@ const freshDir = () => path.join(tmpRoot, `d${++dirs}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'MANIFEST'), 'utf8')) as { checkpoints: StoredCheckpoint[] };
-const filesIn = (dir: string) => fs.readdirSync(dir).sort();
+/** The directory's files, less the writer's lock directory (LOCK, while a writer has it open; tested on its own). */
+const filesIn = (dir: string) => fs.readdirSync(dir).filter((f) => f !== 'LOCK').sort();
 
 /** The directory holds exactly MANIFEST and the files it lists. */
 function assertTidy(dir: string, what: string): StoredCheckpoint[] {
@@ -60,6 +61,7 @@ Dir('a chain is stored as one file per checkpoint plus MANIFEST, and restores ex
 
   randomOps(h, model, r, 500, 300);
   await store.checkpointTo(storage);
+  await storage.close();
   const reopened = await DirectoryStorage.open(dir);
   assert.equal(reopened.removedOnOpen, []);
   let chain: number[] = [];
@@ -149,16 +151,22 @@ Dir('open removes temporary files and checkpoint files MANIFEST does not list, a
   const leftovers = ['ckpt-0000000002-2.ks', 'ckpt-0000000002-2.ks.1a2b3c4d.tmp', 'MANIFEST.deadbeef.tmp'];
   for (const f of leftovers) fs.writeFileSync(path.join(dir, f), 'torn');
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'not ours');
+  await storage.close();
   const reopened = await DirectoryStorage.open(dir);
   assert.equal(reopened.removedOnOpen, [...leftovers].sort());
   assert.equal(filesIn(dir), ['MANIFEST', 'notes.txt', listed[0].name].sort());
   assert.is(declare(await StateStore.restoreFrom(reopened)).v.get('a'), 1);
 
-  // cleanup: false leaves a directory another process writes alone.
+  // A read-only open (beside the writer) and a writer's cleanup: false leave what they find alone.
   fs.writeFileSync(path.join(dir, leftovers[1]), 'in progress');
-  const inspector = await DirectoryStorage.open(dir, { cleanup: false });
+  const inspector = await DirectoryStorage.open(dir, { readOnly: true });
   assert.equal(inspector.removedOnOpen, []);
   assert.ok(fs.existsSync(path.join(dir, leftovers[1])));
+  await reopened.close();
+  const keeper = await DirectoryStorage.open(dir, { cleanup: false });
+  assert.equal(keeper.removedOnOpen, []);
+  assert.ok(fs.existsSync(path.join(dir, leftovers[1])));
+  await keeper.close();
 });
 
 Dir('a foreign, corrupt or newer MANIFEST is a typed STORAGE_CORRUPT error', async () => {
@@ -215,7 +223,7 @@ Dir('a listed file that is missing or truncated: strict restore throws, fallback
   const fork = await restored.checkpointTo(storage);
   assert.equal([fork.id, fork.parentId], [3, 2]);
   assert.is.not(fork.name, listed[2].name);
-  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir)), m, 'the fork restores strictly');
+  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir, { readOnly: true })), m, 'the fork restores strictly');
   // retain 3 keeps the old "3" (its file is gone) in the listing until it ages out; the fork's next checkpoint drops it.
   randomOps(declare(restored), m, rng(31), 100, 100);
   await restored.checkpointTo(storage);
@@ -249,7 +257,7 @@ Dir('tombstones survive storage: deletions in incremental checkpoints stay delet
   const last = await store.checkpointTo(storage);
   assert.is(last.kind, 'incremental');
 
-  const restored = await StateStore.restoreFrom(await DirectoryStorage.open(dir));
+  const restored = await StateStore.restoreFrom(await DirectoryStorage.open(dir, { readOnly: true }));
   const r = declare(restored);
   for (let k = 0; k < 50; k++) {
     const even = k % 2 === 0;
@@ -311,7 +319,7 @@ Dir('the directory removed mid-run: the checkpoint fails with STORAGE_IO, is abo
   const next = await store.checkpointTo(storage);
   assert.equal([next.kind, next.parentId], ['incremental', two.id]);
   assertTidy(dir, 'after the next checkpoint');
-  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir)), model, 'complete');
+  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir, { readOnly: true })), model, 'complete');
 });
 
 Dir('a manifest that cannot be replaced: the checkpoint fails, its file is removed, the old manifest stands', async () => {
@@ -338,7 +346,7 @@ Dir('a manifest that cannot be replaced: the checkpoint fails, its file is remov
   randomOps(h, model, r, 500, 200);
   const next = await store.checkpointTo(storage);
   assert.equal([next.kind, next.parentId], ['incremental', one.id]);
-  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir)), model, 'complete');
+  assertStore(await StateStore.restoreFrom(await DirectoryStorage.open(dir, { readOnly: true })), model, 'complete');
 });
 
 // ---- periodic checkpointing to a directory ----------------------------------------------------

@@ -40,6 +40,7 @@ export type { IndexedDbStorageOptions } from './storage/indexeddb.js';
 export { openBrowserStorage } from './storage/browser.js';
 export type { BrowserStorage } from './storage/browser.js';
 export type { BrowserStorageOptions } from './storage/browser-options.js';
+export type { AccessOptions, LockOptions } from './storage/access.js';
 export { compact } from './restore.js';
 export type { CheckpointSource, RestoreOptions, RestoreProgress } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';

@@ -47,6 +47,13 @@ export interface CheckpointProgress extends Progress {
   id: number;
 }
 
+/**
+ * Options of `StateStore.restoreFrom`, which restores the latest chain the
+ * storage lists. A piece that retention deletes while it is read (a writer
+ * in another process, page or worker committed newer checkpoints; the
+ * storage reports NO_CHECKPOINT) does not fail it: it lists again and
+ * restores the new latest chain, up to 5 times.
+ */
 export interface RestoreFromOptions extends RestoreOptions {
   /**
    * If the latest chain cannot be restored (a missing or corrupt piece), try
@@ -198,9 +205,10 @@ export async function restoreFrom(
   opts: RestoreFromOptions = {},
 ): Promise<StateStore> {
   const { fallback = false, onRestored, ...restoreOpts } = opts;
-  const list = await storage.list();
+  let list = await storage.list();
   if (list.length === 0) throw new StorageError('NO_CHECKPOINT', 'the storage holds no checkpoint');
   const skipped: RestoredFrom['skipped'] = [];
+  let relisted = 0;
   // Newest first: the latest checkpoint, then (with fallback) each older one.
   for (let i = list.length - 1; i >= 0; i--) {
     const tip = list[i];
@@ -224,12 +232,30 @@ export async function restoreFrom(
       onRestored?.({ checkpoint: tip, chain, skipped });
       return store;
     } catch (e) {
+      // A piece deleted while it was read: the writer (another process, page or worker, or this
+      // one's periodic checkpoints) committed newer ones and retention dropped it. Start again from
+      // the new latest, a few times (a writer that outpaces every restore is not waited for).
+      if (e instanceof StorageError && e.code === 'NO_CHECKPOINT' && relisted < MAX_RELISTS) {
+        const again = await storage.list();
+        if (again.length > 0 && !sameNames(again, list)) {
+          relisted++;
+          list = again;
+          skipped.length = 0;
+          i = list.length;
+          continue;
+        }
+      }
       if (!fallback || e instanceof InvalidArgumentError) throw e;
       skipped.push({ checkpoint: tip, error: e });
     }
   }
   throw skipped[0].error;
 }
+
+/** Times restoreFrom lists again after a piece was deleted while it was read. */
+const MAX_RELISTS = 5;
+
+const sameNames = (a: readonly StoredCheckpoint[], b: readonly StoredCheckpoint[]) => a.length === b.length && a.every((c, i) => c.name === b[i].name);
 
 /** A stored checkpoint's bytes, opened when first read; leaves the file checksum (from the trailer) in `sums[n]`. */
 async function* piece(storage: CheckpointStorage, c: StoredCheckpoint, sums: string[], n: number): AsyncIterable<Uint8Array> {

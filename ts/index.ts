@@ -12,4 +12,4 @@ setLoaders({ native: loadNative, wasm: loadNodeWasm }, ['native', 'wasm'], proce
 export * from './api.js';
 // Node only: the shared API (api.ts) never imports node:fs, so browser bundles stay clean.
 export { DirectoryStorage } from './storage/directory.js';
-export type { DirectoryStorageOptions } from './storage/directory.js';
+export type { DirectoryStorageOptions, DirectoryLockOptions } from './storage/directory.js';

@@ -3,18 +3,22 @@
  * options, the check of a storage name, and the error where neither API exists.
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { AccessOptions } from './access.js';
 import { StorageError } from './errors.js';
 
-/** Options of the browser storages (the same as DirectoryStorage's). */
-export interface BrowserStorageOptions {
+/**
+ * Options of the browser storages (as DirectoryStorage's, less `lock.staleMs`:
+ * the browser releases a Web Lock as soon as its holder's page or worker goes).
+ */
+export interface BrowserStorageOptions extends AccessOptions {
   /** Restorable chains to keep (the last K checkpoints, each with its ancestors); default 2. */
   retain?: number;
-  /** Create the storage (OPFS directory, IndexedDB database) if it does not exist; default true. */
+  /** Create the storage (OPFS directory, IndexedDB database) if it does not exist; default true (false with `readOnly`). */
   create?: boolean;
   /**
    * Remove what an interrupted checkpoint left (checkpoint files or chunks
-   * the listing does not name); default true. Turn off to inspect a storage
-   * another page is writing.
+   * the listing does not name); default true (false with `readOnly`). To
+   * read a storage another page or worker writes, open it with `readOnly: true`.
    */
   cleanup?: boolean;
 }

@@ -4,6 +4,7 @@
  * exists, as in Node, it throws STORAGE_UNAVAILABLE).
  */
 import { type BrowserStorageOptions, checkName, hasIndexedDb, hasOpfs, unavailable } from './browser-options.js';
+import { checkAccess } from './access.js';
 import { checkRetain } from './manifest.js';
 import { IndexedDbStorage } from './indexeddb.js';
 import { OpfsStorage } from './opfs.js';
@@ -22,6 +23,7 @@ export type BrowserStorage = OpfsStorage | IndexedDbStorage;
 export async function openBrowserStorage(name: string, opts: BrowserStorageOptions = {}): Promise<BrowserStorage> {
   checkName(name);
   checkRetain(opts.retain ?? 2, 'retain');
+  checkAccess(opts);
   if (hasOpfs()) {
     try {
       return await OpfsStorage.open(name, opts);

@@ -10,28 +10,55 @@
  * worst temporary files or checkpoint files MANIFEST does not name; opening
  * the directory removes them.
  *
- * One writer per directory at a time (no lock is taken).
+ * One writer per directory: opening for writing takes the directory's lock
+ * (`LOCK`, see dirlock.ts), so a second writer, in this process or another,
+ * is refused with StorageError `STORAGE_LOCKED` (or waits, with `lock:
+ * { wait: true }`); `close()` and the process's exit release it, and a lock
+ * whose process was killed is taken over at once on the same machine, or
+ * once stale (`lock.staleMs`) from elsewhere. `readOnly: true` takes no lock:
+ * it lists and restores while a writer runs.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appended, retention } from './chains.js';
-import { ioError, StorageError } from './errors.js';
+import { type AccessOptions, checkAccess, type LockOptions } from './access.js';
+import { checkStale, DirectoryLock } from './dirlock.js';
+import { InvalidArgumentError } from '../errors.js';
+import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
 import { checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
 import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
-export interface DirectoryStorageOptions {
+/** How a DirectoryStorage writer gets the directory's lock. */
+export interface DirectoryLockOptions extends LockOptions {
+  /**
+   * A lock not refreshed for this many ms is stale: its holder is taken to be
+   * gone (its process killed or its machine down), and the next writer takes
+   * it over. Default 10 000; at least 2 000. The holder refreshes it every
+   * quarter of that, so an event loop blocked for longer than three quarters
+   * of it can lose the lock to a waiting writer (the holder then refuses to
+   * write, with STORAGE_LOCKED). A holder killed on this machine is taken
+   * over at once, without waiting for its lock to go stale; an opener never
+   * counts a lock stale sooner than its holder's own `staleMs`.
+   */
+  staleMs?: number;
+}
+
+export interface DirectoryStorageOptions extends AccessOptions {
   /** Restorable chains to keep (the last K checkpoints, each with its ancestors); default 2. */
   retain?: number;
-  /** Create the directory if it does not exist; default true. */
+  /** Create the directory if it does not exist; default true (false with `readOnly`). */
   create?: boolean;
   /**
    * Remove what a crash left (temporary files, checkpoint files MANIFEST does
-   * not name); default true. Turn off to inspect a directory another process
-   * is writing.
+   * not name); default true (false with `readOnly`). Turn off to look at
+   * what a crash left; to read a directory another process writes, open it
+   * with `readOnly: true`.
    */
   cleanup?: boolean;
+  /** How to get the writer's lock (not with `readOnly`); default: fail at once with STORAGE_LOCKED if another writer holds it. */
+  lock?: DirectoryLockOptions;
 }
 
 /** Bytes gathered into one write to the file. */
@@ -75,42 +102,79 @@ export class DirectoryStorage implements CheckpointStorage {
   readonly retainChains: number;
   /** Files that opening removed: what a crash left behind. */
   readonly removedOnOpen: readonly string[];
+  /** Opened with `readOnly: true`: lists and reads, never writes, holds no lock. */
+  readonly readOnly: boolean;
   private manifest: Manifest;
   /** Sequence numbers handed out to writers (at least the manifest's). */
   private seq: number;
   /** Listing changes run one at a time. */
-  private lock: Promise<unknown> = Promise.resolve();
+  private queue: Promise<unknown> = Promise.resolve();
   /** The manifest on disk may differ from `manifest` (an update failed midway): reread before the next change. */
   private stale = false;
   /** Dropped files whose deletion failed; retried after the next manifest update. */
   private undeleted = new Set<string>();
+  /** The writer's lock; null when read-only. */
+  private readonly held: DirectoryLock | null;
+  /** Writers begun and not yet committed or aborted: close() aborts them. */
+  private readonly writers = new Set<() => Promise<void>>();
+  /** Commits under way (settled promises): close() waits for them. */
+  private readonly commits = new Set<Promise<void>>();
+  private closing: Promise<void> | null = null;
 
-  private constructor(dir: string, retain: number, manifest: Manifest, removed: string[]) {
+  private constructor(dir: string, retain: number, manifest: Manifest, removed: string[], held: DirectoryLock | null) {
     this.dir = dir;
     this.retainChains = retain;
     this.manifest = manifest;
     this.seq = manifest.seq;
     this.removedOnOpen = removed;
+    this.held = held;
+    this.readOnly = held === null;
   }
 
   /**
-   * Opens (by default creating) a checkpoint directory, and removes what a
-   * crash left. Throws `StorageError` `STORAGE_CORRUPT` if MANIFEST is not
-   * a valid keystate manifest.
+   * Opens (by default creating) a checkpoint directory as its only writer:
+   * takes its lock, then removes what a crash left. With `readOnly: true`,
+   * opens an existing directory to list and restore, beside a writer.
+   * Throws StorageError `STORAGE_LOCKED` if another writer has it open
+   * (after waiting, with `lock.wait`), `STORAGE_CORRUPT` if MANIFEST is not a
+   * valid keystate manifest, `STORAGE_IO` if it cannot be read (or does not
+   * exist, with `create: false` or `readOnly`).
    */
   static async open(dir: string, opts: DirectoryStorageOptions = {}): Promise<DirectoryStorage> {
     const retain = checkRetain(opts.retain ?? 2, 'retain');
+    if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('INVALID_ARGUMENT', `a checkpoint directory must be a path, not ${JSON.stringify(dir)}`);
+    const { readOnly, waitMs } = checkAccess(opts);
+    const staleMs = readOnly ? 0 : checkStale(opts.lock?.staleMs);
     const root = path.resolve(dir);
-    if (opts.create ?? true) {
+    if (!readOnly && (opts.create ?? true)) {
       try {
         await fs.mkdir(root, { recursive: true });
       } catch (e) {
         throw ioError(`creating checkpoint directory ${root}`, e);
       }
+    } else {
+      const st = await fs.stat(root).catch((e: unknown) => {
+        throw ioError(`opening checkpoint directory ${root}`, e);
+      });
+      if (!st.isDirectory()) throw new StorageError('STORAGE_IO', `${root} is not a directory`);
     }
+    if (readOnly) return new DirectoryStorage(root, retain, await readManifest(root), [], null);
+    // Everything below runs under the lock: another writer can neither list nor remove meanwhile.
+    const held = await DirectoryLock.acquire(root, staleMs, waitMs);
+    try {
+      const { manifest, removed } = await DirectoryStorage.recover(root, opts.cleanup ?? true);
+      return new DirectoryStorage(root, retain, manifest, removed, held);
+    } catch (e) {
+      await held.release().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Reads MANIFEST and (with `cleanup`) removes what a crash left. */
+  private static async recover(root: string, cleanup: boolean): Promise<{ manifest: Manifest; removed: string[] }> {
     const manifest = await readManifest(root);
     const removed: string[] = [];
-    if (opts.cleanup ?? true) {
+    if (cleanup) {
       const listed = new Set(manifest.checkpoints.map((c) => c.name));
       let files: string[];
       try {
@@ -130,16 +194,34 @@ export class DirectoryStorage implements CheckpointStorage {
       }
       if (removed.length > 0) await syncDir(root).catch(() => undefined);
     }
-    return new DirectoryStorage(root, retain, manifest, removed.sort());
+    return { manifest, removed: removed.sort() };
+  }
+
+  /**
+   * Releases the writer's lock (another writer may open the directory from
+   * then on) once the commits under way are done; writers not yet committing
+   * are aborted. Every method fails from then on. Resolves once the lock is
+   * released. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.writers].map((abort) => abort()));
+      await Promise.all([...this.commits]);
+      await this.queue;
+      await this.held?.release();
+    })();
+    return this.closing;
   }
 
   async list(): Promise<StoredCheckpoint[]> {
+    if (this.closing) throw closedError(this.dir);
     await this.fresh();
     return this.manifest.checkpoints.map((c) => ({ ...c }));
   }
 
   async begin(id: number): Promise<CheckpointWriter> {
     checkId(id);
+    this.writable('write a checkpoint');
     const name = checkpointName(id, ++this.seq);
     const tmp = path.join(this.dir, tempName(name));
     let fh: fs.FileHandle | null;
@@ -152,31 +234,42 @@ export class DirectoryStorage implements CheckpointStorage {
     let done = false;
     const fail = async () => {
       failed = true;
+      this.writers.delete(abort);
       await fh?.close().catch(() => undefined);
       fh = null;
       await fs.rm(tmp, { force: true }).catch(() => undefined);
     };
+    const abort = async () => {
+      done = true;
+      if (!failed) await fail();
+    };
+    this.writers.add(abort);
     const pieces = new Pieces(WRITE_BUFFER, (piece) => writeAll(fh as fs.FileHandle, piece), fail, `writing checkpoint ${id} to ${tmp}`);
     return {
       write: async (chunk) => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
         await pieces.write(chunk);
       },
-      commit: async (meta, retain) => {
+      commit: (meta, retain) => this.committing(async () => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
+        this.writers.delete(abort);
         const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
+        let renaming = false;
         try {
           await (fh as fs.FileHandle).sync();
           await fh.close();
           fh = null;
+          // A writer that lost its lock must not give its file a name: a new writer may use it.
+          await (this.held as DirectoryLock).verify();
+          renaming = true;
           await fs.rename(tmp, path.join(this.dir, name));
           await syncDir(this.dir);
         } catch (e) {
           await fail();
           // The file may have been renamed already; the manifest does not name it, so it can go.
-          await fs.rm(path.join(this.dir, name), { force: true }).catch(() => undefined);
+          if (renaming) await fs.rm(path.join(this.dir, name), { force: true }).catch(() => undefined);
           throw ioError(`storing checkpoint ${id} in ${this.dir}`, e);
         }
         const stored: StoredCheckpoint = { ...pick(meta), name };
@@ -187,25 +280,28 @@ export class DirectoryStorage implements CheckpointStorage {
           name,
         );
         return { ...stored };
-      },
-      abort: async () => {
-        done = true;
-        if (!failed) await fail();
-      },
+      }),
+      abort,
     };
   }
 
   async open(name: string): Promise<ReadableStream<Uint8Array>> {
+    if (this.closing) throw closedError(this.dir);
     await this.fresh();
     if (!this.manifest.checkpoints.some((c) => c.name === name)) {
       throw new StorageError('NO_CHECKPOINT', `${this.dir} lists no checkpoint named ${JSON.stringify(name)}`);
     }
     const file = path.join(this.dir, name);
+    /** A failed read: NO_CHECKPOINT if retention (this writer's, or another process's) deleted the file meanwhile. */
+    const failure = async (what: string, e: unknown) => {
+      const listed = await readManifest(this.dir).then((m) => m.checkpoints.some((c) => c.name === name), () => true);
+      return listed ? ioError(what, e) : deletedWhileRead(this.dir, name, e);
+    };
     let fh: fs.FileHandle | null;
     try {
       fh = await fs.open(file, 'r');
     } catch (e) {
-      throw ioError(`opening checkpoint file ${file}`, e);
+      throw await failure(`opening checkpoint file ${file}`, e);
     }
     const close = async () => {
       const h = fh;
@@ -226,7 +322,7 @@ export class DirectoryStorage implements CheckpointStorage {
             }
           } catch (e) {
             await close();
-            controller.error(ioError(`reading checkpoint file ${file}`, e));
+            controller.error(await failure(`reading checkpoint file ${file}`, e));
           }
         },
         cancel: close,
@@ -237,12 +333,30 @@ export class DirectoryStorage implements CheckpointStorage {
 
   async retain(keep: number): Promise<string[]> {
     const k = checkRetain(keep, 'keep');
+    this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
   }
 
-  /** Rereads the manifest if an update failed midway. */
+  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
+  private committing<T>(f: () => Promise<T>): Promise<T> {
+    const p = f();
+    const settled = p.then(() => undefined, () => undefined);
+    this.commits.add(settled);
+    void settled.then(() => this.commits.delete(settled));
+    return p;
+  }
+
+  /** Throws unless this storage may write now: not read-only, not closed, the lock not known lost. */
+  private writable(what: string): void {
+    if (this.readOnly) throw readOnlyError(this.dir, what);
+    if (this.closing) throw closedError(this.dir);
+    const lost = this.held?.lostError();
+    if (lost) throw lost;
+  }
+
+  /** Rereads the manifest if an update failed midway, or if another process writes it (read-only, or the lock lost). */
   private async fresh(): Promise<void> {
-    if (!this.stale) return;
+    if (!this.stale && !this.readOnly && !this.held?.lost) return;
     this.manifest = await readManifest(this.dir);
     this.seq = Math.max(this.seq, this.manifest.seq);
     this.stale = false;
@@ -258,6 +372,8 @@ export class DirectoryStorage implements CheckpointStorage {
     const run = async (): Promise<string[]> => {
       let renamed = false;
       try {
+        // Never write over another writer's listing: the lock must still be this storage's.
+        await (this.held as DirectoryLock).verify();
         await this.fresh();
         const { kept, dropped } = retention(change(this.manifest.checkpoints), keep);
         const next: Manifest = { ...emptyManifest(), seq: Math.max(this.seq, this.manifest.seq), checkpoints: kept };
@@ -300,14 +416,15 @@ export class DirectoryStorage implements CheckpointStorage {
         if (renamed) {
           // The new manifest may or may not be durable: read it back before the next change.
           this.stale = true;
-        } else if (added !== null) {
+        } else if (added !== null && !this.held?.lost) {
+          // Unlisted: it can go (unless the lock was lost meanwhile: then the name may be another writer's by now).
           await fs.rm(path.join(this.dir, added), { force: true }).catch(() => undefined);
         }
         throw ioError(`${what} in ${this.dir}`, e);
       }
     };
-    const p = this.lock.then(run, run);
-    this.lock = p.catch(() => undefined);
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
     return p;
   }
 }

@@ -12,13 +12,22 @@
  * one is durable. Chunks no entry names (an interrupted checkpoint) are
  * removed on open.
  *
+ * One writer per storage: opening for writing takes the Web Lock
+ * `keystate:indexeddb:<name>`, so a second writer in any page, frame or
+ * worker of the origin is refused with STORAGE_LOCKED (or waits, with
+ * `lock: { wait: true }`) until `close()` or until the writer's page or
+ * worker goes away. `readOnly: true` takes no lock and runs only readonly
+ * transactions.
+ *
  * Chunk batches use durability 'strict' too: browsers keep large values in
  * files of their own beside the database's log, so a strict listing commit
  * need not flush chunks written by earlier relaxed transactions.
  */
 import { type BrowserStorageOptions, checkName, hasIndexedDb, unavailable } from './browser-options.js';
 import { appended, retention } from './chains.js';
-import { ioError, StorageError } from './errors.js';
+import { checkAccess } from './access.js';
+import { deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
+import { WebLock } from './weblock.js';
 import { checkId, checkpointName, checkRetain, parseEntry, pick, seqOf } from './manifest.js';
 import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
@@ -47,34 +56,56 @@ export class IndexedDbStorage implements CheckpointStorage {
   readonly name: string;
   /** Chains kept by default (see `BrowserStorageOptions.retain`). */
   readonly retainChains: number;
+  /** Opened with `readOnly: true`: lists and reads, never writes, holds no lock. */
+  readonly readOnly: boolean;
   private readonly db: IDBDatabase;
   private readonly label: string;
-  private closed = false;
+  private closing: Promise<void> | null = null;
   private seq = 0;
   private removed: readonly string[] = [];
+  /** The writer's lock; null when read-only. */
+  private readonly held: WebLock | null;
 
-  private constructor(name: string, db: IDBDatabase, retain: number) {
+  private constructor(name: string, db: IDBDatabase, retain: number, held: WebLock | null) {
     this.name = name;
     this.db = db;
     this.retainChains = retain;
+    this.held = held;
+    this.readOnly = held === null;
     this.label = `IndexedDB database ${JSON.stringify(name)}`;
     // Another page deletes or upgrades the database: let it, and fail from now on.
-    db.onversionchange = () => this.close();
+    db.onversionchange = () => void this.close();
   }
 
   /**
-   * Opens (by default creating) the storage `name`, and removes what an
-   * interrupted checkpoint left. Throws StorageError `STORAGE_UNAVAILABLE`
-   * where IndexedDB is missing or refused, `STORAGE_CORRUPT` if the database
-   * is not a keystate checkpoint database (or a newer one), or its listing is
-   * not valid.
+   * Opens (by default creating) the storage `name` as its only writer: takes
+   * its Web Lock, then removes what an interrupted checkpoint left. With
+   * `readOnly: true`, opens an existing storage to list and restore, beside a
+   * writer. Throws StorageError `STORAGE_LOCKED` if another page, frame or
+   * worker has it open for writing (after waiting, with `lock.wait`),
+   * `STORAGE_UNAVAILABLE` where IndexedDB (or, for a writer, Web Locks) is
+   * missing or refused, `STORAGE_CORRUPT` if the database is not a keystate
+   * checkpoint database (or a newer one), or its listing is not valid,
+   * `STORAGE_IO` if it does not exist (`create: false`, `readOnly`).
    */
   static async open(name: string, opts: IndexedDbStorageOptions = {}): Promise<IndexedDbStorage> {
     checkName(name);
     const retain = checkRetain(opts.retain ?? 2, 'retain');
+    const { readOnly, waitMs } = checkAccess(opts);
     if (!hasIndexedDb()) throw unavailable('IndexedDB is not available here');
     const label = `IndexedDB database ${JSON.stringify(name)}`;
-    const create = opts.create ?? true;
+    const create = !readOnly && (opts.create ?? true);
+    // Taken before the database is opened, so that a writer's first look at it (and cleanup) is under the lock.
+    const held = readOnly ? null : await WebLock.acquire(`keystate:indexeddb:${name}`, label, waitMs);
+    try {
+      return await IndexedDbStorage.connect(name, label, create, retain, held, !readOnly && (opts.cleanup ?? true));
+    } catch (e) {
+      await held?.release();
+      throw e;
+    }
+  }
+
+  private static async connect(name: string, label: string, create: boolean, retain: number, held: WebLock | null, cleanup: boolean): Promise<IndexedDbStorage> {
     let db: IDBDatabase;
     try {
       db = await new Promise<IDBDatabase>((resolve, reject) => {
@@ -92,7 +123,7 @@ export class IndexedDbStorage implements CheckpointStorage {
       if (e instanceof Error && e.name === 'VersionError') {
         throw new StorageError('STORAGE_CORRUPT', `${label} has a newer version than ${DB_VERSION}, the one this keystate reads`, e);
       }
-      if (e instanceof Error && e.name === 'AbortError' && !create) throw new StorageError('STORAGE_IO', `${label} does not exist (create: false)`, e);
+      if (e instanceof Error && e.name === 'AbortError' && !create) throw new StorageError('STORAGE_IO', `${label} does not exist (create: false, or readOnly)`, e);
       if (e instanceof Error && e.name === 'SecurityError') throw unavailable('the browser refused IndexedDB', e);
       throw ioError(`opening ${label}`, e);
     }
@@ -100,9 +131,8 @@ export class IndexedDbStorage implements CheckpointStorage {
       db.close();
       throw new StorageError('STORAGE_CORRUPT', `${label} is not a keystate checkpoint database (no ${CHUNKS} and ${LISTING} stores)`);
     }
-    const storage = new IndexedDbStorage(name, db, retain);
+    const storage = new IndexedDbStorage(name, db, retain, held);
     try {
-      const cleanup = opts.cleanup ?? true;
       // Orphans are found and deleted in one transaction: a writer in another page cannot list
       // them in between (its commit would then find its chunks gone and fail, listing nothing).
       const { entries, names, orphans } = await storage.tx([LISTING, CHUNKS], cleanup ? 'readwrite' : 'readonly', async (t) => {
@@ -127,10 +157,18 @@ export class IndexedDbStorage implements CheckpointStorage {
     return this.removed;
   }
 
-  /** Closes the database connection; the storage fails from then on. */
-  close(): void {
-    this.closed = true;
-    this.db.close();
+  /**
+   * Closes the database connection and releases the writer's lock (another
+   * page or worker may open the storage for writing from then on); the
+   * storage fails from then on. Resolves once the lock is released. Calling
+   * it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.db.close();
+      await this.held?.release();
+    })();
+    return this.closing;
   }
 
   async list(): Promise<StoredCheckpoint[]> {
@@ -139,7 +177,7 @@ export class IndexedDbStorage implements CheckpointStorage {
 
   async begin(id: number): Promise<CheckpointWriter> {
     checkId(id);
-    this.connection();
+    this.writable('write a checkpoint');
     const name = checkpointName(id, ++this.seq);
     let failed = false;
     let done = false;
@@ -170,6 +208,8 @@ export class IndexedDbStorage implements CheckpointStorage {
         const stored: StoredCheckpoint = { ...pick(meta), name };
         let dropped: string[];
         try {
+          const lost = this.held?.lostError();
+          if (lost) throw lost;
           dropped = await this.tx(
             [LISTING, CHUNKS],
             'readwrite',
@@ -213,6 +253,10 @@ export class IndexedDbStorage implements CheckpointStorage {
           if (at >= entry.bytes) return controller.close();
           try {
             const value = await this.tx([CHUNKS], 'readonly', (t) => request(t.objectStore(CHUNKS).get([name, n])));
+            if (value === undefined && !(await this.list()).some((c) => c.name === name)) {
+              // Unlisted by retention (of this page's writer, or another's), then its chunks deleted.
+              throw deletedWhileRead(this.label, name);
+            }
             if (!(value instanceof Uint8Array) || value.length === 0 || at + value.length > entry.bytes) {
               throw new StorageError('STORAGE_CORRUPT', `${this.label}: chunk ${n} of checkpoint ${name} is missing or invalid (${at} of ${entry.bytes} bytes read)`);
             }
@@ -230,6 +274,7 @@ export class IndexedDbStorage implements CheckpointStorage {
 
   async retain(keep: number): Promise<string[]> {
     const k = checkRetain(keep, 'keep');
+    this.writable('apply retention');
     let dropped: string[];
     try {
       dropped = await this.tx(
@@ -255,8 +300,16 @@ export class IndexedDbStorage implements CheckpointStorage {
   }
 
   private connection(): IDBDatabase {
-    if (this.closed) throw new StorageError('STORAGE_IO', `${this.label} was closed (by close(), or because another page deleted or upgraded it)`);
+    if (this.closing) throw new StorageError('STORAGE_IO', `${this.label} was closed (by close(), or because another page deleted or upgraded it)`);
     return this.db;
+  }
+
+  /** Throws unless this storage may write now: not read-only, not closed, its lock not taken away. */
+  private writable(what: string): void {
+    if (this.readOnly) throw readOnlyError(this.label, what);
+    this.connection();
+    const lost = this.held?.lostError();
+    if (lost) throw lost;
   }
 
   /**

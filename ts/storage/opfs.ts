@@ -14,11 +14,16 @@
  *
  * A page that dies mid-write leaves at worst an unlisted checkpoint file (the
  * browser removes swap files when the writer's page goes); opening removes
- * it. One writer per storage at a time: one page or worker (navigator.locks
- * can elect it).
+ * it. One writer per storage: opening for writing takes the Web Lock
+ * `keystate:opfs:<path>` (the storage's path in OPFS), so a second writer in
+ * any page, frame or worker of the origin is refused with STORAGE_LOCKED (or
+ * waits, with `lock: { wait: true }`) until `close()` or until the writer's
+ * page or worker goes away. `readOnly: true` takes no lock.
  */
 import { appended, retention } from './chains.js';
-import { ioError, StorageError } from './errors.js';
+import { checkAccess } from './access.js';
+import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
+import { WebLock } from './weblock.js';
 import { type BrowserStorageOptions, checkName, hasOpfs, unavailable } from './browser-options.js';
 import {
   checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick, seqOf,
@@ -60,29 +65,44 @@ export class OpfsStorage implements CheckpointStorage {
   readonly retainChains: number;
   /** Files that opening removed: what an interrupted checkpoint left. */
   readonly removedOnOpen: readonly string[];
+  /** Opened with `readOnly: true`: lists and reads, never writes, holds no lock. */
+  readonly readOnly: boolean;
   private readonly dir: FileSystemDirectoryHandle;
   private readonly label: string;
   /** Sequence numbers handed out to writers (at least any in the directory). */
   private seq: number;
   /** Listing changes run one at a time. */
-  private lock: Promise<unknown> = Promise.resolve();
+  private queue: Promise<unknown> = Promise.resolve();
   /** Unlisted files whose removal failed (dropped, or a failed writer's); retried after the next MANIFEST update. */
   private undeleted = new Set<string>();
+  /** The writer's lock; null when read-only. */
+  private readonly held: WebLock | null;
+  /** Writers begun and not yet committed or aborted: close() aborts them. */
+  private readonly writers = new Set<() => Promise<void>>();
+  /** Commits under way (settled promises): close() waits for them. */
+  private readonly commits = new Set<Promise<void>>();
+  private closing: Promise<void> | null = null;
 
-  private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[]) {
+  private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[], held: WebLock | null) {
     this.name = name;
     this.dir = dir;
     this.label = `OPFS directory ${JSON.stringify(name)}`;
     this.retainChains = retain;
     this.seq = seq;
     this.removedOnOpen = removed;
+    this.held = held;
+    this.readOnly = held === null;
   }
 
   /**
-   * Opens (by default creating) the storage `name`, and removes what an
-   * interrupted checkpoint left. Throws StorageError `STORAGE_UNAVAILABLE`
-   * where OPFS is missing or refused, `STORAGE_CORRUPT` if MANIFEST is not a
-   * valid keystate manifest.
+   * Opens (by default creating) the storage `name` as its only writer: takes
+   * its Web Lock, then removes what an interrupted checkpoint left. With
+   * `readOnly: true`, opens an existing storage to list and restore, beside a
+   * writer. Throws StorageError `STORAGE_LOCKED` if another page, frame or
+   * worker has it open for writing (after waiting, with `lock.wait`),
+   * `STORAGE_UNAVAILABLE` where OPFS (or, for a writer, Web Locks) is missing
+   * or refused, `STORAGE_CORRUPT` if MANIFEST is not a valid keystate
+   * manifest, `STORAGE_IO` if it does not exist (`create: false`, `readOnly`).
    */
   static async open(name: string, opts: OpfsStorageOptions = {}): Promise<OpfsStorage> {
     checkName(name);
@@ -90,6 +110,7 @@ export class OpfsStorage implements CheckpointStorage {
     if (opts.directory !== undefined && typeof opts.directory?.getDirectoryHandle !== 'function') {
       throw new InvalidArgumentError('INVALID_ARGUMENT', 'directory must be a FileSystemDirectoryHandle');
     }
+    const { readOnly, waitMs } = checkAccess(opts);
     if (!hasOpfs()) throw unavailable('the Origin Private File System (navigator.storage.getDirectory with createWritable) is not available here');
     let parent: FileSystemDirectoryHandle;
     try {
@@ -101,10 +122,27 @@ export class OpfsStorage implements CheckpointStorage {
     const label = `OPFS directory ${JSON.stringify(name)}`;
     let dir: FileSystemDirectoryHandle;
     try {
-      dir = await parent.getDirectoryHandle(name, { create: opts.create ?? true });
+      dir = await parent.getDirectoryHandle(name, { create: !readOnly && (opts.create ?? true) });
     } catch (e) {
       throw ioError(`opening ${label}`, e);
     }
+    if (readOnly) {
+      const seq = (await readManifest(dir, label)).seq;
+      return new OpfsStorage(name, dir, retain, seq, [], null);
+    }
+    // Everything below runs under the lock: another writer can neither list nor remove meanwhile.
+    const held = await WebLock.acquire(await lockName(dir, name), label, waitMs);
+    try {
+      const { seq, removed } = await OpfsStorage.recover(dir, label, opts.cleanup ?? true);
+      return new OpfsStorage(name, dir, retain, seq, removed, held);
+    } catch (e) {
+      await held.release();
+      throw e;
+    }
+  }
+
+  /** Reads MANIFEST and (with `cleanup`) removes what an interrupted checkpoint left. */
+  private static async recover(dir: FileSystemDirectoryHandle, label: string, cleanup: boolean): Promise<{ seq: number; removed: string[] }> {
     const manifest = await readManifest(dir, label);
     const listed = new Set(manifest.checkpoints.map((c) => c.name));
     const files: string[] = [];
@@ -116,7 +154,7 @@ export class OpfsStorage implements CheckpointStorage {
     // Names stay unique even past files that an inspecting open (cleanup: false) leaves.
     const seq = Math.max(manifest.seq, ...files.map(seqOf));
     const removed: string[] = [];
-    if (opts.cleanup ?? true) {
+    if (cleanup) {
       for (const f of files) {
         if (!SWAP_FILE.test(f) && !(CHECKPOINT_NAME.test(f) && !listed.has(f))) continue;
         try {
@@ -129,15 +167,33 @@ export class OpfsStorage implements CheckpointStorage {
         }
       }
     }
-    return new OpfsStorage(name, dir, retain, seq, removed.sort());
+    return { seq, removed: removed.sort() };
+  }
+
+  /**
+   * Releases the writer's lock (another page or worker may open the storage
+   * for writing from then on) once the commits under way are done; writers
+   * not yet committing are aborted. Every method fails from then on.
+   * Resolves once the lock is released. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.writers].map((abort) => abort()));
+      await Promise.all([...this.commits]);
+      await this.queue;
+      await this.held?.release();
+    })();
+    return this.closing;
   }
 
   async list(): Promise<StoredCheckpoint[]> {
+    if (this.closing) throw closedError(this.label);
     return (await this.read()).checkpoints;
   }
 
   async begin(id: number): Promise<CheckpointWriter> {
     checkId(id);
+    this.writable('write a checkpoint');
     const name = checkpointName(id, ++this.seq);
     let w: FileSystemWritableFileStream | null = null;
     try {
@@ -150,12 +206,18 @@ export class OpfsStorage implements CheckpointStorage {
     let done = false;
     const fail = async () => {
       failed = true;
+      this.writers.delete(abort);
       const writable = w;
       w = null;
       // abort() drops the swap file; the (empty) file under the final name goes next.
       await writable?.abort().catch(() => undefined);
       await this.discard(name);
     };
+    const abort = async () => {
+      done = true;
+      if (!failed) await fail();
+    };
+    this.writers.add(abort);
     const pieces = new Pieces(
       WRITE_BUFFER,
       (piece) => (w as FileSystemWritableFileStream).write(piece as Uint8Array<ArrayBuffer>),
@@ -168,9 +230,10 @@ export class OpfsStorage implements CheckpointStorage {
         if (done || failed || !w) throw closed('write');
         await pieces.write(chunk);
       },
-      commit: async (meta, retain) => {
+      commit: (meta, retain) => this.committing(async () => {
         if (done || failed || !w) throw closed('commit');
         done = true;
+        this.writers.delete(abort);
         const keep = await commitChecks(meta, id, retain, this.retainChains, pieces.written, fail);
         await pieces.flush();
         try {
@@ -191,11 +254,8 @@ export class OpfsStorage implements CheckpointStorage {
           name,
         );
         return { ...stored };
-      },
-      abort: async () => {
-        done = true;
-        if (!failed) await fail();
-      },
+      }),
+      abort,
     };
   }
 
@@ -203,11 +263,16 @@ export class OpfsStorage implements CheckpointStorage {
     if (!(await this.list()).some((c) => c.name === name)) {
       throw new StorageError('NO_CHECKPOINT', `${this.label} lists no checkpoint named ${JSON.stringify(name)}`);
     }
+    /** A failed read: NO_CHECKPOINT if retention (of this page's writer, or another's) deleted the file meanwhile. */
+    const failure = async (what: string, e: unknown) => {
+      const listed = await this.read().then((m) => m.checkpoints.some((c) => c.name === name), () => true);
+      return listed ? ioError(what, e) : deletedWhileRead(this.label, name, e);
+    };
     let file: File;
     try {
       file = await (await this.dir.getFileHandle(name)).getFile();
     } catch (e) {
-      throw ioError(`opening checkpoint file ${name} in ${this.label}`, e);
+      throw await failure(`opening checkpoint file ${name} in ${this.label}`, e);
     }
     let at = 0;
     return new ReadableStream<Uint8Array>(
@@ -219,7 +284,7 @@ export class OpfsStorage implements CheckpointStorage {
             at += chunk.length;
             controller.enqueue(chunk);
           } catch (e) {
-            controller.error(ioError(`reading checkpoint file ${name} in ${this.label}`, e));
+            controller.error(await failure(`reading checkpoint file ${name} in ${this.label}`, e));
           }
         },
       },
@@ -229,7 +294,25 @@ export class OpfsStorage implements CheckpointStorage {
 
   async retain(keep: number): Promise<string[]> {
     const k = checkRetain(keep, 'keep');
+    this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
+  }
+
+  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
+  private committing<T>(f: () => Promise<T>): Promise<T> {
+    const p = f();
+    const settled = p.then(() => undefined, () => undefined);
+    this.commits.add(settled);
+    void settled.then(() => this.commits.delete(settled));
+    return p;
+  }
+
+  /** Throws unless this storage may write now: not read-only, not closed, its lock not taken away. */
+  private writable(what: string): void {
+    if (this.readOnly) throw readOnlyError(this.label, what);
+    if (this.closing) throw closedError(this.label);
+    const lost = this.held?.lostError();
+    if (lost) throw lost;
   }
 
   /** The MANIFEST as it is now (read every time: it is small, and another instance may have changed it). */
@@ -278,6 +361,8 @@ export class OpfsStorage implements CheckpointStorage {
     const run = async (): Promise<string[]> => {
       let closing = false;
       try {
+        const lost = this.held?.lostError();
+        if (lost) throw lost;
         const current = await this.read();
         const { kept, dropped } = retention(change(current.checkpoints), keep);
         const deleted = dropped.map((c) => c.name);
@@ -321,10 +406,21 @@ export class OpfsStorage implements CheckpointStorage {
         throw ioError(`${what} in ${this.label}`, e);
       }
     };
-    const p = this.lock.then(run, run);
-    this.lock = p.catch(() => undefined);
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
     return p;
   }
+}
+
+/**
+ * The Web Lock of the storage `dir`: named after its path from the OPFS root,
+ * so that every handle to it (another page's, one passed as `directory`)
+ * names the same lock. A directory outside OPFS (a handle the user picked)
+ * is named by its own name and the storage's.
+ */
+async function lockName(dir: FileSystemDirectoryHandle, name: string): Promise<string> {
+  const parts = await navigator.storage.getDirectory().then((root) => root.resolve(dir), () => null).catch(() => null);
+  return parts ? `keystate:opfs:/${parts.join('/')}` : `keystate:opfs:?/${name}`;
 }
 
 async function readManifest(dir: FileSystemDirectoryHandle, label: string): Promise<Manifest> {

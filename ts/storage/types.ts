@@ -18,8 +18,13 @@
  * - `commit` refuses (StorageError `MISSING_PARENT`) an incremental
  *   checkpoint whose parent chain is not listed; `checkpointTo` then takes a
  *   full checkpoint instead.
- * - One writer at a time per storage location. Retention counts chains over
- *   the whole storage, so give each store its own.
+ * - One writer per storage location. The built-in storages enforce it: a
+ *   second open for writing is refused with StorageError `STORAGE_LOCKED`
+ *   while the first is open (a read-only open, `readOnly: true`, may list
+ *   and read beside it). Retention counts chains over the whole storage, so
+ *   give each store its own.
+ * - A checkpoint that retention deletes while it is read fails the read with
+ *   `NO_CHECKPOINT`, as if it had not been listed.
  */
 import type { CheckpointKind } from '../checkpoint.js';
 
