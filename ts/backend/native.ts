@@ -184,6 +184,8 @@ const FORWARDED = ['lastError', 'registerState', 'states', 'maxParallelism', 'ke
   'checkpointAbort', 'lastConfirmed'] as const;
 for (const name of FORWARDED) {
   Object.defineProperty(NativeCore.prototype, name, {
+    writable: true,
+    configurable: true,
     value(this: { s: Record<string, (...a: unknown[]) => unknown> }, ...args: unknown[]) {
       return this.s[name](...args);
     },

@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::Arena;
-use crate::delta::{self, Change, Segment, StateSets};
+use crate::delta::{self, Change, Members, Segment, StateSets};
 use crate::error::{Error, Result};
 use crate::export::{Export, ExportJob, Frozen, Job};
 use crate::format::{CheckpointKind, Header};
@@ -107,6 +106,9 @@ pub struct Checkpoints {
     tracked_from: u64,
     /// Current delta sets: [state][key group offset].
     current: Vec<StateSets>,
+    /// Where the current sets' members are.
+    members: Members,
+    /// Bytes of the current sets' indexes.
     current_bytes: u64,
     segments: Vec<Segment>,
 }
@@ -121,6 +123,7 @@ impl Default for Checkpoints {
             tracking: false,
             tracked_from: u64::MAX,
             current: Vec::new(),
+            members: Members::default(),
             current_bytes: 0,
             segments: Vec::new(),
         }
@@ -134,13 +137,7 @@ impl Checkpoints {
 
     /// Bytes of delta tracking: current sets and kept segments.
     pub(crate) fn delta_bytes(&self) -> u64 {
-        self.current_bytes + self.segments.iter().map(|s| s.bytes).sum::<u64>()
-    }
-
-    /// The records of every delta set's members (for invariant checks).
-    pub(crate) fn member_refs(&self) -> impl Iterator<Item = crate::arena::Ref> + '_ {
-        let sealed = self.segments.iter().flat_map(|s| s.sets.iter().flatten());
-        self.current.iter().flatten().chain(sealed).flat_map(Index::refs)
+        self.current_bytes + self.members.bytes() + self.segments.iter().map(|s| s.bytes).sum::<u64>()
     }
 
     /// Distinct members of the current delta sets.
@@ -186,27 +183,46 @@ impl Checkpoints {
     /// Records a change (no-op unless tracking).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn mark(&mut self, arena: &mut Arena, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
+    pub(crate) fn mark(&mut self, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
         if self.tracking {
-            self.mark_tracked(arena, state, part, parts, entry, key, ns, change, uk);
+            self.mark_tracked(state, part, parts, entry, key, ns, change, uk);
         }
     }
 
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn mark_tracked(&mut self, arena: &mut Arena, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
+    fn mark_tracked(&mut self, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
         let state = state as usize;
         while self.current.len() <= state {
             self.current.push(vec![Index::new(); parts]);
         }
         let h = delta::member_hash(entry, change, uk);
-        self.current_bytes += delta::add(arena, &mut self.current[state][part], h, key, ns, change, uk);
+        match delta::add(&mut self.members, &mut self.current[state][part], h, key, ns, change, uk) {
+            Some(bytes) => self.current_bytes += bytes,
+            None => self.lose_track(),
+        }
+    }
+
+    /// The delta log cannot hold this change (a generation ran out of
+    /// refs): drop it; the next checkpoint is full, and tracking goes on
+    /// from there.
+    #[cold]
+    fn lose_track(&mut self) {
+        self.current.clear();
+        self.members = Members::default();
+        self.current_bytes = 0;
+        for s in &mut self.segments {
+            s.live = false;
+        }
+        self.collect();
+        self.tracked_from = self.next_id;
     }
 
     fn seal(&mut self, checkpoint: u64) {
         let sets = std::mem::take(&mut self.current);
-        let bytes = std::mem::take(&mut self.current_bytes);
-        self.segments.push(Segment { checkpoint, sets, holders: 0, live: true, bytes });
+        let members = Arc::new(std::mem::take(&mut self.members));
+        let bytes = std::mem::take(&mut self.current_bytes) + members.bytes();
+        self.segments.push(Segment { checkpoint, sets, members, holders: 0, live: true, bytes });
     }
 
     fn hold(&mut self, ids: &[u64], delta: i32) {
@@ -215,28 +231,22 @@ impl Checkpoints {
         }
     }
 
-    /// Frees segments no future or pending checkpoint needs.
-    fn collect(&mut self, arena: &mut Arena) {
-        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments).into_iter().partition(|s| s.live || s.holders > 0);
-        self.segments = keep;
-        for seg in drop {
-            for set in seg.sets.into_iter().flatten() {
-                delta::free(arena, set);
-            }
-        }
+    /// Frees segments no future or pending checkpoint needs: each in one go
+    /// (its members' chunks), whatever its size.
+    fn collect(&mut self) {
+        self.segments.retain(|s| s.live || s.holders > 0);
     }
 
-    fn stop_tracking(&mut self, arena: &mut Arena) {
+    fn stop_tracking(&mut self) {
         self.tracking = false;
         self.tracked_from = u64::MAX;
-        for set in std::mem::take(&mut self.current).into_iter().flatten() {
-            delta::free(arena, set);
-        }
+        self.current.clear();
+        self.members = Members::default();
         self.current_bytes = 0;
         for s in &mut self.segments {
             s.live = false;
         }
-        self.collect(arena);
+        self.collect();
     }
 
     /// The base an incremental checkpoint taken now would extend, if any.
@@ -268,7 +278,7 @@ impl Store {
         if policy.incremental && !was {
             self.start_tracking();
         } else if !policy.incremental && was {
-            self.cps.stop_tracking(&mut self.mem.arena);
+            self.cps.stop_tracking();
         }
         Ok(())
     }
@@ -345,7 +355,7 @@ impl Store {
             segments: segments
                 .iter()
                 .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
-                .map(|s| s.sets.clone())
+                .map(|s| (Arc::clone(&s.members), s.sets.clone()))
                 .collect(),
         }
     }
@@ -363,7 +373,7 @@ impl Store {
         self.release_internal(snapshot);
         // The bytes are written: the delta sets it read can go.
         self.cps.hold(&segs, -1);
-        self.cps.collect(&mut self.mem.arena);
+        self.cps.collect();
     }
 
     /// Appends the next chunk of checkpoint `id` to `out` (at least one part,
@@ -432,7 +442,7 @@ impl Store {
                 s.live = false;
             }
         }
-        self.cps.collect(&mut self.mem.arena);
+        self.cps.collect();
         Ok(())
     }
 
@@ -448,7 +458,7 @@ impl Store {
             self.release_internal(s);
         }
         self.cps.hold(&p.segments, -1);
-        self.cps.collect(&mut self.mem.arena);
+        self.cps.collect();
         Ok(())
     }
 

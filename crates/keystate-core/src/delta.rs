@@ -1,20 +1,76 @@
 //! Delta tracking for incremental checkpoints: per state and key group, the
 //! set of distinct entries changed since the last checkpoint was taken. A key
 //! written a thousand times is one member; a removed entry stays a member and
-//! becomes a tombstone when exported. Members are small records in the arena
-//! (the key, namespace and, for a map entry, the user key), so the log costs
-//! memory in proportion to distinct changed keys, never to operations.
+//! becomes a tombstone when exported. Members are small records (the key,
+//! namespace and, for a map entry, the user key) appended to the storage of
+//! their generation ([`Members`]), so the log costs memory in proportion to
+//! distinct changed keys, never to operations, and a generation is freed at
+//! once (dropping a few chunks) instead of a record at a time: freeing the
+//! log of a confirmed checkpoint costs the writer next to nothing.
 //!
 //! Taking a checkpoint seals the current sets into a *segment* and starts new
 //! ones. A segment is kept until a later checkpoint is confirmed, so an
 //! aborted or never-confirmed checkpoint leaves the next one complete: an
 //! incremental checkpoint carries the union of every segment still kept.
 
-use crate::arena::{Arena, Ref};
-use crate::record::Records;
+use crate::arena::Ref;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
-use crate::record;
+use crate::record::{self, Records};
+
+/// Bytes of the largest chunk of member storage (a member larger than that gets one of its own).
+const CHUNK_BITS: u32 = 16;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// Chunks a generation may have: refs are `chunk << 16 | offset`.
+const MAX_CHUNKS: usize = 1 << (32 - CHUNK_BITS);
+
+/// Append-only storage of one generation's members; freed as a whole.
+#[derive(Debug, Default)]
+pub struct Members {
+    chunks: Vec<Box<[u8]>>,
+    /// Bytes used in the last chunk.
+    used: usize,
+    bytes: u64,
+}
+
+impl Members {
+    /// Appends a member record; `None` when the generation is out of refs
+    /// (more than 4 GiB of members, or 65,536 members over 64 KiB each).
+    fn push(&mut self, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Option<Ref> {
+        let vlen = value.iter().map(|v| v.len()).sum();
+        let len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
+        let fits = self.chunks.last().is_some_and(|c| c.len() - self.used >= len);
+        if !fits {
+            if self.chunks.len() >= MAX_CHUNKS {
+                return None;
+            }
+            // Chunks grow with the generation (by half of what it holds, up to
+            // CHUNK), so a small log holds little more than its members.
+            let size = len.max(((self.bytes / 2) as usize).clamp(1024, CHUNK));
+            self.chunks.push(vec![0u8; size].into_boxed_slice());
+            self.bytes += size as u64;
+            self.used = 0;
+        }
+        let c = self.chunks.len() - 1;
+        let at = self.used;
+        record::write(&mut self.chunks[c][at..], key, ns, value, false, None);
+        self.used += len;
+        // A chunk larger than CHUNK holds one member, at offset 0.
+        Some(((c as u32) << CHUNK_BITS) | at as u32)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Records for Members {
+    #[inline]
+    fn bytes(&self, r: Ref) -> &[u8] {
+        &self.chunks[(r >> CHUNK_BITS) as usize][(r & (CHUNK as u32 - 1)) as usize..]
+    }
+}
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,26 +140,19 @@ pub fn find(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], cha
     set.find(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
 }
 
-/// Adds a member unless present; returns the bytes it now takes.
+/// Adds a member unless present; returns the index bytes it added, or
+/// `None` when `members` is out of refs (nothing is added then).
 #[inline]
-pub fn add(arena: &mut Arena, set: &mut Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> u64 {
-    if find(arena, set, h, key, ns, change, uk) {
-        return 0;
+#[allow(clippy::too_many_arguments)]
+pub fn add(members: &mut Members, set: &mut Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> Option<u64> {
+    if find(members, set, h, key, ns, change, uk) {
+        return Some(0);
     }
-    let (r, size) = record::alloc(arena, key, ns, &[&[change as u8], uk], false, false);
+    let r = members.push(key, ns, &[&[change as u8], uk])?;
     let before = set.bytes();
-    let a = &*arena;
-    set.insert(h, r, |c| rehash(a, c));
-    (size + set.bytes() - before) as u64
-}
-
-/// Frees a set's members.
-pub fn free(arena: &mut Arena, set: Index) {
-    for r in set.refs() {
-        let rec = record::parse(arena.bytes(r));
-        let size = record::slot_size(arena, r, &rec);
-        arena.free(r, size);
-    }
+    let m = &*members;
+    set.insert(h, r, |c| rehash(m, c));
+    Some((set.bytes() - before) as u64)
 }
 
 /// Sets of one state, one per owned key group.
@@ -116,6 +165,8 @@ pub struct Segment {
     pub checkpoint: u64,
     /// [state][key group offset]
     pub sets: Vec<StateSets>,
+    /// Where their members are (shared with exports that read them).
+    pub members: std::sync::Arc<Members>,
     /// Pending checkpoints that read it.
     pub holders: u32,
     /// Still needed by future checkpoints (no later checkpoint confirmed yet).

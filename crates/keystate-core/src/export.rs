@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::arena::{Pointers, Ref};
 use crate::checkpoint::Progress;
-use crate::delta::{self, Change, StateSets};
+use crate::delta::{self, Change, Members, StateSets};
 use crate::error::{Error, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
@@ -48,9 +48,9 @@ pub(crate) struct Frozen {
     /// Per state of the header, in its order: kind, and table per owned key
     /// group (`NO_TABLE`: none).
     pub parts: Vec<(StateKind, Vec<TableId>)>,
-    /// The delta sets an incremental checkpoint writes, oldest segment first:
-    /// `[segment][state][key group]`.
-    pub segments: Vec<Vec<StateSets>>,
+    /// The delta sets an incremental checkpoint writes, oldest segment first
+    /// (`[segment][state][key group]`), with where their members are.
+    pub segments: Vec<(Arc<Members>, Vec<StateSets>)>,
 }
 
 impl Frozen {
@@ -265,30 +265,30 @@ fn write_delta(
     is_map: bool,
     emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
 ) {
-    let sets: Vec<&Index> = frozen
+    let sets: Vec<(&Members, &Index)> = frozen
         .segments
         .iter()
-        .filter_map(|seg| seg.get(state).and_then(|s| s.get(part)))
-        .filter(|s| !s.is_empty())
+        .filter_map(|(m, seg)| seg.get(state).and_then(|s| s.get(part)).map(|s| (&**m, s)))
+        .filter(|(_, s)| !s.is_empty())
         .collect();
     // Members are looked up in batches whose index slots and records are
     // warmed first: most of a member's cost is cache misses.
     const BATCH: usize = 16;
     let mut refs = [0 as Ref; BATCH];
     let mut hashes = [0u32; BATCH];
-    for (i, set) in sets.iter().enumerate() {
+    for (i, &(mem, set)) in sets.iter().enumerate() {
         let mut members = set.refs_spread().peekable();
         while members.peek().is_some() {
             let mut n = 0;
             for r in members.by_ref().take(BATCH) {
-                let m = delta::member(recs, r);
+                let m = delta::member(mem, r);
                 refs[n] = r;
                 hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
                 n += 1;
             }
             frozen.warm(recs, tid, &hashes[..n]);
             for (&r, &entry) in refs[..n].iter().zip(&hashes[..n]) {
-                write_member(frozen, recs, r, entry, &sets, i, tid, is_map, emit);
+                write_member(frozen, recs, delta::member(mem, r), entry, &sets, i, tid, is_map, emit);
             }
         }
     }
@@ -300,18 +300,17 @@ fn write_delta(
 fn write_member(
     frozen: &Frozen,
     recs: &impl Records,
-    r: Ref,
+    m: delta::Member<'_>,
     entry: u32,
-    sets: &[&Index],
+    sets: &[(&Members, &Index)],
     i: usize,
     tid: TableId,
     is_map: bool,
     emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
 ) {
     let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
-        sets[..upto].iter().any(|s| delta::find(recs, s, h, key, ns, change, uk))
+        sets[..upto].iter().any(|&(mem, s)| delta::find(mem, s, h, key, ns, change, uk))
     };
-    let m = delta::member(recs, r);
     if in_any(i, delta::member_hash(entry, m.change, m.uk), m.key, m.ns, m.change, m.uk) {
         return;
     }

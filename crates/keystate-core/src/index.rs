@@ -256,6 +256,17 @@ impl Index {
         }
     }
 
+    /// Slots, occupied or not.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The ref in slot `i`, if it is occupied.
+    #[inline]
+    pub fn slot_at(&self, i: usize) -> Option<Ref> {
+        self.slots.get(i).filter(|s| s[0] != EMPTY).map(slot_ref)
+    }
+
     /// Occupied slots and their refs, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
         self.slots.iter().enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_ref(s)))

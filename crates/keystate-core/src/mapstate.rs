@@ -91,7 +91,7 @@ impl Store {
             e.entries += 1;
         }
         let parts = e.parts.len();
-        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
+        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         Ok(())
     }
 
@@ -130,7 +130,7 @@ impl Store {
         if removed {
             e.entries -= 1;
             let parts = e.parts.len();
-            self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
+            self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         }
         Ok(removed)
     }

@@ -43,7 +43,24 @@ pub const LAYER_OVERHEAD: u64 = std::mem::size_of::<Layer>() as u64;
 pub struct Layer {
     pub epoch: u64,
     pub index: Index,
+    /// Slot bytes of its records.
+    pub bytes: u64,
 }
+
+/// Released layers whose records are freed a few per write, so that
+/// releasing a snapshot that pinned much costs the writer little at once.
+#[derive(Debug, Default)]
+struct Reclaim {
+    /// Oldest first; the first is freed from slot `at` on.
+    layers: std::collections::VecDeque<Index>,
+    at: usize,
+    /// Slot bytes of their records not freed yet.
+    bytes: u64,
+}
+
+/// Records of released layers freed per write (see [`Reclaim`]): enough to
+/// keep up with any writer (each write pins at most one record).
+const RECLAIM_PER_WRITE: usize = 8;
 
 /// One hash table of records.
 #[derive(Debug)]
@@ -116,6 +133,7 @@ pub struct Mem {
     free_tables: Vec<TableId>,
     /// Current write epoch; a snapshot takes this value, then it is bumped.
     pub epoch: u64,
+    reclaim: Reclaim,
     /// Open snapshot epochs, ascending.
     open: Vec<u64>,
     /// Tables with a layer for each open epoch.
@@ -136,6 +154,7 @@ impl Mem {
             tables: Vec::new(),
             free_tables: Vec::new(),
             epoch: 1,
+            reclaim: Reclaim::default(),
             open: Vec::new(),
             touched: BTreeMap::new(),
             tmp: Vec::new(),
@@ -360,7 +379,7 @@ impl Mem {
             // from empty rehashes (reading every saved record) over and over,
             // and those stalls land on writers (p99 write latency during an
             // export: 8.8 -> 2.0 us natively).
-            t.layers.push(Layer { epoch: n, index: Index::with_capacity(t.live.len() / 16) });
+            t.layers.push(Layer { epoch: n, index: Index::with_capacity(t.live.len() / 16), bytes: 0 });
             self.touched.entry(n).or_default().push(tid);
         }
         let layer = t.layers.last_mut().expect("layer pushed above");
@@ -376,6 +395,7 @@ impl Mem {
         let rec = record::parse(arena.bytes(saved));
         let size = record::slot_size(arena, saved, &rec);
         t.layer_bytes += size as u64;
+        layer.bytes += size as u64;
         if moved {
             t.live_bytes -= size as u64;
             if let Some(nested) = if t.heads { head_nested(&rec) } else { None } {
@@ -387,6 +407,9 @@ impl Mem {
 
     /// Sets the value of (key, ns) to the concatenation of `value`.
     pub fn put(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Change {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
         let slot = {
             let t = self.table(tid);
             t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
@@ -430,6 +453,9 @@ impl Mem {
     /// Appends `tail` to the value of (key, ns), creating it if absent. The
     /// record keeps room to grow so that appends are amortized O(len(tail)).
     pub fn append(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], tail: &[u8]) -> Change {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
         let slot = {
             let t = self.table(tid);
             t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
@@ -493,6 +519,9 @@ impl Mem {
     /// Removes (key, ns). Returns whether it existed. A removed map head's
     /// nested table is freed, unless a snapshot still needs it.
     pub fn remove(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> bool {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
         let slot = {
             let t = self.table(tid);
             t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
@@ -559,11 +588,16 @@ impl Mem {
                 }
                 None => {
                     let layer = t.layers.remove(li);
-                    let heads = t.heads;
-                    let bytes = self.layer_record_bytes(&layer);
-                    self.table_mut(tid).layer_bytes -= bytes;
-                    for r in layer.index.refs() {
-                        self.free_record(r, heads);
+                    t.layer_bytes -= layer.bytes;
+                    if t.heads {
+                        // Map heads own the nested tables of maps removed
+                        // meanwhile, counted as pinned: those go at once.
+                        for r in layer.index.refs() {
+                            self.free_record(r, true);
+                        }
+                    } else {
+                        self.reclaim.bytes += layer.bytes;
+                        self.reclaim.layers.push_back(layer.index);
                     }
                 }
             }
@@ -571,8 +605,39 @@ impl Mem {
         true
     }
 
-    fn layer_record_bytes(&self, layer: &Layer) -> u64 {
-        layer.index.refs().map(|r| self.slot_size(r) as u64).sum()
+    /// Frees up to `RECLAIM_PER_WRITE` records of released layers.
+    fn reclaim_some(&mut self) {
+        let mut budget = RECLAIM_PER_WRITE;
+        while budget > 0 {
+            let Some(ix) = self.reclaim.layers.front() else { return };
+            let cap = ix.capacity();
+            let mut at = self.reclaim.at;
+            let mut freed = [0 as Ref; RECLAIM_PER_WRITE];
+            let mut n = 0;
+            while at < cap && n < budget {
+                if let Some(r) = ix.slot_at(at) {
+                    freed[n] = r;
+                    n += 1;
+                }
+                at += 1;
+            }
+            budget -= n;
+            for &r in &freed[..n] {
+                self.reclaim.bytes -= self.slot_size(r) as u64;
+                self.free_record(r, false);
+            }
+            if at >= cap {
+                self.reclaim.layers.pop_front();
+                self.reclaim.at = 0;
+            } else {
+                self.reclaim.at = at;
+            }
+        }
+    }
+
+    /// Slot bytes of released records not reclaimed yet (free, soon).
+    pub fn reclaim_bytes(&self) -> u64 {
+        self.reclaim.bytes
     }
 
     /// Merges `layer` into the table's layer at `into`: entries the older
@@ -583,14 +648,15 @@ impl Mem {
             let h = record_hash(&self.arena, r);
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            let target = &mut t.layers[into].index;
+            let target = &mut t.layers[into];
             let rec = record::parse(arena.bytes(r));
-            if target.find(h, |c| record::matches(arena.bytes(c), rec.key, rec.ns)).is_some() {
-                let size = record::slot_size(arena, r, &rec);
-                t.layer_bytes -= size as u64;
+            let size = record::slot_size(arena, r, &rec) as u64;
+            if target.index.find(h, |c| record::matches(arena.bytes(c), rec.key, rec.ns)).is_some() {
+                t.layer_bytes -= size;
                 self.free_record(r, heads);
             } else {
-                target.insert(h, r, |c| record_hash(arena, c));
+                target.index.insert(h, r, |c| record_hash(arena, c));
+                target.bytes += size;
             }
         }
     }
@@ -633,14 +699,19 @@ impl Mem {
 
     /// Checks structural invariants; for tests. Panics with a description.
     #[doc(hidden)]
-    /// `others`: records held outside the tables (delta sets' members).
-    pub fn check_invariants(&self, others: impl Iterator<Item = Ref>) {
+    pub fn check_invariants(&self) {
         let mut seen = std::collections::HashSet::new();
         let mut used = 0u64;
-        for r in others {
-            assert!(seen.insert(r), "ref {r:#x} held twice (delta sets)");
-            used += self.slot_size(r) as u64;
+        let mut reclaiming = 0u64;
+        for (i, ix) in self.reclaim.layers.iter().enumerate() {
+            let from = if i == 0 { self.reclaim.at } else { 0 };
+            for r in (from..ix.capacity()).filter_map(|at| ix.slot_at(at)) {
+                assert!(seen.insert(r), "ref {r:#x} held twice (released layer)");
+                reclaiming += self.slot_size(r) as u64;
+            }
         }
+        assert_eq!(reclaiming, self.reclaim.bytes, "bytes of released records not reclaimed yet");
+        used += reclaiming;
         for (tid, t) in self.tables.iter().enumerate() {
             let Some(t) = t else { continue };
             let mut check = |ix: &Index, what: &str| {

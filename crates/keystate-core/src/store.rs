@@ -127,7 +127,8 @@ pub struct MemoryReport {
     pub pinned_bytes: u64,
     /// Delta tracking for incremental checkpoints.
     pub delta_log_bytes: u64,
-    /// Reserved by the arena but free for reuse.
+    /// Reserved by the arena but free for reuse (including copies a released
+    /// snapshot pinned, which later writes reclaim a few at a time).
     pub free_bytes: u64,
     /// Everything the record arena holds from the allocator.
     pub arena_bytes: u64,
@@ -338,7 +339,7 @@ impl Store {
             e.entries += 1;
         }
         let parts = e.parts.len();
-        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
+        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
@@ -355,7 +356,7 @@ impl Store {
             e.entries += 1;
         }
         let parts = e.parts.len();
-        self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
+        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
@@ -387,7 +388,7 @@ impl Store {
         if removed {
             let change = if is_map { delta::Change::WholeMap } else { delta::Change::Entry };
             let parts = e.parts.len();
-            self.cps.mark(&mut self.mem.arena, state, loc.part, parts, h, loc.key, ns, change, &[]);
+            self.cps.mark(state, loc.part, parts, h, loc.key, ns, change, &[]);
         }
         Ok(removed)
     }
@@ -454,7 +455,7 @@ impl Store {
     /// Checks internal invariants (tests only).
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        self.mem.check_invariants(self.cps.member_refs());
+        self.mem.check_invariants();
     }
 
     // ---- memory -------------------------------------------------------
@@ -478,7 +479,7 @@ impl Store {
             live_bytes: live,
             pinned_bytes: self.mem.pinned_bytes() + self.cps.frozen_bytes(&self.mem),
             delta_log_bytes: self.cps.delta_bytes(),
-            free_bytes: arena.reserved_bytes() - arena.used_bytes(),
+            free_bytes: arena.reserved_bytes() - arena.used_bytes() + self.mem.reclaim_bytes(),
             arena_bytes: arena.reserved_bytes(),
             entries,
             open_snapshots: self.mem.open_snapshots() as u64,
