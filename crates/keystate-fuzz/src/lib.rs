@@ -73,7 +73,8 @@ fn capture_panics() {
                     None => false,
                 }
             });
-            if !captured {
+            // With panic=abort (a cargo-fuzz build) nothing is caught: say it now.
+            if !captured || cfg!(panic = "abort") {
                 prev(info);
             }
         }));
@@ -87,10 +88,20 @@ pub fn run_case(corpus: &Corpus, seed: u64, n: u64) -> (Case, Result<oracle::Out
     (case, r)
 }
 
+/// Builds and checks the case a tape of decisions describes (for
+/// coverage-guided fuzzers: crates/keystate-fuzz/fuzz).
+pub fn run_tape(corpus: &Corpus, tape: &[u8]) -> (Case, Result<oracle::Outcome, String>) {
+    let (case, r, _) = timed(corpus, rng::Rng::from_tape(tape), (0, 0));
+    (case, r)
+}
+
 /// [`run_case`], with the time its checks took (building it excluded).
 fn timed_case(corpus: &Corpus, seed: u64, n: u64) -> (Case, Result<oracle::Outcome, String>, Duration) {
+    timed(corpus, rng::Rng::for_case(seed, n), (seed, n))
+}
+
+fn timed(corpus: &Corpus, mut rng: rng::Rng, (seed, n): (u64, u64)) -> (Case, Result<oracle::Outcome, String>, Duration) {
     capture_panics();
-    let mut rng = rng::Rng::for_case(seed, n);
     IN_CASE.with(|c| *c.borrow_mut() = Some(String::new()));
     let built = panic::catch_unwind(AssertUnwindSafe(|| case::build(corpus, &mut rng)));
     let case = match built {

@@ -1,25 +1,43 @@
 //! splitmix64: small, seeded, reproducible. Every case of a run is derived
 //! from `(run seed, case number)`, so any case can be replayed alone.
 
-/// A seeded pseudo-random generator.
+/// A seeded pseudo-random generator; or, for a coverage-guided fuzzer, a
+/// tape: draws read its bytes, so that the fuzzer's mutations of them are
+/// the generator's decisions.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    tape: Vec<u8>,
+    at: usize,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng { state: seed, tape: Vec::new(), at: 0 }
     }
 
     /// The generator of case `case` of run `seed`.
     pub fn for_case(seed: u64, case: u64) -> Rng {
-        let mut r = Rng(seed ^ case.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let mut r = Rng::new(seed ^ case.wrapping_mul(0xd6e8_feb8_6659_fd93));
         r.u64();
         r
     }
 
+    /// Draws from `tape`, 8 bytes each, then from a generator seeded by its length.
+    pub fn from_tape(tape: &[u8]) -> Rng {
+        Rng { state: tape.len() as u64, tape: tape.to_vec(), at: 0 }
+    }
+
     pub fn u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        if self.at < self.tape.len() {
+            let mut b = [0u8; 8];
+            let n = (self.tape.len() - self.at).min(8);
+            b[..n].copy_from_slice(&self.tape[self.at..self.at + n]);
+            self.at += 8;
+            return u64::from_le_bytes(b);
+        }
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
