@@ -66,6 +66,7 @@ export const {
   IndexedDbStorage,
   openBrowserStorage,
   initKeystate,
+  compact,
 } = api;
 
 // Instance types under the same names as the values above.

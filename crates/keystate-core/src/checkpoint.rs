@@ -300,6 +300,11 @@ impl Store {
     /// by policy) and a confirmed base exists and the policy does not ask for
     /// a full one; full otherwise. Bytes come from [`Store::checkpoint_next`].
     pub fn checkpoint(&mut self, incremental: Option<bool>) -> Result<CheckpointInfo> {
+        if self.cps.next_id > crate::format::MAX_CHECKPOINT_ID {
+            // Only a chain restored at the largest id gets here: a reader
+            // would refuse the next id.
+            return Err(Error::CheckpointState(format!("checkpoint ids are used up (the last was {})", self.cps.next_id - 1)));
+        }
         let want = incremental.unwrap_or(self.cps.policy.incremental);
         if want {
             self.start_tracking();

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::format::body::{self, BodyRecord};
 use crate::format::read::{Decoder, Event, Summary};
 use crate::format::{op, CheckpointKind, Header};
-use crate::store::{Key, KeyGroupRange, Store, StoreConfig};
+use crate::state::StateKind;
+use crate::store::{check_len, Key, KeyGroupRange, Store, StoreConfig, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Restore options.
 #[derive(Debug, Clone)]
@@ -40,9 +41,15 @@ pub struct Restorer {
     store: Option<Store>,
     chains: Vec<Chain>,
     decoder: Option<Decoder>,
-    /// (checkpoint-local state id, store state id), for the current piece.
+    /// (checkpoint-local state id, store state id) of the current piece,
+    /// sorted by local id.
     ids: Vec<(u32, u32)>,
+    /// The current piece is incremental (only those carry deletions).
+    incremental: bool,
     records: u64,
+    /// The first error returned: the restorer repeats it for every call
+    /// after it, so that no store with part of a refused piece is handed out.
+    failed: Option<Error>,
     /// Key groups of the current piece: passed (its sections seen), in all.
     kg_done: u32,
     kg_total: u32,
@@ -73,12 +80,28 @@ pub struct PieceInfo {
 
 impl Restorer {
     pub fn new(opts: RestoreOptions) -> Self {
-        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), records: 0, kg_done: 0, kg_total: 0 }
+        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), incremental: false, records: 0, failed: None, kg_done: 0, kg_total: 0 }
+    }
+
+    /// Runs one step; an error, or an earlier one, fails the whole restore.
+    fn step<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = f(self);
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
     }
 
     /// Starts the next piece; `new_chain` starts another chain (rescaling
     /// from several stores).
     pub fn begin_piece(&mut self, new_chain: bool) -> Result<()> {
+        self.step(|r| r.begin(new_chain))
+    }
+
+    fn begin(&mut self, new_chain: bool) -> Result<()> {
         if self.decoder.is_some() {
             return Err(Error::InvalidArgument("the previous piece was not ended".into()));
         }
@@ -109,6 +132,10 @@ impl Restorer {
 
     /// Feeds bytes of the current piece.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.step(|r| r.feed_piece(bytes))
+    }
+
+    fn feed_piece(&mut self, bytes: &[u8]) -> Result<()> {
         let mut dec = self.decoder.take().ok_or_else(|| Error::InvalidArgument("no piece was begun".into()))?;
         let r = dec.feed(bytes, &mut |ev| match ev {
             Event::Header(h) => self.on_header(h),
@@ -120,6 +147,10 @@ impl Restorer {
 
     /// Ends the current piece: it must be complete and verified.
     pub fn end_piece(&mut self) -> Result<PieceInfo> {
+        self.step(Self::end)
+    }
+
+    fn end(&mut self) -> Result<PieceInfo> {
         let dec = self.decoder.take().ok_or_else(|| Error::InvalidArgument("no piece was begun".into()))?;
         let s: Summary = dec.finish()?;
         if s.footer.records != self.records {
@@ -207,6 +238,8 @@ impl Restorer {
             let id = store.register_state(d.clone())?;
             self.ids.push((*sid, id));
         }
+        self.ids.sort_unstable();
+        self.incremental = h.kind == CheckpointKind::Incremental;
         Ok(())
     }
 
@@ -214,6 +247,7 @@ impl Restorer {
         let store = self.store.as_mut().expect("header precedes sections");
         let keep = store.config().key_groups.contains(kg);
         let ids = &self.ids;
+        let incremental = self.incremental;
         let store_cell = std::cell::RefCell::new(store);
         let n = body::for_each_block(
             body,
@@ -230,8 +264,12 @@ impl Restorer {
                 if store.key_group(r.key) != kg {
                     return Err(Error::Corrupt(format!("a record in key group {kg}'s section belongs to another")));
                 }
+                // Checked in every key group, kept or not: a subset restores
+                // only from a checkpoint that restores whole.
+                let kind = store.descriptor(sid)?.kind;
+                check(kind, incremental, &r)?;
                 if keep {
-                    apply(store, sid, &r)?;
+                    apply(store, sid, kind, &r)?;
                 }
                 Ok(())
             },
@@ -244,6 +282,9 @@ impl Restorer {
     /// The restored store, after every piece verified. Every key group of the
     /// store's range must come from some chain.
     pub fn finish(mut self) -> Result<Store> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         if self.decoder.is_some() {
             return Err(Error::InvalidArgument("the last piece was not ended".into()));
         }
@@ -272,27 +313,47 @@ impl Restorer {
     }
 }
 
+/// The store state id of a checkpoint-local one (ids sorted by local id;
+/// a header may declare many states, so no scan).
+#[inline]
+fn local(ids: &[(u32, u32)], sid: u32) -> Option<u32> {
+    ids.binary_search_by_key(&sid, |(l, _)| *l).ok().map(|i| ids[i].1)
+}
+
+/// Whether a record's op applies to its state's kind and checkpoint kind,
+/// and its lengths to what a store holds.
+fn check(kind: StateKind, incremental: bool, r: &BodyRecord<'_>) -> Result<()> {
+    let map = kind == StateKind::Map;
+    let applies = match r.op {
+        op::PUT | op::DELETE => !map,
+        op::MAP_PUT | op::MAP_DELETE | op::MAP_CLEAR => map,
+        _ => false,
+    };
+    if !applies {
+        return Err(Error::Corrupt(format!("record op {} does not apply to a {} state", r.op, kind.name())));
+    }
+    if !incremental && matches!(r.op, op::DELETE | op::MAP_DELETE | op::MAP_CLEAR) {
+        return Err(Error::Corrupt(format!("record op {} (a deletion) in a full checkpoint", r.op)));
+    }
+    check_len("key", r.key.len(), MAX_KEY_LEN)?;
+    check_len("namespace", r.ns.len(), MAX_KEY_LEN)?;
+    check_len("map key", r.uk.len(), MAX_KEY_LEN)?;
+    check_len("value", r.value.len(), MAX_VALUE_LEN)
+}
+
+fn apply(store: &mut Store, sid: u32, kind: StateKind, r: &BodyRecord<'_>) -> Result<()> {
+    let key = Key::Bytes(r.key);
+    match (r.op, kind == StateKind::Map) {
+        (op::PUT, false) => store.put(sid, key, r.ns, r.value),
+        (op::DELETE, false) => store.remove(sid, key, r.ns).map(drop),
+        (op::MAP_PUT, true) => store.map_put(sid, key, r.ns, r.uk, r.value),
+        (op::MAP_DELETE, true) => store.map_remove(sid, key, r.ns, r.uk).map(drop),
+        (op::MAP_CLEAR, true) => store.remove(sid, key, r.ns).map(drop),
+        _ => unreachable!("check() refused record op {} for a {} state", r.op, kind.name()),
+    }
+}
+
 /// First key group of the current piece's chain.
 fn store_start(chains: &[Chain]) -> u32 {
     chains.last().map_or(0, |c| c.range.start)
-}
-
-/// The store state id of a checkpoint-local one (few states: a scan).
-#[inline]
-fn local(ids: &[(u32, u32)], sid: u32) -> Option<u32> {
-    ids.iter().find(|(l, _)| *l == sid).map(|(_, s)| *s)
-}
-
-fn apply(store: &mut Store, sid: u32, r: &BodyRecord<'_>) -> Result<()> {
-    let kind = store.descriptor(sid)?.kind;
-    let key = Key::Bytes(r.key);
-    let wrong = || Error::Corrupt(format!("record op {} does not apply to a {} state", r.op, kind.name()));
-    match r.op {
-        op::PUT if kind != crate::StateKind::Map => store.put(sid, key, r.ns, r.value),
-        op::DELETE if kind != crate::StateKind::Map => store.remove(sid, key, r.ns).map(drop),
-        op::MAP_PUT if kind == crate::StateKind::Map => store.map_put(sid, key, r.ns, r.uk, r.value),
-        op::MAP_DELETE if kind == crate::StateKind::Map => store.map_remove(sid, key, r.ns, r.uk).map(drop),
-        op::MAP_CLEAR if kind == crate::StateKind::Map => store.remove(sid, key, r.ns).map(drop),
-        _ => Err(wrong()),
-    }
 }

@@ -22,6 +22,12 @@ pub const MAX_PARALLELISM_LIMIT: u32 = 1 << 15;
 pub const MAX_KEY_LEN: usize = 1 << 24;
 /// Largest value.
 pub const MAX_VALUE_LEN: usize = 1 << 30;
+/// Most states a store holds.
+pub const MAX_STATES: usize = 1 << 16;
+/// Most (state, owned key group) table slots a store holds: each state has
+/// one per key group (4 bytes each), so this caps what a checkpoint header
+/// of a few bytes per state can make restore allocate.
+pub const MAX_STATE_SLOTS: usize = 1 << 24;
 
 /// An inclusive range of key groups, as Flink's `KeyGroupRange`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,15 @@ impl Store {
                 None => Ok(id),
                 Some(reason) => Err(Error::IncompatibleState { name: desc.name, reason }),
             };
+        }
+        let n = self.states.len() + 1;
+        if n > MAX_STATES || n * self.cfg.key_groups.len() > MAX_STATE_SLOTS {
+            return Err(Error::TooLarge(format!(
+                "state '{}': a store of {} key groups holds at most {} states",
+                desc.name,
+                self.cfg.key_groups.len(),
+                MAX_STATES.min(MAX_STATE_SLOTS / self.cfg.key_groups.len())
+            )));
         }
         let id = self.states.len() as u32;
         self.by_name.insert(desc.name.clone(), id);

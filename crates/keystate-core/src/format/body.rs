@@ -106,6 +106,12 @@ pub fn for_each_block<'a>(
         if count == 0 {
             return Err(Error::Corrupt("empty block".into()));
         }
+        // A record takes two bytes at least (op, head): a count the rest of
+        // the body cannot hold is false, and must size nothing (restore
+        // presizes tables with it).
+        if count as usize > r.remaining() / 2 {
+            return Err(Error::Corrupt(format!("a block claims {count} records in {} bytes", r.remaining())));
+        }
         block(state, count)?;
         for _ in 0..count {
             let op_code = r.u8()?;

@@ -16,9 +16,11 @@ pub mod body;
 pub mod read;
 pub mod write;
 
+use std::collections::HashSet;
+
 use crate::error::{Error, Result};
 use crate::state::{StateDescriptor, StateKind};
-use crate::store::KeyGroupRange;
+use crate::store::{KeyGroupRange, MAX_PARALLELISM_LIMIT, MAX_STATES};
 use crate::varint;
 
 pub const MAGIC: [u8; 8] = *b"\x89KSTATE\n";
@@ -32,6 +34,9 @@ pub const TAG_FOOTER: u8 = 0x02;
 pub const SECTION_HEAD_LEN: usize = 9;
 /// Largest header or footer a reader accepts (guards allocation on bad input).
 pub const MAX_META_LEN: u32 = 64 << 20;
+/// Largest checkpoint id: ids cross to JavaScript as numbers, and a store
+/// restored from checkpoint `id` numbers its next one `id + 1`.
+pub const MAX_CHECKPOINT_ID: u64 = (1 << 53) - 1;
 
 /// Record operations inside a section body.
 pub mod op {
@@ -126,13 +131,22 @@ impl Header {
         let max_parallelism = r.u32()?;
         let start = r.u32()?;
         let end = r.u32()?;
-        if max_parallelism == 0 || start > end || end >= max_parallelism {
+        if max_parallelism == 0 || max_parallelism > MAX_PARALLELISM_LIMIT || start > end || end >= max_parallelism {
             return Err(Error::Corrupt(format!(
                 "key-group range {start}..={end} of max parallelism {max_parallelism}"
             )));
         }
+        if id == 0 || id > MAX_CHECKPOINT_ID || (kind == CheckpointKind::Incremental && parent_id >= id) {
+            return Err(Error::Corrupt(format!(
+                "checkpoint id {id} with parent {parent_id} (ids are 1..={MAX_CHECKPOINT_ID}, above the parent's)"
+            )));
+        }
         let n = r.varint()?;
+        if n > MAX_STATES as u64 {
+            return Err(Error::Corrupt(format!("the header declares {n} states (a store holds at most {MAX_STATES})")));
+        }
         let mut states = Vec::new();
+        let (mut sids, mut names) = (HashSet::new(), HashSet::new());
         for _ in 0..n {
             let sid = u32::try_from(r.varint()?).map_err(|_| Error::Corrupt("state id".into()))?;
             let skind = StateKind::from_u8(r.u8()?).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -145,7 +159,7 @@ impl Header {
             }
             let d = StateDescriptor::new(&name, skind, &value_codec, &user_key_codec)
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
-            if states.iter().any(|(i, s): &(u32, StateDescriptor)| *i == sid || s.name == d.name) {
+            if !sids.insert(sid) || !names.insert(d.name.clone()) {
                 return Err(Error::Corrupt(format!("state '{name}' (id {sid}) appears twice")));
             }
             states.push((sid, d));

@@ -239,7 +239,7 @@ impl Decoder {
             return Ok(false);
         }
         let kg = u32::from_le_bytes([a[1], a[2], a[3], a[4]]);
-        let body_len = u32::from_le_bytes([a[5], a[6], a[7], a[8]]) as usize;
+        let body_len = u32::from_le_bytes([a[5], a[6], a[7], a[8]]);
         let header = self.header.as_ref().expect("header precedes sections");
         if !header.key_groups.contains(kg) {
             return Err(Error::Corrupt(format!("section for key group {kg} outside the checkpoint's range")));
@@ -247,10 +247,12 @@ impl Decoder {
         if self.seen.last().is_some_and(|e| e.key_group >= kg) {
             return Err(Error::Corrupt(format!("section for key group {kg} out of order")));
         }
-        let total = SECTION_HEAD_LEN + body_len + 8;
-        if a.len() < total {
+        // In u64: on wasm32 a body length near 4 GiB would wrap a usize sum.
+        let total = SECTION_HEAD_LEN as u64 + u64::from(body_len) + 8;
+        if (a.len() as u64) < total {
             return Ok(false);
         }
+        let (total, body_len) = (total as usize, body_len as usize);
         let want = u64::from_le_bytes(a[total - 8..total].try_into().expect("8 bytes"));
         if checksum(&a[..total - 8]) != want {
             return Err(Error::ChecksumMismatch(format!("section of key group {kg}")));
@@ -305,15 +307,15 @@ pub fn read_footer(b: &[u8]) -> Result<Footer> {
     if b.len() < 13 || b[0] != TAG_FOOTER {
         return Err(Error::Corrupt("bad footer".into()));
     }
-    let len = u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize;
-    if b.len() != 5 + len + 8 {
+    let len = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+    if b.len() as u64 != 5 + u64::from(len) + 8 {
         return Err(Error::Corrupt("footer length".into()));
     }
     let want = u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes"));
     if checksum(&b[..b.len() - 8]) != want {
         return Err(Error::ChecksumMismatch("footer".into()));
     }
-    Footer::decode(&b[5..5 + len])
+    Footer::decode(&b[5..b.len() - 8])
 }
 
 /// Verifies one section read by offset against its index entry; returns its body.
@@ -322,13 +324,13 @@ pub fn read_section<'a>(b: &'a [u8], entry: &IndexEntry) -> Result<&'a [u8]> {
         return Err(Error::Corrupt(format!("section of key group {}", entry.key_group)));
     }
     let kg = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
-    let body_len = u32::from_le_bytes([b[5], b[6], b[7], b[8]]) as usize;
-    if kg != entry.key_group || SECTION_HEAD_LEN + body_len + 8 != b.len() {
+    let body_len = u32::from_le_bytes([b[5], b[6], b[7], b[8]]);
+    if kg != entry.key_group || SECTION_HEAD_LEN as u64 + u64::from(body_len) + 8 != b.len() as u64 {
         return Err(Error::Corrupt(format!("section of key group {}", entry.key_group)));
     }
     let sum = checksum(&b[..b.len() - 8]);
     if sum != entry.checksum || b[b.len() - 8..] != sum.to_le_bytes() {
         return Err(Error::ChecksumMismatch(format!("section of key group {kg}")));
     }
-    Ok(&b[SECTION_HEAD_LEN..SECTION_HEAD_LEN + body_len])
+    Ok(&b[SECTION_HEAD_LEN..b.len() - 8])
 }
