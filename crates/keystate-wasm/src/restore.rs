@@ -24,10 +24,11 @@ impl WasmRestorer {
 impl WasmRestorer {
     /// `kgStart < 0`: keep the key groups of the (single) chain.
     #[wasm_bindgen(constructor)]
-    pub fn new(kg_start: i32, kg_end: i32, new_store_id: &[u8]) -> JsResult<WasmRestorer> {
+    pub fn new(kg_start: f64, kg_end: f64, new_store_id: &[u8]) -> JsResult<WasmRestorer> {
         let id: [u8; 16] =
             new_store_id.try_into().map_err(|_| to_js(&Error::InvalidArgument("store id must be 16 bytes".into())))?;
-        let key_groups = (kg_start >= 0).then(|| KeyGroupRange::new(kg_start as u32, kg_end as u32));
+        // Numbers, not i32: a key group of 2^31 or more must reach the core (and be refused there).
+        let key_groups = (kg_start >= 0.0).then(|| KeyGroupRange::new(kg_start as u32, kg_end as u32));
         Ok(WasmRestorer { inner: Some(Restorer::new(RestoreOptions { key_groups, new_store_id: id })) })
     }
 
