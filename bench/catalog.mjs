@@ -134,7 +134,7 @@ export const cases = [
     module: './cases/eventloop.mjs',
     target: null,
     native: { text: 'gap ≤ 1.2× none, throughput ≥ 0.9×', met: (r) => r.ratio >= 1 / 1.2 && Number(r.throughput_ratio) >= 0.9 },
-    how: 'Issue 9\'s scenario: a writer doing 5,000 writes of existing keys every 5 ms (setTimeout) for 8 s (`--quick`: 2 s), with `enableCheckpointing({ intervalMs: 1000, incremental: true })` to a `DirectoryStorage` in a temp directory, against the same writer with no checkpointing. keystate / baseline = the worst gap between two ticks (ms), ratio = none / with; `throughput_ratio` = ticks done with / without. Three repetitions.',
+    how: 'Issue 9\'s scenario: a writer doing 5,000 writes of existing keys every 5 ms (setTimeout) for 8 s (`--quick`: 2 s), with `enableCheckpointing({ intervalMs: 1000, incremental: true })` to a `DirectoryStorage` in a temp directory, against the same writer with no checkpointing (and no delta tracking: each run with checkpointing starts it again, so its first checkpoint is full). keystate / baseline = the worst gap between two ticks (ms), ratio = none / with; `throughput_ratio` = ticks done with / without. Three repetitions.',
   },
   {
     name: 'export_stall_1m',
