@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appended, retention } from './chains.js';
-import { type AccessOptions, checkAccess, type LockOptions } from './access.js';
+import { type AccessOptions, checkAccess, closeWriter, type LockOptions } from './access.js';
 import { checkStale, DirectoryLock } from './dirlock.js';
 import { InvalidArgumentError } from '../errors.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
@@ -204,12 +204,7 @@ export class DirectoryStorage implements CheckpointStorage {
    * released. Calling it again returns the same promise.
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all([...this.writers].map((abort) => abort()));
-      await Promise.all([...this.commits]);
-      await this.queue;
-      await this.held?.release();
-    })();
+    this.closing ??= closeWriter(this.writers, this.commits, this.queue, this.held);
     return this.closing;
   }
 

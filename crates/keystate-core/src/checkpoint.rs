@@ -208,6 +208,12 @@ impl Checkpoints {
     /// from there.
     #[cold]
     fn lose_track(&mut self) {
+        self.drop_log();
+        self.tracked_from = self.next_id;
+    }
+
+    /// Drops the current sets and every segment no pending checkpoint reads.
+    fn drop_log(&mut self) {
         self.current.clear();
         self.members = Members::default();
         self.current_bytes = 0;
@@ -215,7 +221,6 @@ impl Checkpoints {
             s.live = false;
         }
         self.collect();
-        self.tracked_from = self.next_id;
     }
 
     fn seal(&mut self, checkpoint: u64) {
@@ -240,13 +245,7 @@ impl Checkpoints {
     fn stop_tracking(&mut self) {
         self.tracking = false;
         self.tracked_from = u64::MAX;
-        self.current.clear();
-        self.members = Members::default();
-        self.current_bytes = 0;
-        for s in &mut self.segments {
-            s.live = false;
-        }
-        self.collect();
+        self.drop_log();
     }
 
     /// The base an incremental checkpoint taken now would extend, if any.
