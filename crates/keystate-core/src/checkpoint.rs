@@ -108,6 +108,8 @@ pub struct Checkpoints {
     current: Vec<StateSets>,
     /// Where the current sets' members are.
     members: Members,
+    /// Members of each set of the last sealed generation: the next one's starting size.
+    last_sizes: Vec<Vec<usize>>,
     /// Bytes of the current sets' indexes.
     current_bytes: u64,
     segments: Vec<Segment>,
@@ -124,6 +126,7 @@ impl Default for Checkpoints {
             tracked_from: u64::MAX,
             current: Vec::new(),
             members: Members::default(),
+            last_sizes: Vec::new(),
             current_bytes: 0,
             segments: Vec::new(),
         }
@@ -196,8 +199,18 @@ impl Checkpoints {
         while self.current.len() <= state {
             self.current.push(vec![Index::new(); parts]);
         }
+        let set = &mut self.current[state][part];
+        if set.capacity() == 0 {
+            // Sized like the same set of the last generation: a set grown from
+            // empty re-places its members (reading each one's record) a few
+            // times over, which doubled a tracked write's cost.
+            let last = self.last_sizes.get(state).and_then(|s| s.get(part)).copied().unwrap_or(0);
+            if last > 0 {
+                *set = Index::with_capacity(last);
+            }
+        }
         let h = delta::member_hash(entry, change, uk);
-        match delta::add(&mut self.members, &mut self.current[state][part], h, key, ns, change, uk) {
+        match delta::add(&mut self.members, set, h, key, ns, change, uk) {
             Some(bytes) => self.current_bytes += bytes,
             None => self.lose_track(),
         }
@@ -225,6 +238,7 @@ impl Checkpoints {
 
     fn seal(&mut self, checkpoint: u64) {
         let sets = std::mem::take(&mut self.current);
+        self.last_sizes = sets.iter().map(|s| s.iter().map(Index::len).collect()).collect();
         let members = Arc::new(std::mem::take(&mut self.members));
         let bytes = std::mem::take(&mut self.current_bytes) + members.bytes();
         self.segments.push(Segment { checkpoint, sets, members, holders: 0, live: true, bytes });
