@@ -17,6 +17,8 @@ import { fromCore, keystateError } from './errors.js';
 
 /** Key length that selects the current key (see `setCurrentKey`). */
 export const CURRENT = 0xffffffff;
+/** Snapshot argument of a `get` that reads a value to fold into (wire.rs `FOR_UPDATE`). */
+export const FOR_UPDATE = -1;
 /** Value length that marks a delete in a write batch, and an absent value in a read batch. */
 export const NO_VALUE = 0xffffffff;
 /** Scratch bytes kept after a batch; a larger batch's buffers are given back. */

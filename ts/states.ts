@@ -3,19 +3,23 @@
  * the current key (set by `store.setCurrentKey`) unless it was bound to one
  * with `forKey`; `withNamespace` binds a namespace (Flink's windows).
  */
-import { Bridge, CURRENT, NO_VALUE, Reader, varintLen, viewOf, writeVarint, type ReadView } from './bridge.js';
+import { Bridge, CURRENT, FOR_UPDATE, NO_VALUE, Reader, varintLen, viewOf, writeVarint, type ReadView } from './bridge.js';
 import { writeKey, type FastCodec, type Key } from './codecs.js';
 import { InvalidArgumentError } from './errors.js';
 
 /** The part of a store a state handle uses. */
 export interface StoreContext {
   bridge(): Bridge;
+  /** Hands the core the store clock's time (states with TTL, before each call). */
+  tick(): void;
 }
 
 /** Where a handle points: a fixed key (encoded) or the current key, and a namespace. */
 interface Address {
   key: Uint8Array | null;
   ns: Uint8Array | null;
+  /** The state has a time to live: each call first hands the core the store's time. */
+  ttl: boolean;
 }
 
 export interface StateDescription {
@@ -47,6 +51,7 @@ abstract class StateBase implements StateDescription {
    * scratch; sets `b.kl` and `b.nl`; returns the offset after them.
    */
   protected at(b: Bridge, key?: Key): number {
+    if (this.addr.ttl) this.ctx.tick();
     let off: number;
     if (key !== undefined) {
       off = writeKey(key, b, 0);
@@ -84,6 +89,24 @@ abstract class SingleValue<T> extends StateBase {
     const b = this.ctx.bridge();
     this.at(b, key);
     const len = b.core.get(this.id, b.kl, b.nl, 0);
+    if (len < 0) {
+      if (len === -1) return undefined;
+      throw b.error();
+    }
+    b.fresh();
+    return this.codec.read(b, b.res[0], len);
+  }
+
+  /**
+   * The value an `add` folds into: with TTL, an expired value is absent
+   * whatever the visibility, and the read renews nothing (the core's
+   * `FOR_UPDATE` read).
+   */
+  protected readForUpdate(): T | undefined {
+    if (!this.addr.ttl) return this.read();
+    const b = this.ctx.bridge();
+    this.at(b);
+    const len = b.core.get(this.id, b.kl, b.nl, FOR_UPDATE);
     if (len < 0) {
       if (len === -1) return undefined;
       throw b.error();
@@ -173,6 +196,7 @@ export class ValueState<T> extends SingleValue<T> {
    */
   setMany(entries: Iterable<readonly [Key, T | null | undefined]>): number {
     const b = this.ctx.bridge();
+    if (this.addr.ttl) this.ctx.tick();
     const nl = this.addr.ns === null ? 0 : b.put(this.addr.ns, 0);
     let off = nl;
     try {
@@ -198,6 +222,7 @@ export class ValueState<T> extends SingleValue<T> {
   /** The values of many keys (the default where absent), read in one call into the core. */
   getMany(keys: Iterable<Key>): (T | undefined)[] {
     const b = this.ctx.bridge();
+    if (this.addr.ttl) this.ctx.tick();
     const nl = this.addr.ns === null ? 0 : b.put(this.addr.ns, 0);
     let off = nl;
     try {
@@ -267,7 +292,7 @@ export class ReducingState<T> extends SingleValue<T> {
   /** Folds `v` into the value. */
   add(v: T): void {
     if (v === null || v === undefined) throw new InvalidArgumentError('NULL_ELEMENT', `cannot add ${v} to reducing state '${this.name}'`);
-    const cur = this.read();
+    const cur = this.readForUpdate();
     this.write(cur === undefined ? v : this.reduce(cur, v));
   }
 
@@ -309,7 +334,7 @@ export class AggregatingState<IN, ACC, OUT> extends SingleValue<ACC> {
   /** Adds an input to the accumulator. */
   add(v: IN): void {
     if (v === null || v === undefined) throw new InvalidArgumentError('NULL_ELEMENT', `cannot add ${v} to aggregating state '${this.name}'`);
-    const acc = this.read() ?? this.fn.createAccumulator();
+    const acc = this.readForUpdate() ?? this.fn.createAccumulator();
     this.write(this.fn.add(v, acc));
   }
 

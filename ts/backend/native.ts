@@ -28,7 +28,7 @@ type AddonStore = Omit<CoreStore, HotName> & {
   hotFunctions(): Record<HotName, () => void>;
 };
 
-type HotName = 'ping' | 'setCurrentKey' | 'keyGroup' | 'get' | 'put' | 'append' | 'remove' | 'writeMany' | 'readMany' | 'mapGet' | 'mapPut' | 'mapRemove' | 'mapLen' | 'mapList' | 'stateList';
+type HotName = 'ping' | 'setTime' | 'setCurrentKey' | 'keyGroup' | 'get' | 'put' | 'append' | 'remove' | 'writeMany' | 'readMany' | 'mapGet' | 'mapPut' | 'mapRemove' | 'mapLen' | 'mapList' | 'stateList';
 
 /**
  * A `CoreStore` over the addon's store. Hot calls are plain N-API functions
@@ -78,6 +78,12 @@ class NativeCore {
 
   ping(): number {
     this.hot.ping();
+    return this.status();
+  }
+  setTime(now: number): number {
+    // The time travels in the header's f64 (the snapshot's place).
+    this.header(0, 0, 0, 0, 0, now);
+    this.hot.setTime();
     return this.status();
   }
   setCurrentKey(kl: number): number {
@@ -182,7 +188,7 @@ class NativeCore {
 /** The non-hot calls forward to the addon's store unchanged. */
 const FORWARDED = ['lastError', 'registerState', 'states', 'maxParallelism', 'keyGroupStart', 'keyGroupEnd', 'snapshot', 'release', 'memory',
   'entries', 'checkpoint', 'setCheckpointPolicy', 'deltaMembers', 'checkpointNext', 'exportJob', 'checkpointProgress', 'checkpointConfirm',
-  'checkpointAbort', 'lastConfirmed'] as const;
+  'checkpointAbort', 'lastConfirmed', 'expire'] as const;
 for (const name of FORWARDED) {
   Object.defineProperty(NativeCore.prototype, name, {
     writable: true,

@@ -34,7 +34,12 @@ export interface CoreStore {
   lastError(): unknown;
   /** Does nothing: what one call into the backend costs (the benchmarks). */
   ping(): number;
-  registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string): number;
+  /** `ttlMs` 0 for a state without TTL; see ts/ttl.ts for the flags. */
+  registerState(name: string, kind: number, valueCodec: string, userKeyCodec: string, ttlMs: number, ttlFlags: number, cleanupSize: number): number;
+  /** Sets the store's time (ms) from its clock: 0, or -2 for a time the core refuses. */
+  setTime(now: number): number;
+  /** Removes every expired value of the states with TTL; returns how many. */
+  expire(): number;
   states(): CoreStateInfo[];
   maxParallelism(): number;
   keyGroupStart(): number;
@@ -124,6 +129,10 @@ export interface CoreStateInfo {
   kind: number;
   valueCodec: string;
   userKeyCodec: string;
+  /** TTL as `registerState` takes it; `ttlMs` 0 for none. */
+  ttlMs: number;
+  ttlFlags: number;
+  cleanupSize: number;
 }
 
 export interface CoreMemory {
@@ -134,7 +143,8 @@ export interface CoreMemory {
   arenaBytes: number;
   entries: number;
   openSnapshots: number;
-  states: { name: string; entries: number; liveBytes: number }[];
+  ttlBytes: number;
+  states: { name: string; entries: number; liveBytes: number; ttlBytes: number }[];
 }
 
 export interface CoreCheckpointInfo {

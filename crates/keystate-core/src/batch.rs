@@ -55,7 +55,7 @@ impl Store {
     /// Calls `found` with the value of each of `keys` in (key, `ns`) of
     /// value-like state `state`, live or at snapshot `at` (`None`: absent).
     pub fn read_many<'a>(
-        &self,
+        &mut self,
         state: u32,
         ns: &[u8],
         keys: impl Iterator<Item = &'a [u8]>,
@@ -120,7 +120,7 @@ mod tests {
         (s, id)
     }
 
-    fn read(s: &Store, id: u32, keys: &[&[u8]], at: Option<u64>) -> Vec<Option<Vec<u8>>> {
+    fn read(s: &mut Store, id: u32, keys: &[&[u8]], at: Option<u64>) -> Vec<Option<Vec<u8>>> {
         let mut out = Vec::new();
         s.read_many(id, b"", keys.iter().copied(), at, |v| out.push(v.map(<[u8]>::to_vec))).unwrap();
         out
@@ -131,7 +131,7 @@ mod tests {
         let (mut s, id) = store(None);
         let ops: Vec<Write<'_>> = vec![(b"a", Some(b"1")), (b"b", Some(b"2")), (b"a", None), (b"c", Some(b"3")), (b"c", Some(b"4"))];
         assert_eq!(s.write_many(id, b"", ops.iter().copied()).unwrap(), 5);
-        assert_eq!(read(&s, id, &[b"a", b"b", b"c", b"z"], None), vec![None, Some(b"2".to_vec()), Some(b"4".to_vec()), None]);
+        assert_eq!(read(&mut s, id, &[b"a", b"b", b"c", b"z"], None), vec![None, Some(b"2".to_vec()), Some(b"4".to_vec()), None]);
         assert_eq!(s.get(id, Key::Bytes(b"b"), b"", None).unwrap(), Some(&b"2"[..]));
     }
 
@@ -141,8 +141,8 @@ mod tests {
         s.write_many(id, b"", [(&b"k"[..], Some(&b"old"[..]))].into_iter()).unwrap();
         let snap = s.snapshot();
         s.write_many(id, b"", [(&b"k"[..], Some(&b"new"[..]))].into_iter()).unwrap();
-        assert_eq!(read(&s, id, &[b"k"], Some(snap)), vec![Some(b"old".to_vec())]);
-        assert_eq!(read(&s, id, &[b"k"], None), vec![Some(b"new".to_vec())]);
+        assert_eq!(read(&mut s, id, &[b"k"], Some(snap)), vec![Some(b"old".to_vec())]);
+        assert_eq!(read(&mut s, id, &[b"k"], None), vec![Some(b"new".to_vec())]);
     }
 
     #[test]

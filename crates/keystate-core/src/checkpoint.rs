@@ -323,7 +323,7 @@ impl Store {
             self.start_tracking();
         }
         let parent = if want { self.cps.base().filter(|b| !self.cps.materialize(b)) } else { None };
-        let snapshot = self.mem.snapshot();
+        let snapshot = self.snapshot();
         let id = self.cps.next_id;
         self.cps.next_id += 1;
         if self.cps.tracking {
@@ -336,7 +336,10 @@ impl Store {
         self.cps.hold(&segments, 1);
         let kind = if parent.is_some() { CheckpointKind::Incremental } else { CheckpointKind::Full };
         let header = self.header(kind, id, parent.map_or((0, 0), |b| (b.link.id, b.link.link)), 0);
-        let frozen = self.freeze(&segments);
+        let mut frozen = self.freeze(&segments);
+        if kind == CheckpointKind::Full {
+            frozen.expire = self.expiring_at(self.ttl.now);
+        }
         let tables = Arc::clone(&frozen.tables);
         self.cps.pending.push(Pending {
             id,
@@ -364,6 +367,12 @@ impl Store {
         }
     }
 
+    /// Per state: its TTL configuration and `t`, where a full checkpoint
+    /// at time `t` leaves expired values out (full-snapshot cleanup).
+    fn expiring_at(&self, t: u64) -> Vec<Option<(crate::ttl::TtlConfig, u64)>> {
+        self.states.iter().map(|e| e.desc.ttl.filter(|c| c.full_snapshot).map(|c| (c, t))).collect()
+    }
+
     /// The frozen view of this moment: every table's live index (O(1) each,
     /// copy-on-write), every state's tables, and the delta sets of `segments`.
     fn freeze(&self, segments: &[u64]) -> Frozen {
@@ -375,6 +384,7 @@ impl Store {
                 .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
                 .map(|s| (Arc::clone(&s.members), s.sets.clone()))
                 .collect(),
+            expire: Vec::new(),
         }
     }
 

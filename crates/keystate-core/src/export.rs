@@ -37,6 +37,7 @@ use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
 use crate::record::{self, Records};
 use crate::state::StateKind;
+use crate::ttl::{self, TtlConfig};
 
 /// What an export reads besides records: the checkpoint's moment.
 #[derive(Debug, Default)]
@@ -51,6 +52,11 @@ pub(crate) struct Frozen {
     /// The delta sets an incremental checkpoint writes, oldest segment first
     /// (`[segment][state][key group]`), with where their members are.
     pub segments: Vec<(Arc<Members>, Vec<StateSets>)>,
+    /// Per state of the header: for a full checkpoint of a state with TTL
+    /// and full-snapshot cleanup, its configuration and the checkpoint's
+    /// time: values expired then are left out. Fixed when the checkpoint is
+    /// taken, so that the export (on any thread) changes nothing.
+    pub expire: Vec<Option<(TtlConfig, u64)>>,
 }
 
 impl Frozen {
@@ -114,11 +120,13 @@ pub(crate) struct Export {
     next_kg: Option<u32>,
     finished: bool,
     checksum: u64,
+    /// Scratch for lists written without their expired elements.
+    tmp: Vec<u8>,
 }
 
 impl Export {
     pub fn new(header: Header, frozen: Frozen) -> Export {
-        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0 }
+        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0, tmp: Vec::new() }
     }
 
     pub fn finished(&self) -> bool {
@@ -194,6 +202,7 @@ impl Export {
             let count_at = body::begin_block(out, *sid);
             let is_map = *kind == StateKind::Map;
             let frozen = &self.frozen;
+            let expire = if incremental { None } else { frozen.expire.get(i).copied().flatten() };
             let count = if incremental || is_map {
                 let mut count = 0u32;
                 let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
@@ -205,10 +214,16 @@ impl Export {
                 } else {
                     for r in frozen.index(tid).refs_spread() {
                         let head = recs.rec(r);
-                        frozen.map_for_each(recs, head.value, |uk, v| emit(op::MAP_PUT, head.key, head.ns, uk, v));
+                        frozen.map_for_each(recs, head.value, |uk, v| {
+                            if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
+                                emit(op::MAP_PUT, head.key, head.ns, uk, v);
+                            }
+                        });
                     }
                 }
                 count
+            } else if let Some((cfg, t)) = expire {
+                write_unexpired(recs, frozen.index(tid), *kind == StateKind::List, &cfg, t, &mut self.tmp, out)
             } else {
                 write_entries(recs, frozen.index(tid), out)
             };
@@ -252,6 +267,38 @@ fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> u32 {
     }
     flush(&batch[..n], out);
     u32::try_from(ix.len()).expect("a table holds fewer than 2^32 entries")
+}
+
+/// Writes the entries of a value-like or list table of a state with TTL
+/// without what expired at `t` (lists: without their expired elements, and
+/// not at all when none is left); returns how many.
+fn write_unexpired(recs: &impl Records, ix: &Index, is_list: bool, cfg: &TtlConfig, t: u64, tmp: &mut Vec<u8>, out: &mut Vec<u8>) -> u32 {
+    let mut n = 0;
+    for r in ix.refs_spread() {
+        let rec = recs.rec(r);
+        if !is_list {
+            if !cfg.expired(ttl::stamp_of(rec.value), t) {
+                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+                n += 1;
+            }
+            continue;
+        }
+        tmp.clear();
+        let mut any = false;
+        for e in ttl::elements(rec.value) {
+            let e = e.expect("stored lists are stamped");
+            any = true;
+            if !cfg.expired(e.stamp, t) {
+                tmp.extend_from_slice(&ttl::stamp(e.stamp));
+                tmp.extend_from_slice(e.frame);
+            }
+        }
+        if !any || !tmp.is_empty() {
+            body::put_record(out, op::PUT, rec.key, rec.ns, &[], tmp);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Emits the changes of one state in one key group: each distinct member of

@@ -185,6 +185,24 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A state's TTL configuration as the TypeScript option reads it, or null.
+fn ttl_json(o: &mut String, ttl: Option<&crate::ttl::TtlConfig>) {
+    let Some(c) = ttl else {
+        o.push_str("null");
+        return;
+    };
+    let update = if c.renews_on_read() { "onReadAndWrite" } else { "onCreateAndWrite" };
+    let visibility = match c.visibility {
+        crate::ttl::TtlVisibility::NeverReturnExpired => "neverReturnExpired",
+        crate::ttl::TtlVisibility::ReturnExpiredIfNotCleanedUp => "returnExpiredIfNotCleanedUp",
+    };
+    let incremental = c.incremental.map_or("false".to_string(), |n| format!("{{\"size\":{n},\"everyRecord\":{}}}", c.every_record));
+    o.push_str(&format!(
+        "{{\"ttlMs\":{},\"update\":\"{update}\",\"visibility\":\"{visibility}\",\"cleanup\":{{\"incremental\":{incremental},\"fullSnapshot\":{}}}}}",
+        c.ttl_ms, c.full_snapshot
+    ));
+}
+
 fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, checksum: u64, link: u64) -> String {
     let mut o = String::new();
     o.push_str(&format!("{{\"version\":{},\"kind\":\"{}\",\"id\":{},", crate::format::VERSION, h.kind.as_str(), h.id));
@@ -211,6 +229,8 @@ fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, check
         json_str(&mut o, &d.value_codec);
         o.push_str(",\"userKeyCodec\":");
         json_str(&mut o, &d.user_key_codec);
+        o.push_str(",\"ttl\":");
+        ttl_json(&mut o, d.ttl.as_ref());
         o.push_str(&format!(",\"records\":{},\"bytes\":{}}}", c.records, c.bytes));
     }
     o.push_str("],\"sections\":[");

@@ -23,6 +23,7 @@ mod record;
 mod restore;
 mod state;
 mod store;
+pub mod ttl;
 pub mod varint;
 pub mod wire;
 
@@ -33,6 +34,7 @@ pub use inspect::Inspector;
 pub use format::CheckpointKind;
 pub use restore::{PieceInfo, RestoreOptions, RestoreProgress, Restorer};
 pub use state::{StateDescriptor, StateKind};
+pub use ttl::{TtlConfig, TtlUpdate, TtlVisibility};
 pub use store::{Key, KeyGroupRange, MemoryReport, StateMemory, Store, StoreConfig, DEFAULT_MAX_PARALLELISM, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Restores one chain of whole checkpoints held in memory.

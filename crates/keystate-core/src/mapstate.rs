@@ -16,7 +16,7 @@ fn is_map(k: StateKind) -> bool {
 
 impl Store {
     /// The head value of the map of (key, ns), live or at snapshot `at`.
-    fn map_head(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+    pub(crate) fn map_head(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
         let e = self.entry_of_kind(state, is_map, "map")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         self.check_snapshot(at)?;
@@ -32,18 +32,38 @@ impl Store {
         Ok(head.map(|r| self.mem.rec(r).value))
     }
 
-    /// The value of user key `uk` in the map of (key, ns).
-    pub fn map_get(&self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+    /// The value of user key `uk` in the map of (key, ns). (With TTL, a live
+    /// read applies its rules: see `crate::ttl`; so do the calls below.)
+    pub fn map_get(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_map_get(state, key, ns, uk, at);
+        }
+        self.map_get_raw(state, key, ns, uk, at)
+    }
+
+    /// The stored value of `uk` (its timestamp included).
+    pub(crate) fn map_get_raw(&self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
         Ok(self.map_head(state, key, ns, at)?.and_then(|head| mapval::get(&self.mem, head, uk, at)))
     }
 
     /// Number of entries in the map of (key, ns).
-    pub fn map_len(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<usize> {
+    pub fn map_len(&mut self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<usize> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_map_len(state, key, ns, at);
+        }
         Ok(self.map_head(state, key, ns, at)?.map_or(0, |head| mapval::len(&self.mem, head, at)))
     }
 
     /// Calls `f(user_key, value)` for each entry of the map of (key, ns).
-    pub fn map_for_each(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>, f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+    pub fn map_for_each(&mut self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>, f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_map_for_each(state, key, ns, at, f);
+        }
+        self.map_for_each_raw(state, key, ns, at, f)
+    }
+
+    /// Calls `f` with each stored entry (timestamps included).
+    pub(crate) fn map_for_each_raw(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>, f: impl FnMut(&[u8], &[u8])) -> Result<()> {
         if let Some(head) = self.map_head(state, key, ns, at)? {
             mapval::for_each(&self.mem, head, at, f);
         }
@@ -52,6 +72,14 @@ impl Store {
 
     /// Puts `uk -> value` into the map of (key, ns).
     pub fn map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_map_put(state, key, ns, uk, value);
+        }
+        self.map_put_raw(state, key, ns, uk, value)
+    }
+
+    /// Puts the stored bytes of `uk`.
+    pub(crate) fn map_put_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
         check_len("value", value.len(), MAX_VALUE_LEN)?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         check_len("map key", uk.len(), MAX_KEY_LEN)?;
@@ -98,6 +126,13 @@ impl Store {
     /// Removes user key `uk` from the map of (key, ns); a map left empty is
     /// removed.
     pub fn map_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
+        if self.ttl_of(state).is_some() {
+            self.ttl_access(state);
+        }
+        self.map_remove_raw(state, key, ns, uk)
+    }
+
+    pub(crate) fn map_remove_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
         self.entry_of_kind(state, is_map, "map")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         let e = &mut self.states[state as usize];

@@ -235,7 +235,7 @@ impl Restorer {
             }
         }
         for (sid, d) in &h.states {
-            let id = store.register_state(d.clone())?;
+            let id = store.register_restored(d.clone())?;
             self.ids.push((*sid, id));
         }
         self.ids.sort_unstable();
@@ -266,8 +266,14 @@ impl Restorer {
                 }
                 // Checked in every key group, kept or not: a subset restores
                 // only from a checkpoint that restores whole.
-                let kind = store.descriptor(sid)?.kind;
+                let d = store.descriptor(sid)?;
+                let kind = d.kind;
                 check(kind, incremental, &r)?;
+                if d.ttl.is_some() && matches!(r.op, op::PUT | op::MAP_PUT) {
+                    if let Some(why) = crate::ttl::check_value(kind == StateKind::List, r.value) {
+                        return Err(Error::Corrupt(format!("{why} (state '{}')", d.name)));
+                    }
+                }
                 if keep {
                     apply(store, sid, kind, &r)?;
                 }
@@ -344,11 +350,12 @@ fn check(kind: StateKind, incremental: bool, r: &BodyRecord<'_>) -> Result<()> {
 fn apply(store: &mut Store, sid: u32, kind: StateKind, r: &BodyRecord<'_>) -> Result<()> {
     let key = Key::Bytes(r.key);
     match (r.op, kind == StateKind::Map) {
-        (op::PUT, false) => store.put(sid, key, r.ns, r.value),
-        (op::DELETE, false) => store.remove(sid, key, r.ns).map(drop),
-        (op::MAP_PUT, true) => store.map_put(sid, key, r.ns, r.uk, r.value),
-        (op::MAP_DELETE, true) => store.map_remove(sid, key, r.ns, r.uk).map(drop),
-        (op::MAP_CLEAR, true) => store.remove(sid, key, r.ns).map(drop),
+        // Bytes as they are: the values of a state with TTL keep their stamps.
+        (op::PUT, false) => store.restore_put(sid, key, r.ns, r.value),
+        (op::DELETE, false) => store.restore_remove(sid, key, r.ns).map(drop),
+        (op::MAP_PUT, true) => store.map_put_raw(sid, key, r.ns, r.uk, r.value),
+        (op::MAP_DELETE, true) => store.map_remove_raw(sid, key, r.ns, r.uk).map(drop),
+        (op::MAP_CLEAR, true) => store.remove_raw(sid, key, r.ns).map(drop),
         _ => unreachable!("check() refused record op {} for a {} state", r.op, kind.name()),
     }
 }

@@ -1,6 +1,7 @@
 //! State descriptors: what a named state is and how its bytes are encoded.
 
 use crate::error::{Error, Result};
+use crate::ttl::TtlConfig;
 
 /// The kinds of keyed state, as in Flink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,8 @@ pub struct StateDescriptor {
     pub value_codec: String,
     /// Codec of map user keys; empty for other kinds.
     pub user_key_codec: String,
+    /// Time to live of its values; `None`: they live until removed.
+    pub ttl: Option<TtlConfig>,
 }
 
 impl StateDescriptor {
@@ -70,10 +73,20 @@ impl StateDescriptor {
             kind,
             value_codec: value_codec.to_string(),
             user_key_codec: user_key_codec.to_string(),
+            ttl: None,
         })
     }
 
+    /// This descriptor with a time to live (checked) or without one.
+    pub fn with_ttl(mut self, ttl: Option<TtlConfig>) -> Result<Self> {
+        self.ttl = ttl.map(TtlConfig::checked).transpose()?;
+        Ok(self)
+    }
+
     /// Why `other` (same name) cannot share this state's bytes, if it cannot.
+    /// A state with TTL stores a timestamp with each value, one without does
+    /// not: neither reads the other's bytes (Flink refuses the same). The TTL
+    /// parameters themselves may differ (see `Store::register_state`).
     pub fn incompatibility(&self, other: &StateDescriptor) -> Option<String> {
         if self.kind != other.kind {
             return Some(format!("it is a {} state, not a {} state", self.kind.name(), other.kind.name()));
@@ -89,6 +102,11 @@ impl StateDescriptor {
                 "its user keys use codec '{}', not '{}'",
                 self.user_key_codec, other.user_key_codec
             ));
+        }
+        match (self.ttl.is_some(), other.ttl.is_some()) {
+            (true, false) => return Some("it has a time to live (TTL), and this declaration has none".into()),
+            (false, true) => return Some("it has no time to live (TTL), and this declaration has one".into()),
+            _ => {}
         }
         None
     }

@@ -112,6 +112,8 @@ pub(crate) struct StateEntry {
     pub parts: Vec<TableId>,
     /// Live entries: one per (key, namespace), or per user key for maps.
     pub entries: u64,
+    /// Declared by the user (not only registered from a checkpoint's header).
+    pub declared: bool,
 }
 
 /// Memory of one state.
@@ -120,6 +122,9 @@ pub struct StateMemory {
     pub name: String,
     pub entries: u64,
     pub live_bytes: u64,
+    /// Of `live_bytes`, the timestamps of a state with TTL (one per value,
+    /// map entry or list element).
+    pub ttl_bytes: u64,
 }
 
 /// Where the store's memory goes. All figures are bytes the core holds.
@@ -140,6 +145,8 @@ pub struct MemoryReport {
     pub arena_bytes: u64,
     pub entries: u64,
     pub open_snapshots: u64,
+    /// Of `live_bytes`, the timestamps of states with TTL.
+    pub ttl_bytes: u64,
     pub states: Vec<StateMemory>,
 }
 
@@ -152,6 +159,8 @@ pub struct Store {
     pub(crate) current: Option<CurrentKey>,
     pub(crate) mem: Mem,
     pub(crate) cps: crate::checkpoint::Checkpoints,
+    /// Clock, snapshot times and cleanup cursors of states with TTL.
+    pub(crate) ttl: crate::ttl::Runtime,
 }
 
 /// A resolved key: bytes, murmur hash, key group, owning-range offset.
@@ -170,6 +179,7 @@ impl Store {
             current: None,
             mem: Mem::new(),
             cps: crate::checkpoint::Checkpoints::default(),
+            ttl: crate::ttl::Runtime::default(),
         }
     }
 
@@ -179,15 +189,36 @@ impl Store {
 
     // ---- states -------------------------------------------------------
 
-    /// Registers a state, or returns the id of the compatible state of that
-    /// name. A state of that name with another kind or codec is an error.
+    /// Declares a state, or returns the id of the compatible state of that
+    /// name. A state of that name with another kind or codec, or with TTL
+    /// where it has none (or the reverse), is an error. A state restored
+    /// from a checkpoint takes the TTL parameters of its first declaration
+    /// (as Flink, a job may change a state's time to live); once declared,
+    /// another TTL configuration is an error.
     pub fn register_state(&mut self, desc: StateDescriptor) -> Result<u32> {
+        self.register(desc, true)
+    }
+
+    /// Registers a state of a checkpoint's header (restore).
+    pub(crate) fn register_restored(&mut self, desc: StateDescriptor) -> Result<u32> {
+        self.register(desc, false)
+    }
+
+    fn register(&mut self, desc: StateDescriptor, declared: bool) -> Result<u32> {
         if let Some(&id) = self.by_name.get(&desc.name) {
-            let have = &self.states[id as usize].desc;
-            return match have.incompatibility(&desc) {
-                None => Ok(id),
-                Some(reason) => Err(Error::IncompatibleState { name: desc.name, reason }),
-            };
+            let have = &self.states[id as usize];
+            if let Some(reason) = have.desc.incompatibility(&desc) {
+                return Err(Error::IncompatibleState { name: desc.name, reason });
+            }
+            if have.desc.ttl != desc.ttl {
+                if have.declared {
+                    let reason = "it is declared with another TTL configuration".to_string();
+                    return Err(Error::IncompatibleState { name: desc.name, reason });
+                }
+                self.set_ttl(id, desc.ttl);
+            }
+            self.states[id as usize].declared |= declared;
+            return Ok(id);
         }
         let n = self.states.len() + 1;
         if n > MAX_STATES || n * self.cfg.key_groups.len() > MAX_STATE_SLOTS {
@@ -200,7 +231,10 @@ impl Store {
         }
         let id = self.states.len() as u32;
         self.by_name.insert(desc.name.clone(), id);
-        self.states.push(StateEntry { desc, parts: vec![NO_TABLE; self.cfg.key_groups.len()], entries: 0 });
+        let ttl = desc.ttl;
+        self.states.push(StateEntry { desc, parts: vec![NO_TABLE; self.cfg.key_groups.len()], entries: 0, declared });
+        self.ttl.registered(id);
+        self.set_ttl(id, ttl);
         Ok(id)
     }
 
@@ -253,6 +287,9 @@ impl Store {
         cur.bytes.extend_from_slice(key);
         cur.hash = hash;
         cur.kg = kg;
+        if !self.ttl.every_record.is_empty() {
+            self.clean_every_record();
+        }
         Ok(())
     }
 
@@ -324,8 +361,18 @@ impl Store {
 
     /// The value of (key, ns), live (`at: None`) or as snapshot `at` sees it.
     /// For list state this is the list's bytes (element frames, see the TS
-    /// list codec).
-    pub fn get(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+    /// list codec). For a state with TTL, a live read applies its rules
+    /// (cleanup of an expired value, renewal), a read at a snapshot changes
+    /// nothing; see `crate::ttl`.
+    pub fn get(&mut self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_get(state, key, ns, at, false);
+        }
+        self.get_raw(state, key, ns, at)
+    }
+
+    /// The stored bytes of (key, ns), timestamps included.
+    pub(crate) fn get_raw(&self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
         let e = self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         self.check_snapshot(at)?;
@@ -343,6 +390,14 @@ impl Store {
 
     /// Sets the value of (key, ns) (for list state: replaces the list bytes).
     pub fn put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_put(state, key, ns, value);
+        }
+        self.put_raw(state, key, ns, value)
+    }
+
+    /// Sets the stored bytes of (key, ns).
+    pub(crate) fn put_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
         check_len("value", value.len(), MAX_VALUE_LEN)?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
@@ -360,6 +415,14 @@ impl Store {
 
     /// Appends bytes to the value of (key, ns), creating it: list state's add.
     pub fn append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_append(state, key, ns, tail);
+        }
+        self.append_raw(state, key, ns, tail)
+    }
+
+    /// Appends to the stored bytes of (key, ns).
+    pub(crate) fn append_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
         check_len("value", tail.len(), MAX_VALUE_LEN)?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         self.entry_of_kind(state, |k| k == StateKind::List, "list")?;
@@ -378,6 +441,13 @@ impl Store {
     /// Removes (key, ns) of a state of any kind (a map: all its entries).
     /// Returns whether anything was there.
     pub fn remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_remove(state, key, ns);
+        }
+        self.remove_raw(state, key, ns)
+    }
+
+    pub(crate) fn remove_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
         self.entry(state)?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
         let e = &mut self.states[state as usize];
@@ -418,6 +488,9 @@ impl Store {
     ) -> Result<()> {
         let e = self.entry(state)?;
         self.check_snapshot(at)?;
+        if let Some(cfg) = e.desc.ttl {
+            return self.ttl_for_each_entry(state, cfg, at, f);
+        }
         for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
             self.for_each_in_table(tid, e.desc.kind == StateKind::Map, at, &mut f);
         }
@@ -445,7 +518,9 @@ impl Store {
     /// Takes a point-in-time snapshot in O(1). Writers never wait for it; it
     /// pins only what is written while it is open.
     pub fn snapshot(&mut self) -> u64 {
-        self.mem.snapshot()
+        let s = self.mem.snapshot();
+        self.ttl.snapshot_taken(s);
+        s
     }
 
     /// Releases a snapshot and the memory only it pinned.
@@ -456,6 +531,7 @@ impl Store {
             )));
         }
         if self.mem.release(snapshot) {
+            self.ttl.snapshot_released(snapshot);
             Ok(())
         } else {
             Err(Error::UnknownSnapshot(snapshot))
@@ -465,28 +541,34 @@ impl Store {
     pub(crate) fn release_internal(&mut self, snapshot: u64) {
         let released = self.mem.release(snapshot);
         debug_assert!(released, "checkpoint snapshot released twice");
+        self.ttl.snapshot_released(snapshot);
     }
 
     /// Checks internal invariants (tests only).
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         self.mem.check_invariants();
+        self.check_ttl_invariants();
     }
 
     // ---- memory -------------------------------------------------------
 
     /// What the store holds, where.
     pub fn memory(&self) -> MemoryReport {
-        let mut live = 0;
+        let mut live = self.ttl.bytes();
         let mut entries = 0;
+        let mut ttl = 0;
         let states = self
             .states
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(id, e)| {
                 let bytes: u64 = e.parts.iter().filter(|t| **t != NO_TABLE).map(|t| self.mem.table_live_bytes(*t)).sum();
+                let ttl_bytes = self.stamps(id as u32) * crate::ttl::STAMP_LEN as u64;
                 live += bytes;
                 entries += e.entries;
-                StateMemory { name: e.desc.name.clone(), entries: e.entries, live_bytes: bytes }
+                ttl += ttl_bytes;
+                StateMemory { name: e.desc.name.clone(), entries: e.entries, live_bytes: bytes, ttl_bytes }
             })
             .collect();
         let arena = &self.mem.arena;
@@ -498,6 +580,7 @@ impl Store {
             arena_bytes: arena.reserved_bytes(),
             entries,
             open_snapshots: self.mem.open_snapshots() as u64,
+            ttl_bytes: ttl,
             states,
         }
     }

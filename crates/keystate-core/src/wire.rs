@@ -27,6 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::store::{Key, Store};
+use crate::ttl::{TtlConfig, TtlUpdate, TtlVisibility};
 use crate::varint;
 
 /// Status: absent (reads) or nothing removed.
@@ -49,6 +50,12 @@ pub enum Reply<'a> {
     /// A listing in [`Wire::out`] of this many entries.
     Listed(i32),
 }
+
+/// The snapshot argument of a `get` that reads a reducing or aggregating
+/// state's value to fold into it: a live read that, for a state with TTL,
+/// treats an expired value as absent whatever its visibility, and renews
+/// nothing (the write that follows stamps the value).
+pub const FOR_UPDATE: f64 = -1.0;
 
 /// A snapshot argument from JavaScript: 0 means the live state (epochs start at 1).
 #[inline]
@@ -224,6 +231,17 @@ impl Wire {
         store.key_group(&args[..(kl as usize).min(args.len())])
     }
 
+    /// Sets the store's time from the binding's clock (ms; a fraction is
+    /// dropped). Refuses what is not a time in 0..=`ttl::MAX_TIME`.
+    pub fn set_time(&mut self, store: &mut Store, now: f64) -> i32 {
+        let r = if now.is_finite() && now >= 0.0 {
+            store.set_time(now as u64).map(|_| 0)
+        } else {
+            Err(Error::InvalidArgument(format!("the clock returned {now}, not a time in ms")))
+        };
+        self.status(r)
+    }
+
     pub fn set_current_key(&mut self, store: &mut Store, args: &[u8], kl: u32) -> i32 {
         let r = match args.get(..kl as usize) {
             Some(k) => store.set_current_key(k).map(|_| 0),
@@ -233,8 +251,10 @@ impl Wire {
     }
 
     /// The value of (key, ns) of a value-like or list state.
-    pub fn get<'s>(&mut self, store: &'s Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> Reply<'s> {
+    pub fn get<'s>(&mut self, store: &'s mut Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> Reply<'s> {
         let r = match split(args, kl, nl, 0, 0) {
+            // The read of a reducing or aggregating `add` (see `FOR_UPDATE`).
+            Some((k, ns, _, _)) if snapshot == FOR_UPDATE => store.get_for_update(state, key(k), ns),
             Some((k, ns, _, _)) => store.get(state, key(k), ns, at(snapshot)),
             None => Err(bad_layout()),
         };
@@ -278,7 +298,7 @@ impl Wire {
 
     /// Reads a batch of keys (laid out as for `write_many`, without values)
     /// into a listing of `u32 len, value` per key.
-    pub fn read_many<'s>(&mut self, store: &Store, args: &[u8], state: u32, nl: u32, len: u32, snapshot: f64) -> Reply<'s> {
+    pub fn read_many<'s>(&mut self, store: &mut Store, args: &[u8], state: u32, nl: u32, len: u32, snapshot: f64) -> Reply<'s> {
         let Some((ns, keys)) = batch(args, nl, len, false) else { return Reply::Status(self.fail(bad_layout())) };
         let out = &mut self.out;
         out.clear();
@@ -293,7 +313,7 @@ impl Wire {
     }
 
     #[allow(clippy::too_many_arguments)] // the call's arguments, as they cross the boundary
-    pub fn map_get<'s>(&mut self, store: &'s Store, args: &[u8], state: u32, kl: u32, nl: u32, ul: u32, snapshot: f64) -> Reply<'s> {
+    pub fn map_get<'s>(&mut self, store: &'s mut Store, args: &[u8], state: u32, kl: u32, nl: u32, ul: u32, snapshot: f64) -> Reply<'s> {
         let r = match split(args, kl, nl, ul, 0) {
             Some((k, ns, uk, _)) => store.map_get(state, key(k), ns, uk, at(snapshot)),
             None => Err(bad_layout()),
@@ -320,7 +340,7 @@ impl Wire {
     }
 
     /// Entries in the map of (key, ns), or [`FAILED`] (as a float: counts may pass i32).
-    pub fn map_len(&mut self, store: &Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> f64 {
+    pub fn map_len(&mut self, store: &mut Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> f64 {
         let r = match split(args, kl, nl, 0, 0) {
             Some((k, ns, _, _)) => store.map_len(state, key(k), ns, at(snapshot)),
             None => Err(bad_layout()),
@@ -332,7 +352,7 @@ impl Wire {
     }
 
     /// Lists the map of (key, ns).
-    pub fn map_list<'s>(&mut self, store: &Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> Reply<'s> {
+    pub fn map_list<'s>(&mut self, store: &mut Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> Reply<'s> {
         let Some((k, ns, _, _)) = split(args, kl, nl, 0, 0) else { return Reply::Status(self.fail(bad_layout())) };
         let out = &mut self.out;
         out.clear();
@@ -361,6 +381,64 @@ impl Wire {
         });
         self.listed(r.map(|_| n))
     }
+}
+
+/// Flags of the TTL arguments of `registerState` (with `ttl_ms`, 0 for no
+/// TTL, and `size`, the entries an incremental cleanup step visits).
+pub mod ttl_flags {
+    pub const ON_READ_AND_WRITE: u32 = 1;
+    pub const RETURN_EXPIRED: u32 = 2;
+    pub const INCREMENTAL: u32 = 4;
+    pub const EVERY_RECORD: u32 = 8;
+    pub const FULL_SNAPSHOT: u32 = 16;
+}
+
+/// The TTL configuration the arguments of `registerState` describe.
+pub fn ttl_config(ttl_ms: f64, flags: u32, size: u32) -> Result<Option<TtlConfig>> {
+    use ttl_flags::*;
+    if ttl_ms == 0.0 {
+        return Ok(None);
+    }
+    // Any integer of at least 1 ms; past 2^64 (Number.MAX_VALUE) it saturates.
+    if !(ttl_ms >= 1.0) || ttl_ms.fract() != 0.0 {
+        return Err(Error::InvalidArgument(format!("ttlMs must be an integer >= 1, not {ttl_ms}")));
+    }
+    if flags & !(ON_READ_AND_WRITE | RETURN_EXPIRED | INCREMENTAL | EVERY_RECORD | FULL_SNAPSHOT) != 0 {
+        return Err(Error::InvalidArgument(format!("unknown TTL flags {flags:#x}")));
+    }
+    TtlConfig {
+        ttl_ms: ttl_ms as u64,
+        update: if flags & ON_READ_AND_WRITE != 0 { TtlUpdate::OnReadAndWrite } else { TtlUpdate::OnCreateAndWrite },
+        visibility: if flags & RETURN_EXPIRED != 0 { TtlVisibility::ReturnExpiredIfNotCleanedUp } else { TtlVisibility::NeverReturnExpired },
+        incremental: (flags & INCREMENTAL != 0).then_some(size),
+        every_record: flags & EVERY_RECORD != 0,
+        full_snapshot: flags & FULL_SNAPSHOT != 0,
+    }
+    .checked()
+    .map(Some)
+}
+
+/// The arguments `ttl_config` takes for a configuration: (ttl_ms, flags, size).
+pub fn ttl_args(ttl: Option<&TtlConfig>) -> (f64, u32, u32) {
+    use ttl_flags::*;
+    let Some(c) = ttl else { return (0.0, 0, 0) };
+    let mut flags = 0;
+    if c.update == TtlUpdate::OnReadAndWrite {
+        flags |= ON_READ_AND_WRITE;
+    }
+    if c.visibility == TtlVisibility::ReturnExpiredIfNotCleanedUp {
+        flags |= RETURN_EXPIRED;
+    }
+    if c.incremental.is_some() {
+        flags |= INCREMENTAL;
+    }
+    if c.every_record {
+        flags |= EVERY_RECORD;
+    }
+    if c.full_snapshot {
+        flags |= FULL_SNAPSHOT;
+    }
+    (c.ttl_ms as f64, flags, c.incremental.unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -414,11 +492,11 @@ mod tests {
         let mut w = Wire::new();
         let args = b"keyvalue";
         assert_eq!(w.put(&mut s, args, v, 3, 0, 5), 0);
-        assert!(matches!(w.get(&s, args, v, 3, 0, 0.0), Reply::Value(b"value")));
-        assert!(matches!(w.get(&s, b"nope", v, 4, 0, 0.0), Reply::Status(ABSENT)));
+        assert!(matches!(w.get(&mut s, args, v, 3, 0, 0.0), Reply::Value(b"value")));
+        assert!(matches!(w.get(&mut s, b"nope", v, 4, 0, 0.0), Reply::Status(ABSENT)));
         // The current key, then lengths past the end of the arguments.
         assert_eq!(w.set_current_key(&mut s, args, 3), 0);
-        assert!(matches!(w.get(&s, args, v, CURRENT_KEY, 0, 0.0), Reply::Value(b"value")));
+        assert!(matches!(w.get(&mut s, args, v, CURRENT_KEY, 0, 0.0), Reply::Value(b"value")));
         assert_eq!(w.put(&mut s, args, v, 3, 0, 6), FAILED);
         assert_eq!(w.take_error().map(|e| e.code()), Some("INVALID_ARGUMENT"));
         assert!(w.take_error().is_none(), "an error is taken once");
@@ -430,7 +508,7 @@ mod tests {
             keys.extend_from_slice(&(k.len() as u32).to_le_bytes());
             keys.extend_from_slice(k);
         }
-        assert!(matches!(w.read_many(&s, &keys, v, 0, keys.len() as u32, 0.0), Reply::Listed(2)));
+        assert!(matches!(w.read_many(&mut s, &keys, v, 0, keys.len() as u32, 0.0), Reply::Listed(2)));
         let mut want = 5u32.to_le_bytes().to_vec();
         want.extend_from_slice(b"value");
         want.extend_from_slice(&NO_VALUE.to_le_bytes());

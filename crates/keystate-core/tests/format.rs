@@ -60,9 +60,9 @@ fn populated(mp: u32, range: Option<KeyGroupRange>, seed: u64, n: u32) -> (Store
 fn full_round_trip_whole_and_in_chunks_of_any_size() {
     let (mut store, model) = populated(16, None, 1, 3000);
     let bytes = full_checkpoint(&mut store);
-    let back = restore_chain(&[&bytes], opts(None)).unwrap();
+    let mut back = restore_chain(&[&bytes], opts(None)).unwrap();
     assert_eq!(dump(&back, None), model);
-    check_reads(&back, None, &model);
+    check_reads(&mut back, None, &model);
     assert_eq!(back.memory().entries, model.len() as u64);
     for chunk in [1usize, 7, 64, 4096, 100_000] {
         let mut r = Restorer::new(opts(None));

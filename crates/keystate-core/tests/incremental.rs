@@ -280,7 +280,7 @@ fn an_aborted_or_unconfirmed_checkpoint_leaves_the_next_one_complete() {
     assert_eq!(next.parent_id, Some(full.id));
     let next_bytes = export_all(&mut store, next.id).unwrap();
     store.checkpoint_confirm(next.id).unwrap();
-    let back = restore_chain(&[&full_bytes, &next_bytes], opts(None)).unwrap();
+    let mut back = restore_chain(&[&full_bytes, &next_bytes], opts(None)).unwrap();
     assert_eq!(back.get(VALUE, Key::Bytes(b"a"), &[], None).unwrap(), None, "tombstone");
     assert_eq!(back.get(VALUE, Key::Bytes(b"b"), &[], None).unwrap(), Some(&b"2"[..]), "from the aborted one");
     assert_eq!(back.get(VALUE, Key::Bytes(b"c"), &[], None).unwrap(), Some(&b"3"[..]), "from the unconfirmed one");

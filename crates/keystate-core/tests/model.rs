@@ -154,10 +154,10 @@ fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool) {
     assert_eq!(dump(&store, None), model);
     for (s, m) in snaps.drain(..) {
         assert_eq!(dump(&store, Some(s)), m);
-        check_reads(&store, Some(s), &m);
+        check_reads(&mut store, Some(s), &m);
         store.release(s).unwrap();
     }
-    check_reads(&store, None, &model);
+    check_reads(&mut store, None, &model);
     let mem = store.memory();
     assert_eq!(mem.pinned_bytes, 0, "releasing every snapshot returns all pinned memory");
     assert_eq!(mem.open_snapshots, 0);

@@ -9,7 +9,10 @@
 
 use std::path::PathBuf;
 
-use keystate_core::{export_all, restore_chain, CheckpointKind, Key, RestoreOptions, StateDescriptor, StateKind, Store, StoreConfig};
+use keystate_core::{
+    export_all, restore_chain, CheckpointKind, Key, RestoreOptions, StateDescriptor, StateKind, Store, StoreConfig, TtlConfig, TtlUpdate,
+    TtlVisibility,
+};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -142,6 +145,30 @@ fn kind(s: &str) -> StateKind {
     }
 }
 
+/// A state's `ttl` option as the TypeScript API reads it (same defaults).
+fn ttl(v: Option<&Value>) -> Option<TtlConfig> {
+    let v = v?;
+    let cleanup = v.get("cleanup");
+    let inc = cleanup.and_then(|c| c.get("incremental"));
+    let incremental = match inc {
+        Some(Value::Bool(false)) => None,
+        Some(i) => Some(i.get("size").and_then(Value::as_u64).unwrap_or(5) as u32),
+        None => Some(5),
+    };
+    Some(TtlConfig {
+        ttl_ms: v["ttlMs"].as_u64().unwrap(),
+        update: if v.get("update").and_then(Value::as_str) == Some("onReadAndWrite") { TtlUpdate::OnReadAndWrite } else { TtlUpdate::OnCreateAndWrite },
+        visibility: if v.get("visibility").and_then(Value::as_str) == Some("returnExpiredIfNotCleanedUp") {
+            TtlVisibility::ReturnExpiredIfNotCleanedUp
+        } else {
+            TtlVisibility::NeverReturnExpired
+        },
+        incremental,
+        every_record: inc.and_then(|i| i.get("everyRecord")).and_then(Value::as_bool).unwrap_or(false),
+        full_snapshot: cleanup.and_then(|c| c.get("fullSnapshot")).and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
 impl Scenario {
     fn load(name: &str) -> Scenario {
         let text = std::fs::read_to_string(vectors_dir().join(name)).unwrap();
@@ -156,6 +183,7 @@ impl Scenario {
                 s["codec"].as_str().unwrap(),
                 s.get("keyCodec").and_then(Value::as_str).unwrap_or(""),
             )
+            .and_then(|d| d.with_ttl(ttl(s.get("ttl"))))
             .unwrap();
             store.register_state(d).unwrap();
         }
@@ -170,6 +198,17 @@ impl Scenario {
     fn run(&mut self, ops: &str) {
         let ops = self.doc.pointer(ops).unwrap().as_array().unwrap().clone();
         for op in &ops {
+            match op["op"].as_str().unwrap() {
+                "time" => {
+                    self.store.set_time(op["value"].as_u64().unwrap()).unwrap();
+                    continue;
+                }
+                "expire" => {
+                    self.store.expire();
+                    continue;
+                }
+                _ => {}
+            }
             let state = op["state"].as_str().unwrap();
             let sid = self.store.state_id(state).unwrap();
             let codec = self.codec(state);
@@ -190,8 +229,13 @@ impl Scenario {
                 }
                 "put" => s.map_put(sid, Key::Bytes(&k), &ns, &key(&op["userKey"]), &value(&codec, &op["value"])).unwrap(),
                 "remove" => drop(s.map_remove(sid, Key::Bytes(&k), &ns, &key(&op["userKey"])).unwrap()),
+                "get" => match s.descriptor(sid).unwrap().kind {
+                    StateKind::Map => s.map_for_each(sid, Key::Bytes(&k), &ns, None, |_, _| ()).unwrap(),
+                    _ => drop(s.get(sid, Key::Bytes(&k), &ns, None).unwrap()),
+                },
                 "reduce" => {
-                    let cur = s.get(sid, Key::Bytes(&k), &ns, None).unwrap().map(unnumber);
+                    // As the TypeScript ReducingState.add: a read for the fold, then a write.
+                    let cur = s.get_for_update(sid, Key::Bytes(&k), &ns).unwrap().map(unnumber);
                     let v = op["value"].as_f64().unwrap() + cur.unwrap_or(0.0);
                     s.put(sid, Key::Bytes(&k), &ns, &number(v)).unwrap();
                 }
@@ -200,8 +244,12 @@ impl Scenario {
         }
     }
 
-    /// Checks the `expect` reads against a store.
-    fn check(&self, store: &Store, expect: &str) {
+    /// Checks the `expect` reads against a store (at the scenario's time for them).
+    fn check(&self, store: &mut Store, expect: &str) {
+        let time = expect.rsplit_once('/').map_or(String::new(), |(p, _)| format!("{p}/expectTime"));
+        if let Some(t) = self.doc.pointer(&time).and_then(Value::as_u64) {
+            store.set_time(t).unwrap();
+        }
         for e in self.doc.pointer(expect).unwrap().as_array().unwrap() {
             let state = e["state"].as_str().unwrap();
             let sid = store.state_id(state).unwrap();
@@ -238,6 +286,13 @@ impl Scenario {
     }
 }
 
+/// Checks a scenario's reads against its own store.
+fn check_own(sc: &mut Scenario, expect: &str) {
+    let mut store = std::mem::replace(&mut sc.store, Store::new(StoreConfig::new(1, None, [0; 16]).unwrap()));
+    sc.check(&mut store, expect);
+    sc.store = store;
+}
+
 fn compare_or_bless(file: &str, bytes: &[u8]) {
     let path = vectors_dir().join(file);
     if std::env::var_os("KEYSTATE_BLESS").is_some() {
@@ -270,14 +325,14 @@ fn codec_encodings_match_the_typescript_codecs() {
 fn basic_full_checkpoint_is_the_golden_vector() {
     let mut sc = Scenario::load("basic.scenario.json");
     sc.run("/ops");
-    sc.check(&sc.store, "/expect");
+    check_own(&mut sc, "/expect");
     let cp = sc.store.checkpoint(None).unwrap();
     let bytes = export_all(&mut sc.store, cp.id).unwrap();
     compare_or_bless("basic.full-v1.bin", &bytes);
     // And the golden file restores to the scenario's state.
     let golden = std::fs::read(vectors_dir().join("basic.full-v1.bin")).unwrap();
-    let back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&back, "/expect");
+    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&mut back, "/expect");
 }
 
 #[test]
@@ -297,7 +352,52 @@ fn basic_incremental_checkpoint_is_the_golden_vector() {
     compare_or_bless("basic.incr-v1.bin", &inc_bytes);
     let dir = vectors_dir();
     let (gf, gi) = (std::fs::read(dir.join("basic.full-v1.bin")).unwrap(), std::fs::read(dir.join("basic.incr-v1.bin")).unwrap());
-    let back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&back, "/incremental/expect");
-    sc.check(&sc.store, "/incremental/expect");
+    let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&mut back, "/incremental/expect");
+    check_own(&mut sc, "/incremental/expect");
+}
+
+#[test]
+fn ttl_full_checkpoint_is_the_golden_vector() {
+    let mut sc = Scenario::load("ttl.scenario.json");
+    sc.run("/ops");
+    let cp = sc.store.checkpoint(None).unwrap();
+    let bytes = export_all(&mut sc.store, cp.id).unwrap();
+    compare_or_bless("ttl.full-v1.bin", &bytes);
+    let golden = std::fs::read(vectors_dir().join("ttl.full-v1.bin")).unwrap();
+    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    assert_eq!(back.states().map(|d| d.ttl.is_some()).collect::<Vec<_>>(), [true, true, true, true, false], "TTL configurations travel in the header");
+    sc.check(&mut back, "/expect");
+    back.check_invariants();
+    // With the clock set back, what full-snapshot cleanup left out is still
+    // absent: it is not in the bytes (Flink's testMultipleKeysWithSnapshotCleanup).
+    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    back.set_time(1000).unwrap();
+    let (session, clicks, prefs) = (back.state_id("session").unwrap(), back.state_id("clicks").unwrap(), back.state_id("prefs").unwrap());
+    assert_eq!(back.get(session, Key::Bytes(b"user-1"), b"", None).unwrap(), None);
+    assert_eq!(back.get(session, Key::Bytes(b"user-3"), b"", None).unwrap(), Some(&b"c"[..]));
+    assert_eq!(back.get(clicks, Key::Bytes(b"user-2"), b"", None).unwrap(), Some(&frames("number", &[9.into(), 10.into()])[..]));
+    // Without full-snapshot cleanup, expired map entries travel (with their stamps).
+    assert_eq!(back.map_get(prefs, Key::Bytes(b"user-2"), b"", b"x", None).unwrap(), Some(&[1u8][..]));
+}
+
+#[test]
+fn ttl_incremental_checkpoint_is_the_golden_vector() {
+    let mut sc = Scenario::load("ttl.scenario.json");
+    sc.run("/ops");
+    let full = sc.store.checkpoint(Some(true)).unwrap();
+    let full_bytes = export_all(&mut sc.store, full.id).unwrap();
+    compare_or_bless("ttl.full-v1.bin", &full_bytes);
+    sc.store.checkpoint_confirm(full.id).unwrap();
+    sc.run("/incremental/ops");
+    let inc = sc.store.checkpoint(Some(true)).unwrap();
+    assert_eq!(inc.kind, CheckpointKind::Incremental);
+    let inc_bytes = export_all(&mut sc.store, inc.id).unwrap();
+    compare_or_bless("ttl.incr-v1.bin", &inc_bytes);
+    let dir = vectors_dir();
+    let (gf, gi) = (std::fs::read(dir.join("ttl.full-v1.bin")).unwrap(), std::fs::read(dir.join("ttl.incr-v1.bin")).unwrap());
+    let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&mut back, "/incremental/expect");
+    check_own(&mut sc, "/incremental/expect");
+    back.check_invariants();
 }

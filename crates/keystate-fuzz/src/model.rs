@@ -76,7 +76,50 @@ pub struct State {
     pub name: Vec<u8>,
     pub value_codec: Vec<u8>,
     pub uk_codec: Vec<u8>,
-    pub ttl: u8,
+    pub ttl: Ttl,
+}
+
+/// A state's TTL field (docs/FORMAT.md, "Header"): version 0 (none), or 1
+/// with its configuration, or bytes written as the field (a lie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ttl {
+    None,
+    V1 { ms: u64, update: u8, visibility: u8, cleanup: u8, size: u64 },
+    Raw(Vec<u8>),
+}
+
+impl Ttl {
+    fn decode(c: &mut Cursor<'_>) -> Option<Ttl> {
+        match c.u8()? {
+            0 => Some(Ttl::None),
+            1 => {
+                let (ms, update, visibility, cleanup) = (c.varint()?, c.u8()?, c.u8()?, c.u8()?);
+                let size = if cleanup & 1 != 0 { c.varint()? } else { 0 };
+                Some(Ttl::V1 { ms, update, visibility, cleanup, size })
+            }
+            // Another version: its length is unknown here.
+            _ => None,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Ttl::None => out.push(0),
+            Ttl::V1 { ms, update, visibility, cleanup, size } => {
+                out.push(1);
+                put_varint(out, *ms);
+                out.extend_from_slice(&[*update, *visibility, *cleanup]);
+                if cleanup & 1 != 0 {
+                    put_varint(out, *size);
+                }
+            }
+            Ttl::Raw(b) => out.extend_from_slice(b),
+        }
+    }
+
+    pub fn is_some(&self) -> bool {
+        !matches!(self, Ttl::None)
+    }
 }
 
 /// A header body.
@@ -114,7 +157,7 @@ impl Header {
                 name: c.field()?,
                 value_codec: c.field()?,
                 uk_codec: c.field()?,
-                ttl: c.u8()?,
+                ttl: Ttl::decode(&mut c)?,
             });
         }
         let trailing = b[c.p..].to_vec();
@@ -138,7 +181,7 @@ impl Header {
                 put_varint(&mut out, f.len() as u64);
                 out.extend_from_slice(f);
             }
-            out.push(s.ttl);
+            s.ttl.encode(&mut out);
         }
         out.extend_from_slice(&self.trailing);
         out

@@ -161,7 +161,7 @@ pub fn apply(name: &str, w: &mut Wire, donors: Donors<'_>, rng: &mut Rng) -> Lin
             let sid = if rng.chance(70) { h.states.iter().map(|s| s.sid.wrapping_add(1)).max().unwrap_or(0) } else { rng.interesting(&[0, 1, u64::from(u32::MAX)]) };
             let kind = if rng.chance(90) { rng.below(5) as u8 } else { rng.u64() as u8 };
             let uk = if kind == 2 { b"key".to_vec() } else { Vec::new() };
-            h.states.push(State { sid, kind, name: name_for(rng, h), value_codec: b"bytes".to_vec(), uk_codec: uk, ttl: 0 });
+            h.states.push(State { sid, kind, name: name_for(rng, h), value_codec: b"bytes".to_vec(), uk_codec: uk, ttl: model::Ttl::None });
         }),
         "header.state_remove" => header(w, |h| {
             if !h.states.is_empty() {
@@ -200,7 +200,7 @@ pub fn apply(name: &str, w: &mut Wire, donors: Donors<'_>, rng: &mut Rng) -> Lin
         }),
         "header.state_ttl" => header(w, |h| {
             if let Some(s) = pick_mut(rng, &mut h.states) {
-                s.ttl = 1 + rng.below(255) as u8;
+                s.ttl = ttl_field(rng, &s.ttl);
             }
         }),
         "header.state_flood" => header(w, |h| {
@@ -208,7 +208,7 @@ pub fn apply(name: &str, w: &mut Wire, donors: Donors<'_>, rng: &mut Rng) -> Lin
             let n = *rng.pick(&[1000u64, 5000, 70_000]);
             let base = h.states.iter().map(|s| s.sid.wrapping_add(1)).max().unwrap_or(0);
             for i in 0..n {
-                h.states.push(State { sid: base.wrapping_add(i), kind: 0, name: format!("f{i}").into_bytes(), value_codec: Vec::new(), uk_codec: Vec::new(), ttl: 0 });
+                h.states.push(State { sid: base.wrapping_add(i), kind: 0, name: format!("f{i}").into_bytes(), value_codec: Vec::new(), uk_codec: Vec::new(), ttl: model::Ttl::None });
             }
         }),
         "header.state_count" => header(w, |h| {
@@ -516,6 +516,20 @@ fn shuffle<T: Clone>(v: &mut Vec<T>, rng: &mut Rng, split: impl FnOnce(&mut T, &
             let rest = split(&mut v[i], rng);
             v.insert(i + 1, rest);
         }
+    }
+}
+
+/// Another TTL field: none, a valid configuration, one with a field out of
+/// its domain, or another version.
+fn ttl_field(rng: &mut Rng, was: &model::Ttl) -> model::Ttl {
+    use model::Ttl;
+    match rng.below(8) {
+        0 if was.is_some() => Ttl::None,
+        0..=2 => Ttl::V1 { ms: rng.interesting(&[1, 100, u64::MAX]), update: rng.below(2) as u8, visibility: rng.below(2) as u8, cleanup: [0, 1, 3, 4, 5, 7][rng.index(6)], size: 1 + rng.below(10) },
+        3 => Ttl::V1 { ms: 0, update: 0, visibility: 0, cleanup: 0, size: 0 },
+        4 => Ttl::V1 { ms: 5, update: rng.interesting(&[2]) as u8, visibility: rng.interesting(&[2]) as u8, cleanup: 0, size: 0 },
+        5 => Ttl::V1 { ms: 5, update: 0, visibility: 0, cleanup: *rng.pick(&[1u8, 2, 8, 0x80]), size: rng.interesting(&[0, 1 << 20, (1 << 20) + 1, 1 << 40]) },
+        _ => Ttl::Raw(vec![2 + rng.below(254) as u8]),
     }
 }
 

@@ -123,7 +123,7 @@ pub fn dump(store: &Store) -> Result<Dump, String> {
 }
 
 /// The invariant check, counts and point reads of a restored store.
-fn sound(store: &Store) -> Result<Dump, String> {
+fn sound(store: &mut Store) -> Result<Dump, String> {
     store.check_invariants();
     let d = dump(store)?;
     let entries = store.memory().entries;
@@ -151,8 +151,8 @@ fn export_again(store: &mut Store, chain: Option<&[Vec<u8>]>, want: &Dump) -> Re
         r => r.map_err(|e| format!("a restored store refuses a checkpoint: {e}"))?,
     };
     let bytes = export_all(store, cp.id).map_err(|e| format!("a restored store does not export: {e}"))?;
-    let again = restore_chain(&[&bytes], opts(None)).map_err(|e| format!("the export of a restored store does not restore: {e}"))?;
-    if &sound(&again)? != want {
+    let mut again = restore_chain(&[&bytes], opts(None)).map_err(|e| format!("the export of a restored store does not restore: {e}"))?;
+    if &sound(&mut again)? != want {
         return Err("the export of a restored store restores to other contents".into());
     }
     if let (Some(chain), true) = (chain, store.last_confirmed().is_some()) {
@@ -234,7 +234,7 @@ pub fn check(case: &Case, rng: &mut Rng) -> Result<Outcome, String> {
                     Ok(Outcome::Refused(e))
                 }
                 Ok(mut store) => {
-                    let want = sound(&store)?;
+                    let want = sound(&mut store)?;
                     if let Some(other) = chunked {
                         match other? {
                             Err(e) => return Err(format!("whole input restored, the same input in chunks refused: {e}")),
@@ -249,9 +249,9 @@ pub fn check(case: &Case, rng: &mut Rng) -> Result<Outcome, String> {
                         let sub = KeyGroupRange::new(a.min(b), a.max(b));
                         match restore(&case.chains, Some((sub.start, sub.end)), Feed::Whole)? {
                             Err(e) => return Err(format!("the chain restores but its key groups {sub:?} are refused: {e}")),
-                            Ok(part) => {
+                            Ok(mut part) => {
                                 let filtered: Dump = want.iter().filter(|((_, k, _, _), _)| sub.contains(store.key_group(k))).map(|(k, v)| (k.clone(), v.clone())).collect();
-                                if sound(&part)? != filtered {
+                                if sound(&mut part)? != filtered {
                                     return Err(format!("key groups {sub:?} restore to other contents than the whole chain's"));
                                 }
                             }
@@ -275,10 +275,10 @@ pub fn check(case: &Case, rng: &mut Rng) -> Result<Outcome, String> {
                 }
                 (Ok(_), Err(e)) => Err(format!("a chain that does not restore ({e}) was compacted")),
                 (Err(e), Ok(_)) => Err(format!("a chain that restores was not compacted: {e}")),
-                (Ok(bytes), Ok(store)) => {
-                    let want = sound(&store)?;
-                    let back = restore_chain(&[&bytes], opts(None)).map_err(|e| format!("a compaction does not restore: {e}"))?;
-                    if sound(&back)? != want {
+                (Ok(bytes), Ok(mut store)) => {
+                    let want = sound(&mut store)?;
+                    let mut back = restore_chain(&[&bytes], opts(None)).map_err(|e| format!("a compaction does not restore: {e}"))?;
+                    if sound(&mut back)? != want {
                         return Err("a compaction restores to other contents than its chain".into());
                     }
                     if back.last_confirmed() != store.last_confirmed() {

@@ -48,6 +48,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "trailer", code: "CORRUPT", messages: &["end magic", "wrong footer offset"] },
     Check { name: "length past the end", code: "CORRUPT", messages: &["points past the end", "section body ends"] },
     Check { name: "record of an unknown state", code: "CORRUPT", messages: &["record of unknown state"] },
+    Check { name: "TTL field or stamped value", code: "CORRUPT", messages: &["TTL configuration", "state with TTL"] },
 ];
 
 /// How many of [`CHECKS`] docs/FORMAT.md lists (in "Reading" and

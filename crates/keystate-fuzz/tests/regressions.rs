@@ -169,7 +169,7 @@ fn what_a_header_declares_is_bounded_by_what_a_store_holds() {
     // pair: 60,000 states took seconds, a 64 MiB header hours).
     let many = edit_header(full, |h| {
         for i in 0..60_000u64 {
-            h.states.push(State { sid: 10 + i, kind: 0, name: format!("s{i}").into_bytes(), value_codec: vec![], uk_codec: vec![], ttl: 0 });
+            h.states.push(State { sid: 10 + i, kind: 0, name: format!("s{i}").into_bytes(), value_codec: vec![], uk_codec: vec![], ttl: keystate_fuzz::model::Ttl::None });
         }
     });
     let t = std::time::Instant::now();

@@ -104,6 +104,7 @@ pub struct CoreStateMemory {
     pub name: String,
     pub entries: f64,
     pub live_bytes: f64,
+    pub ttl_bytes: f64,
 }
 
 #[napi(object)]
@@ -116,6 +117,7 @@ pub struct CoreMemory {
     pub arena_bytes: f64,
     pub entries: f64,
     pub open_snapshots: f64,
+    pub ttl_bytes: f64,
     pub states: Vec<CoreStateMemory>,
 }
 
@@ -129,10 +131,11 @@ impl From<&MemoryReport> for CoreMemory {
             arena_bytes: m.arena_bytes as f64,
             entries: m.entries as f64,
             open_snapshots: m.open_snapshots as f64,
+            ttl_bytes: m.ttl_bytes as f64,
             states: m
                 .states
                 .iter()
-                .map(|s| CoreStateMemory { name: s.name.clone(), entries: s.entries as f64, live_bytes: s.live_bytes as f64 })
+                .map(|s| CoreStateMemory { name: s.name.clone(), entries: s.entries as f64, live_bytes: s.live_bytes as f64, ttl_bytes: s.ttl_bytes as f64 })
                 .collect(),
         }
     }
@@ -145,10 +148,23 @@ pub struct CoreStateInfo {
     pub kind: u32,
     pub value_codec: String,
     pub user_key_codec: String,
+    /// TTL as `registerState` takes it (`keystate_core::wire::ttl_args`); 0 for none.
+    pub ttl_ms: f64,
+    pub ttl_flags: u32,
+    pub cleanup_size: u32,
 }
 
 impl From<&StateDescriptor> for CoreStateInfo {
     fn from(d: &StateDescriptor) -> Self {
-        CoreStateInfo { name: d.name.clone(), kind: d.kind as u32, value_codec: d.value_codec.clone(), user_key_codec: d.user_key_codec.clone() }
+        let (ttl_ms, ttl_flags, cleanup_size) = keystate_core::wire::ttl_args(d.ttl.as_ref());
+        CoreStateInfo {
+            name: d.name.clone(),
+            kind: d.kind as u32,
+            value_codec: d.value_codec.clone(),
+            user_key_codec: d.user_key_codec.clone(),
+            ttl_ms,
+            ttl_flags,
+            cleanup_size,
+        }
     }
 }

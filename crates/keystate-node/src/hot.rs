@@ -10,7 +10,8 @@
 //!
 //! The argument buffer starts with a header the TypeScript side fills before
 //! each call: u32 LE at bytes 0..20 (state, key length, namespace length,
-//! user-key length, value or batch length), f64 LE at 24 (snapshot); the
+//! user-key length, value or batch length), f64 LE at 24 (snapshot, or the
+//! time for `setTime`); the
 //! scratch (key, namespace, ... bytes) follows at [`SCRATCH_AT`]. The status
 //! goes to result slot 2 (an i32); a value or listing to the result buffer
 //! after the slots, its offset and length in slots 0 and 1.
@@ -155,6 +156,7 @@ macro_rules! hot {
 }
 
 hot!(ping, |_s, _w, _h, _a| Ok(0));
+hot!(set_time, |s, w, h, _a| Ok(w.set_time(s, h.snapshot)));
 hot!(set_current_key, |s, w, h, a| Ok(w.set_current_key(s, a, h.kl)));
 hot!(key_group, |s, _w, h, a| Ok(Wire::key_group(s, a, h.kl) as i32));
 hot!(get, |s, w, h, a| Err(w.get(s, a, h.state, h.kl, h.nl, h.snapshot)));
@@ -185,8 +187,9 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-const FUNCTIONS: [(&str, Callback); 15] = [
+const FUNCTIONS: [(&str, Callback); 16] = [
     ("ping", ping),
+    ("setTime", set_time),
     ("setCurrentKey", set_current_key),
     ("keyGroup", key_group),
     ("get", get),

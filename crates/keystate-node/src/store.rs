@@ -146,11 +146,21 @@ impl NativeStore {
         self.core().wire.take_error().as_ref().map(ErrorInfo::from)
     }
 
+    /// Declares a state; `ttlMs` 0 for none, else its TTL as
+    /// `keystate_core::wire::ttl_config` reads `ttlFlags` and `cleanupSize`.
     #[napi]
-    pub fn register_state(&self, name: String, kind: u8, value_codec: String, user_key_codec: String) -> Result<u32> {
+    #[allow(clippy::too_many_arguments)] // the call's arguments, as they cross the boundary
+    pub fn register_state(&self, name: String, kind: u8, value_codec: String, user_key_codec: String, ttl_ms: f64, ttl_flags: u32, cleanup_size: u32) -> Result<u32> {
         let kind = js(StateKind::from_u8(kind))?;
-        let d = js(StateDescriptor::new(&name, kind, &value_codec, &user_key_codec))?;
+        let ttl = js(keystate_core::wire::ttl_config(ttl_ms, ttl_flags, cleanup_size))?;
+        let d = js(StateDescriptor::new(&name, kind, &value_codec, &user_key_codec).and_then(|d| d.with_ttl(ttl)))?;
         self.with(|s| s.register_state(d))
+    }
+
+    /// Removes every expired value of the states with TTL; returns how many.
+    #[napi]
+    pub fn expire(&self) -> Result<f64> {
+        self.with(|s| Ok(s.expire() as f64))
     }
 
     /// Registered states by id.

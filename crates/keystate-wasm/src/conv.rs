@@ -77,6 +77,7 @@ pub fn memory(m: &MemoryReport) -> JsValue {
             ("name", s.name.as_str().into()),
             ("entries", num(s.entries)),
             ("liveBytes", num(s.live_bytes)),
+            ("ttlBytes", num(s.ttl_bytes)),
         ]));
     }
     object(&[
@@ -87,6 +88,7 @@ pub fn memory(m: &MemoryReport) -> JsValue {
         ("arenaBytes", num(m.arena_bytes)),
         ("entries", num(m.entries)),
         ("openSnapshots", num(m.open_snapshots)),
+        ("ttlBytes", num(m.ttl_bytes)),
         ("states", states.into()),
     ])
 }

@@ -5,7 +5,7 @@
 //! (`keystate_core::wire`) says; values are read in place through the result
 //! slots. Everything else returns `Result` with a coded JS error.
 
-use keystate_core::wire::{Reply, Wire};
+use keystate_core::wire::{self, Reply, Wire};
 use keystate_core::{Error, KeyGroupRange, Policy, StateDescriptor, StateKind, Store, StoreConfig};
 use wasm_bindgen::prelude::*;
 
@@ -98,26 +98,45 @@ impl WasmStore {
         }
     }
 
+    /// Declares a state; `ttlMs` 0 for none, else its TTL as
+    /// `keystate_core::wire::ttl_config` reads `ttlFlags` and `cleanupSize`.
     #[wasm_bindgen(js_name = registerState)]
-    pub fn register_state(&mut self, name: &str, kind: u8, value_codec: &str, user_key_codec: &str) -> JsResult<u32> {
+    #[allow(clippy::too_many_arguments)] // the call's arguments, as they cross the boundary
+    pub fn register_state(&mut self, name: &str, kind: u8, value_codec: &str, user_key_codec: &str, ttl_ms: f64, ttl_flags: u32, cleanup_size: u32) -> JsResult<u32> {
         let kind = js(StateKind::from_u8(kind))?;
-        let d = js(StateDescriptor::new(name, kind, value_codec, user_key_codec))?;
+        let ttl = js(wire::ttl_config(ttl_ms, ttl_flags, cleanup_size))?;
+        let d = js(StateDescriptor::new(name, kind, value_codec, user_key_codec).and_then(|d| d.with_ttl(ttl)))?;
         js(self.inner.register_state(d))
     }
 
-    /// Registered states: `[{ name, kind, valueCodec, userKeyCodec }]` by id.
+    /// Registered states: `[{ name, kind, valueCodec, userKeyCodec, ttlMs, ttlFlags, cleanupSize }]` by id.
     pub fn states(&self) -> js_sys::Array {
         self.inner
             .states()
             .map(|d| {
+                let (ttl_ms, flags, size) = wire::ttl_args(d.ttl.as_ref());
                 conv::object(&[
                     ("name", d.name.as_str().into()),
                     ("kind", (d.kind as u8).into()),
                     ("valueCodec", d.value_codec.as_str().into()),
                     ("userKeyCodec", d.user_key_codec.as_str().into()),
+                    ("ttlMs", ttl_ms.into()),
+                    ("ttlFlags", flags.into()),
+                    ("cleanupSize", size.into()),
                 ])
             })
             .collect()
+    }
+
+    /// Sets the store's time (ms) from the TypeScript side's clock; 0 or -2.
+    #[wasm_bindgen(js_name = setTime)]
+    pub fn set_time(&mut self, now: f64) -> i32 {
+        self.wire.set_time(&mut self.inner, now)
+    }
+
+    /// Removes every expired value of the states with TTL; returns how many.
+    pub fn expire(&mut self) -> f64 {
+        self.inner.expire() as f64
     }
 
     #[wasm_bindgen(js_name = maxParallelism)]
@@ -155,7 +174,7 @@ impl WasmStore {
 
     /// Value of (key, ns): length (address in result slot 0), -1 absent, -2 error.
     pub fn get(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        let r = self.wire.get(&self.inner, &self.scratch, state, kl, nl, snapshot);
+        let r = self.wire.get(&mut self.inner, &self.scratch, state, kl, nl, snapshot);
         Self::place(&mut self.res, &[], r)
     }
 
@@ -177,7 +196,7 @@ impl WasmStore {
     /// slots 0 and 1); returns the count, or -2.
     #[wasm_bindgen(js_name = readMany)]
     pub fn read_many(&mut self, state: u32, nl: u32, len: u32, snapshot: f64) -> i32 {
-        let r = self.wire.read_many(&self.inner, &self.scratch, state, nl, len, snapshot);
+        let r = self.wire.read_many(&mut self.inner, &self.scratch, state, nl, len, snapshot);
         Self::place(&mut self.res, self.wire.out(), r)
     }
 
@@ -188,7 +207,7 @@ impl WasmStore {
 
     #[wasm_bindgen(js_name = mapGet)]
     pub fn map_get(&mut self, state: u32, kl: u32, nl: u32, ul: u32, snapshot: f64) -> i32 {
-        let r = self.wire.map_get(&self.inner, &self.scratch, state, kl, nl, ul, snapshot);
+        let r = self.wire.map_get(&mut self.inner, &self.scratch, state, kl, nl, ul, snapshot);
         Self::place(&mut self.res, &[], r)
     }
 
@@ -205,14 +224,14 @@ impl WasmStore {
     /// Entries in the map of (key, ns), or -2.
     #[wasm_bindgen(js_name = mapLen)]
     pub fn map_len(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> f64 {
-        self.wire.map_len(&self.inner, &self.scratch, state, kl, nl, snapshot)
+        self.wire.map_len(&mut self.inner, &self.scratch, state, kl, nl, snapshot)
     }
 
     /// Lists the map of (key, ns); returns the entry count (address and
     /// length of the listing in result slots 0 and 1), or -2.
     #[wasm_bindgen(js_name = mapList)]
     pub fn map_list(&mut self, state: u32, kl: u32, nl: u32, snapshot: f64) -> i32 {
-        let r = self.wire.map_list(&self.inner, &self.scratch, state, kl, nl, snapshot);
+        let r = self.wire.map_list(&mut self.inner, &self.scratch, state, kl, nl, snapshot);
         Self::place(&mut self.res, self.wire.out(), r)
     }
 

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::state::{StateDescriptor, StateKind};
+use crate::ttl::TtlConfig;
 use crate::store::{KeyGroupRange, MAX_PARALLELISM_LIMIT, MAX_STATES};
 use crate::varint;
 
@@ -110,8 +111,15 @@ impl Header {
             put_str(out, &d.name);
             put_str(out, &d.value_codec);
             put_str(out, &d.user_key_codec);
-            // Reserved for TTL configuration: 0 = none.
-            out.push(0);
+            // The TTL field: 0 for none (a state without TTL encodes as
+            // before TTL existed), else its version and configuration.
+            match &d.ttl {
+                None => out.push(0),
+                Some(ttl) => {
+                    out.push(crate::ttl::FIELD_VERSION);
+                    ttl.encode(out);
+                }
+            }
         }
     }
 
@@ -153,11 +161,13 @@ impl Header {
             let name = r.str()?;
             let value_codec = r.str()?;
             let user_key_codec = r.str()?;
-            let ttl = r.u8()?;
-            if ttl != 0 {
-                return Err(Error::Corrupt(format!("state '{name}' has unknown TTL flags {ttl}")));
-            }
+            let ttl = match r.u8()? {
+                0 => None,
+                crate::ttl::FIELD_VERSION => Some(TtlConfig::decode(&mut r, &name)?),
+                v => return Err(Error::Corrupt(format!("state '{name}' has unknown TTL flags {v} (a TTL field of another version)"))),
+            };
             let d = StateDescriptor::new(&name, skind, &value_codec, &user_key_codec)
+                .and_then(|d| d.with_ttl(ttl))
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
             if !sids.insert(sid) || !names.insert(d.name.clone()) {
                 return Err(Error::Corrupt(format!("state '{name}' (id {sid}) appears twice")));

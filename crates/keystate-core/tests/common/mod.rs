@@ -71,7 +71,7 @@ pub fn filter_range(model: &Model, store: &Store, range: KeyGroupRange) -> Model
 }
 
 /// Checks point reads of every model entry (and that the store has no more).
-pub fn check_reads(store: &Store, at: Option<u64>, model: &Model) {
+pub fn check_reads(store: &mut Store, at: Option<u64>, model: &Model) {
     for ((state, k, ns, uk), v) in model {
         let got = match uk {
             Some(uk) => store.map_get(*state, Key::Bytes(k), ns, uk, at).unwrap(),
