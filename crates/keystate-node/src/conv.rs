@@ -114,6 +114,7 @@ pub struct CoreMemory {
     pub delta_log_bytes: f64,
     pub free_bytes: f64,
     pub arena_bytes: f64,
+    pub total_bytes: f64,
     pub entries: f64,
     pub open_snapshots: f64,
     pub states: Vec<CoreStateMemory>,
@@ -127,6 +128,7 @@ impl From<&MemoryReport> for CoreMemory {
             delta_log_bytes: m.delta_log_bytes as f64,
             free_bytes: m.free_bytes as f64,
             arena_bytes: m.arena_bytes as f64,
+            total_bytes: m.total_bytes as f64,
             entries: m.entries as f64,
             open_snapshots: m.open_snapshots as f64,
             states: m
@@ -150,5 +152,14 @@ pub struct CoreStateInfo {
 impl From<&StateDescriptor> for CoreStateInfo {
     fn from(d: &StateDescriptor) -> Self {
         CoreStateInfo { name: d.name.clone(), kind: d.kind as u32, value_codec: d.value_codec.clone(), user_key_codec: d.user_key_codec.clone() }
+    }
+}
+
+/// A memory budget from JavaScript: a whole number of bytes, at least 1.
+pub fn budget(bytes: f64) -> keystate_core::Result<u64> {
+    if bytes.is_finite() && bytes >= 1.0 {
+        Ok(bytes as u64)
+    } else {
+        Err(keystate_core::Error::InvalidArgument(format!("maxMemoryBytes must be a number of bytes >= 1, not {bytes}")))
     }
 }
