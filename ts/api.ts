@@ -54,6 +54,7 @@ export {
   CorruptCheckpointError,
   BrokenChainError,
   StoreClosedError,
+  StoreFullError,
   WasmLoadError,
   BackendLoadError,
 } from './errors.js';

@@ -11,7 +11,7 @@
  * checkpoint, and the next one carries everything since the last confirmed.
  */
 import type { Checkpoint, Progress } from './checkpoint.js';
-import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreClosedError, StoreFullError } from './errors.js';
 import type { RestoreOptions } from './restore.js';
 import { chainOf, extendsChain, missingParent } from './storage/chains.js';
 import { StorageError } from './storage/errors.js';
@@ -245,7 +245,8 @@ export async function restoreFrom(
           continue;
         }
       }
-      if (!fallback || e instanceof InvalidArgumentError) throw e;
+      // Not the chain's fault: an older chain is no answer to a bad option or a full memory.
+      if (!fallback || e instanceof InvalidArgumentError || e instanceof StoreFullError) throw e;
       skipped.push({ checkpoint: tip, error: e });
     }
   }
