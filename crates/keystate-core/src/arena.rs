@@ -243,6 +243,12 @@ impl Arena {
         free
     }
 
+    /// True when one slot of class `c` can be had without allocating.
+    #[inline]
+    pub fn has_room(&self, c: u8) -> bool {
+        self.room[c as usize] != NONE || !self.pool.is_empty()
+    }
+
     /// Makes sure that `n` more slots of each class `c` of `want` (classes
     /// listed once each) can be allocated without allocating: adds the
     /// pages the pages with room cannot give to the pool.

@@ -463,7 +463,7 @@ impl ExportJob {
                 // A chunk that cannot be had ends the pull; with none made,
                 // the error is the pull's (the export stays where it was).
                 let mut out = Vec::new();
-                let made = room::reserve_bytes(&mut out, target + target / 8)
+                let made = room::reserve_bytes(&mut out, target.saturating_add(target / 8))
                     .and_then(|()| room::reserve(chunks, 1))
                     .map_err(Error::from)
                     .and_then(|()| ex.next(&self.pointers, &mut out, target));

@@ -103,7 +103,9 @@ impl Mem {
                 None => self.reserve_large(len, room)?,
             }
         }
-        if k > 0 {
+        // Most writes take one slot of a class that has room.
+        let one_with_room = k == 1 && small[0].1 == 1 && self.arena.has_room(small[0].0);
+        if k > 0 && !one_with_room {
             self.arena.reserve_slots(&small[..k], room)?;
         }
         self.reserve_live(tid, usize::from(w.live == Live::Insert), room)?;

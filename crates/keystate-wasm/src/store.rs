@@ -280,7 +280,7 @@ impl WasmStore {
     #[wasm_bindgen(js_name = checkpointNext)]
     pub fn checkpoint_next(&mut self, id: f64, target: u32) -> JsResult<Vec<u8>> {
         let mut out = Vec::new();
-        js(reserve_buffer(&mut out, target as usize + 4096))?;
+        js(reserve_buffer(&mut out, (target as usize).saturating_add(4096)))?;
         js(self.inner.checkpoint_next(id as u64, &mut out, target as usize))?;
         Ok(out)
     }
