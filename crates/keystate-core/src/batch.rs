@@ -31,22 +31,26 @@ impl Store {
     {
         self.entry_of_kind(state, is_value_like, "value, reducing or aggregating")?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
+        // Each key located once: its owned key group and hash, for every pass.
+        let mut locs: Vec<Located> = Vec::new();
         for (key, value) in ops.clone() {
             if let Some(v) = value {
                 check_len("value", v.len(), MAX_VALUE_LEN)?;
             }
-            Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
+            let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
+            room::reserve(&mut locs, 1)?;
+            locs.push(Located { part: loc.part as u32, hash: loc.hash });
         }
         let mut room = self.room();
-        self.mark_many(&mut room, state, ns, ops.clone())?;
-        let r = self.reserve_many(&mut room, state, ns, ops.clone());
+        self.mark_many(&mut room, state, ns, ops.clone(), &locs)?;
+        let r = self.reserve_many(&mut room, state, ns, ops.clone(), &locs);
         if r.is_err() {
             self.mem.arena.drop_spares();
         }
         r?;
         // Everything is reserved: removals keep the index room the puts after them need.
         self.mem.keep_capacity = true;
-        let r = self.apply_many(&mut room, state, ns, ops);
+        let r = self.apply_many(&mut room, state, ns, ops, &locs);
         self.mem.keep_capacity = false;
         // Reserved for saves that turned out not to be needed.
         self.mem.arena.drop_spares();
@@ -56,21 +60,20 @@ impl Store {
     /// Tells the delta log of every operation, as single writes would: each
     /// put, and each removal of an entry there now (one removed later in
     /// the batch was put earlier in it, and that put told it already).
-    fn mark_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>) -> Result<()> {
+    fn mark_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<()> {
         if !self.cps.tracking {
             return Ok(());
         }
         let parts = self.states[state as usize].parts.len();
-        for (key, value) in ops {
-            let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
-            let h = entry_hash(loc.hash, ns);
+        for ((key, value), loc) in ops.zip(locs) {
+            let (part, h) = (loc.part as usize, entry_hash(loc.hash, ns));
             if value.is_none() {
-                let tid = self.states[state as usize].parts[loc.part];
+                let tid = self.states[state as usize].parts[part];
                 if tid == NO_TABLE || self.mem.get(tid, h, key, ns).is_none() {
                     continue;
                 }
             }
-            self.cps.mark(room, state, loc.part, parts, h, key, ns, delta::Change::Entry, &[])?;
+            self.cps.mark(room, state, part, parts, h, key, ns, delta::Change::Entry, &[])?;
         }
         Ok(())
     }
@@ -78,20 +81,19 @@ impl Store {
     /// Reserves the memory of every write of a batch (see the module docs),
     /// counting each put as a new entry with a new record (and a saved MARK
     /// for open snapshots): more than it may need, never less.
-    fn reserve_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>) -> Result<()> {
+    fn reserve_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<()> {
         let parts = self.states[state as usize].parts.len();
         // Per owned key group: puts, and all writes.
         let mut per_part: Vec<(usize, usize)> = Vec::new();
         room::reserve(&mut per_part, parts)?;
         per_part.resize(parts, (0, 0));
         let mut slots = [0usize; CLASSES.len()];
-        for (key, value) in ops {
-            let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
-            let p = &mut per_part[loc.part];
+        for ((key, value), loc) in ops.zip(locs) {
+            let p = &mut per_part[loc.part as usize];
             p.1 += 1;
             let Some(v) = value else { continue };
             p.0 += 1;
-            let tid = self.states[state as usize].parts[loc.part];
+            let tid = self.states[state as usize].parts[loc.part as usize];
             let mark = (tid != NO_TABLE && self.mem.saves(tid)).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
             // In the order each write allocates them: MARK, then record.
             for len in [mark, Some(record::encoded_len(key.len(), ns.len(), v.len(), false, false))].into_iter().flatten() {
@@ -120,22 +122,21 @@ impl Store {
     }
 
     /// Applies a reserved batch (no step allocates, so none fails).
-    fn apply_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>) -> Result<usize> {
+    fn apply_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<usize> {
         let mut n = 0;
-        let mut ops = ops.peekable();
-        let mut chunk: [Write<'a>; WARM_BATCH] = [(&[], None); WARM_BATCH];
+        let mut ops = ops.zip(locs).peekable();
+        let mut chunk: [(Write<'a>, Located); WARM_BATCH] = [((&[], None), Located { part: 0, hash: 0 }); WARM_BATCH];
         while ops.peek().is_some() {
             let mut len = 0;
-            for op in ops.by_ref().take(WARM_BATCH) {
-                chunk[len] = op;
+            for (op, loc) in ops.by_ref().take(WARM_BATCH) {
+                chunk[len] = (op, *loc);
                 len += 1;
             }
-            self.warm_keys(state, ns, chunk[..len].iter().map(|&(k, _)| k));
-            for &(key, value) in &chunk[..len] {
-                let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
+            self.warm_located(state, ns, &chunk[..len]);
+            for &((key, value), loc) in &chunk[..len] {
                 let h = entry_hash(loc.hash, ns);
                 let e = &mut self.states[state as usize];
-                let tid = e.parts[loc.part];
+                let tid = e.parts[loc.part as usize];
                 let applied = match value {
                     Some(v) => self.mem.put(room, tid, h, key, ns, &[v]).map(|c| {
                         if c == crate::mem::Change::Created {
@@ -193,6 +194,30 @@ impl Store {
         for key in keys.take(WARM_BATCH) {
             let Ok(loc) = Self::locate(&self.cfg, &self.current, Key::Bytes(key)) else { continue };
             let tid = e.parts[loc.part];
+            if tid != NO_TABLE {
+                lookups[len] = (tid, entry_hash(loc.hash, ns));
+                len += 1;
+            }
+        }
+        self.mem.warm(&lookups[..len]);
+    }
+}
+
+/// Where a key of a batch goes: its owned key group's offset and its hash.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    part: u32,
+    hash: u32,
+}
+
+impl Store {
+    /// Warms the caches for the live entries of a chunk of located writes (see `Mem::warm`).
+    fn warm_located(&self, state: u32, ns: &[u8], chunk: &[(Write<'_>, Located)]) {
+        let Ok(e) = self.entry(state) else { return };
+        let mut lookups = [(NO_TABLE, 0u32); WARM_BATCH];
+        let mut len = 0;
+        for (_, loc) in chunk.iter().take(WARM_BATCH) {
+            let tid = e.parts[loc.part as usize];
             if tid != NO_TABLE {
                 lookups[len] = (tid, entry_hash(loc.hash, ns));
                 len += 1;

@@ -76,6 +76,13 @@ impl Index {
         self.slots.make_mut(unshare)
     }
 
+    /// True when `n` more entries fit without growing and the slots are
+    /// this index's own: `try_reserve(n)` would do nothing.
+    #[inline]
+    pub fn has_room(&self, n: usize) -> bool {
+        (self.len + n) * 10 <= self.slots.len() * 9 && self.slots.is_unique()
+    }
+
     /// Makes room for `n` more entries without growing, and makes the slots
     /// this index's own (copying them from a frozen view that shares them),
     /// charging what it allocates to `room`. Returns the bytes of an old

@@ -128,7 +128,16 @@ impl Mem {
     }
 
     /// Room for `n` more entries in the live index of `tid`, and its slots its own.
+    #[inline]
     fn reserve_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+        if self.table(tid).live.has_room(n) {
+            return Ok(());
+        }
+        self.grow_live(tid, n, room)
+    }
+
+    #[inline(never)]
+    fn grow_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
         let Mem { arena, tables, acct, .. } = self;
         let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
         let before = ix.bytes();
