@@ -244,7 +244,7 @@ impl Store {
         room::reserve(&mut parts, self.cfg.key_groups.len())?;
         parts.resize(self.cfg.key_groups.len(), NO_TABLE);
         room::reserve(&mut self.states, 1)?;
-        self.by_name.try_reserve(1).map_err(|_| room::oom(64))?;
+        room::fallibly(|| self.by_name.try_reserve(1)).map_err(|_| room::oom(64))?;
         self.by_name.insert(desc.name.clone(), id);
         self.states.push(StateEntry { desc, parts, entries: 0 });
         Ok(id)
