@@ -33,15 +33,18 @@ impl Store {
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         // Each key located once: its owned key group and hash, for every pass.
         let mut locs: Vec<Located> = Vec::new();
+        let mut puts = false;
         for (key, value) in ops.clone() {
             if let Some(v) = value {
                 check_len("value", v.len(), MAX_VALUE_LEN)?;
+                puts = true;
             }
             let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
             room::reserve(&mut locs, 1)?;
             locs.push(Located { part: loc.part as u32, hash: loc.hash });
         }
-        let mut room = self.room();
+        // A batch of deletes only is not held to the budget, as a delete is not.
+        let mut room = if puts { self.room() } else { Room::UNLIMITED };
         self.mark_many(&mut room, state, ns, ops.clone(), &locs)?;
         let r = self.reserve_many(&mut room, state, ns, ops.clone(), &locs);
         if r.is_err() {
