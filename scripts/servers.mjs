@@ -64,13 +64,16 @@ let gw;
 /** versitygw in .tools/go/bin, built once. @returns {Ready} */
 export function ensureVersitygw() {
   if (gw) return gw;
-  const version = spawnSync(VERSITYGW, ['--version'], { encoding: 'utf8' }).stdout ?? '';
-  if (version.includes(VERSITYGW_VERSION.slice(1))) return (gw = { ok: true });
+  // A binary from `go install` reports no version of its own (`Version: git`): a stamp beside it says which it is.
+  const stamp = `${VERSITYGW}.version`;
+  const version = fs.existsSync(stamp) ? fs.readFileSync(stamp, 'utf8').trim() : '';
+  if (version === VERSITYGW_VERSION && fs.existsSync(VERSITYGW)) return (gw = { ok: true });
   const go = goBinary();
   if (!go) return (gw = { ok: false, reason: 'no Go toolchain (go) to build versitygw with; install Go >= 1.24 to run the S3 tests' });
   const env = { ...process.env, GOBIN: path.dirname(VERSITYGW), GOFLAGS: '-buildvcs=false', CGO_ENABLED: '0' };
-  const ok = timed(`building versitygw ${VERSITYGW_VERSION} (found ${version.trim() || 'none'}; about 90 s)`, () =>
+  const ok = timed(`building versitygw ${VERSITYGW_VERSION} (found ${version || 'none'}; about 90 s)`, () =>
     run(go, ['install', `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`], { env }));
+  if (ok) fs.writeFileSync(stamp, `${VERSITYGW_VERSION}\n`);
   return (gw = ok && fs.existsSync(VERSITYGW) ? { ok: true } : { ok: false, reason: `go install of versitygw ${VERSITYGW_VERSION} failed` });
 }
 

@@ -1,5 +1,5 @@
+// @keystate-test once: S3Storage moves bytes only, the same on every backend (the contract runs on both in storage.node.test.ts).
 // S3Storage against a real S3 server, the Versity S3 Gateway on 127.0.0.1
-// @keystate-test once: S3Storage moves bytes only, the same for every backend (the contract itself runs on both in storage.node.test.ts).
 // (test/_s3.ts; one per file): the storage contract DirectoryStorage passes
 // (test/_storagecontract.ts), then what only S3 has: multipart uploads with
 // progress (and the store/restore throughput), an upload aborted or killed
