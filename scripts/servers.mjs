@@ -24,7 +24,8 @@ export const KAFKA_JARS = path.join(root, '.tools', `kafka-${KAFKA_VERSION}`, 'j
 
 /** @typedef {{ ok: true } | { ok: false, reason: string }} Ready */
 
-const debianRoot = () => fs.existsSync('/etc/debian_version') && process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get');
+/** Debian as root: where these scripts install what is missing, so a failure to is a test failure, not a skip. */
+export const debianRoot = () => fs.existsSync('/etc/debian_version') && process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get');
 
 /** @param {string} cmd @param {string[]} args @param {import('node:child_process').SpawnSyncOptions} [opts] */
 function run(cmd, args, opts = {}) {

@@ -2,7 +2,8 @@
  * A real S3 server for the Node suites: the Versity S3 Gateway (versitygw,
  * built into .tools/go by scripts/servers.mjs) serving a temporary directory
  * on 127.0.0.1, one per suite file. `S3Gateway.start()` returns null, with
- * the reason printed, where it cannot be installed (the suite then skips).
+ * the reason printed, where it cannot be installed and this is not Debian as root
+ * (the suite then skips; on Debian as root the scripts install Go, so failing to is an error).
  * Node only.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -11,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { ensureVersitygw, VERSITYGW } from '../scripts/servers.mjs';
+import { debianRoot, ensureVersitygw, VERSITYGW } from '../scripts/servers.mjs';
 
 export const ACCESS_KEY = 'keystate-test';
 export const SECRET_KEY = 'keystate-test-secret';
@@ -59,6 +60,8 @@ export class S3Gateway {
   static async start(): Promise<S3Gateway | null> {
     const ready = ensureVersitygw();
     if (!ready.ok) {
+      // On Debian as root the project's scripts install what is missing: failing to is a failure.
+      if (debianRoot()) throw new Error(`cannot run the S3 tests: ${ready.reason}`);
       console.log(`S3 tests SKIPPED: ${ready.reason}`);
       return null;
     }

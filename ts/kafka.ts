@@ -161,6 +161,8 @@ export class KeyedWorker<S> {
   private readonly owned = new Map<number, Owned<S>>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private partitions = 0;
+  /** A store that owns nothing, to compute key groups. */
+  private probe: StateStore | null = null;
   /** The group's latest assignment to this worker. */
   private current = new Set<number>();
   private stopping: Promise<void> | null = null;
@@ -182,10 +184,16 @@ export class KeyedWorker<S> {
     return [...this.owned.values()].filter((o) => o.state === 'ready').map((o) => o.partition).sort((a, b) => a - b);
   }
 
-  /** The store of an owned partition (for reads; writes belong in `process`). */
+  /** The store of an owned partition (for reads; writes belong in `process`), or null. */
   storeOf(partition: number): StateStore | null {
     const o = this.owned.get(partition);
     return o?.state === 'ready' ? o.store : null;
+  }
+
+  /** The store holding `key` if this worker owns its partition now (for reads, as Kafka Streams' interactive queries), or null. */
+  storeFor(key: Key): StateStore | null {
+    if (!this.probe) return null;
+    return this.storeOf(partitionOfKeyGroup(this.probe.keyGroupOf(key), this.partitions, this.opts.maxParallelism));
   }
 
   /** Joins the group and starts consuming; resolves once running (partitions come with the first assignment). */
@@ -200,6 +208,7 @@ export class KeyedWorker<S> {
       await admin.disconnect();
     }
     checkLayout(this.partitions, this.opts.maxParallelism);
+    this.probe = await StateStore.create({ maxParallelism: this.opts.maxParallelism, backend: this.opts.store?.backend });
     const consumer = kafka.consumer({ ...this.opts.consumer, groupId });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -236,6 +245,7 @@ export class KeyedWorker<S> {
       await Promise.all([...this.owned.values()].map((o) => o.done));
       await Promise.all([...this.owned.values()].map((o) => this.revoke(o)));
       await consumer.disconnect();
+      this.probe?.close();
     })();
     return this.stopping;
   }
