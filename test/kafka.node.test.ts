@@ -18,7 +18,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StateStore } from './_backend.js';
-import { keyGroupPartitioner, keyGroupRangeOf, partitionOfKeyGroup, type WorkerEvent } from '../dist/kafka.js';
+import { KeyedWorker, keyGroupPartitioner, keyGroupRangeOf, partitionOfKeyGroup, type WorkerEvent } from '../dist/kafka.js';
 import { S3Storage } from '../dist/s3.js';
 import { KafkaBroker } from './_kafka.js';
 import { S3Gateway } from './_s3.js';
@@ -211,6 +211,37 @@ if (broker && gw) {
       const moved = assigned.reduce((n, e) => n + e.bytes, 0);
       console.log(`  ${ph.what}: ${assigned.length} partition restores, ${moved} bytes restored, each restore ${Math.min(...assigned.map((e) => e.restoreMs))}..${Math.max(...assigned.map((e) => e.restoreMs))} ms; first event processed with restored state ${Math.min(...took)}..${Math.max(...took)} ms after`);
     }
+  });
+
+  K('a message outside its partition\'s key groups (a producer without keyGroupPartitioner) is an error, never counted', async () => {
+    const topic = 'misrouted';
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    const probe = await StateStore.create({ maxParallelism: MAX_PARALLELISM });
+    const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => partitionOfKeyGroup(probe.keyGroupOf(k), 2, MAX_PARALLELISM) === 1) as string;
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [{ key, value: 'x', partition: 0 }] });
+    await producer.disconnect();
+    const errors: unknown[] = [];
+    let counted = 0;
+    const worker = new KeyedWorker({
+      kafka, groupId: 'misrouted', topic, maxParallelism: MAX_PARALLELISM,
+      storage: (p) => S3Storage.open({ client: gw.client(), bucket: BUCKET, prefix: `misrouted/p${p}/` }),
+      setup: () => null,
+      process: () => void counted++,
+      consumer: { sessionTimeout: 3000, heartbeatInterval: 300, maxWaitTimeInMs: 200, retry: { retries: 0 } },
+      onEvent: (e) => e.type === 'error' && errors.push(e.error),
+    });
+    await worker.start();
+    try {
+      await until('the error is reported', () => errors.length > 0, 30_000);
+    } finally {
+      await worker.stop();
+    }
+    const e = errors.find((x) => (x as { code?: string }).code === 'KAFKA_LAYOUT') as Error | undefined;
+    assert.ok(e, `a KAFKA_LAYOUT error among ${errors.map(String)}`);
+    assert.match(e.message, /keyGroupPartitioner/);
+    assert.is(counted, 0);
   });
 
   K.after(async () => {

@@ -214,6 +214,8 @@ export class KeyedWorker<S> {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.rebalance(new Set(e.payload.memberAssignment[topic] ?? []));
     });
+    // kafkajs gives up on a batch that keeps failing (a misrouted key, a throwing `process`) and restarts the consumer.
+    consumer.on(consumer.events.CRASH, (e) => this.emit({ type: 'error', partition: null, error: e.payload.error }));
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.batch(b) });
@@ -239,12 +241,16 @@ export class KeyedWorker<S> {
       const consumer = this.consumer;
       if (!consumer) return;
       const mine = [...this.owned.keys()];
-      if (mine.length) consumer.pause([{ topic: this.opts.topic, partitions: mine }]);
+      try {
+        if (mine.length) consumer.pause([{ topic: this.opts.topic, partitions: mine }]);
+      } catch {
+        // kafkajs is restarting the consumer after a crash: nothing is being fetched anyway.
+      }
       // Restores under way finish (or are dropped), then every partition is handed back.
       for (const o of this.owned.values()) if (o.state === 'restoring') o.cancelled = true;
       await Promise.all([...this.owned.values()].map((o) => o.done));
       await Promise.all([...this.owned.values()].map((o) => this.revoke(o)));
-      await consumer.disconnect();
+      await consumer.disconnect().catch((error: unknown) => this.emit({ type: 'error', partition: null, error }));
       this.probe?.close();
     })();
     return this.stopping;
@@ -472,6 +478,12 @@ export class KeyedWorker<S> {
       }
     });
     o.queue = work.catch(() => undefined);
-    await work;
+    try {
+      await work;
+    } catch (error) {
+      // Reported here; kafkajs retries the batch from its first unprocessed message, then restarts the consumer.
+      this.emit({ type: 'error', partition: batch.partition, error });
+      throw error;
+    }
   }
 }
