@@ -10,9 +10,13 @@
 // On Debian as root a missing Go, Java or Maven is installed with apt-get;
 // elsewhere `ensure*` returns { ok: false, reason } naming what is missing,
 // and the suites skip with that notice.
+// `startVersitygw` and `startKafka` run them on 127.0.0.1 over a temporary
+// directory, for the suites (test/_s3.ts, test/_kafka.ts) and the examples.
 // Usage: node scripts/servers.mjs [versitygw] [kafka]   (default: both)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -117,6 +121,136 @@ export function ensureKafka() {
     run('mvn', ['-q', '-B', '-f', path.join(dir, 'pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${KAFKA_JARS}`, '-DincludeScope=runtime']));
   if (ok) fs.writeFileSync(done, `${new Date().toISOString()}\n`);
   return (kafka = ok ? { ok: true } : { ok: false, reason: `mvn dependency:copy-dependencies of org.apache.kafka:kafka_2.13:${KAFKA_VERSION} failed` });
+}
+
+/** A free TCP port on 127.0.0.1. @returns {Promise<number>} */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {net.AddressInfo} */ (srv.address());
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on the port; rejects after `ms`. @param {number} port @param {number} ms @param {string} what */
+export async function waitForPort(port, ms, what) {
+  const t0 = Date.now();
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() - t0 > ms) throw new Error(`${what} did not open port ${port} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** @param {import('node:child_process').ChildProcess | null} p */
+async function killProcess(p) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await exited;
+}
+
+/** The root credentials the gateway is started with. */
+export const S3_ACCESS_KEY = 'keystate-test';
+export const S3_SECRET_KEY = 'keystate-test-secret';
+
+/**
+ * Starts versitygw (installed by ensureVersitygw) over a fresh directory on
+ * 127.0.0.1. `kill()` stops it at once (SIGKILL), `resume()` starts it again
+ * on the same port and directory, `stop()` kills it and removes the directory.
+ */
+export async function startVersitygw() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keystate-s3-'));
+  /** @type {import('node:child_process').ChildProcess | null} */
+  let proc = null;
+  const gw = {
+    port,
+    dir,
+    endpoint: `http://127.0.0.1:${port}`,
+    async resume() {
+      const p = spawn(VERSITYGW, ['--port', `127.0.0.1:${port}`, 'posix', dir], {
+        env: { ...process.env, ROOT_ACCESS_KEY: S3_ACCESS_KEY, ROOT_SECRET_KEY: S3_SECRET_KEY },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      p.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
+      proc = p;
+      await waitForPort(port, 15_000, 'versitygw').catch((/** @type {Error} */ e) => {
+        throw new Error(`${e.message}\n${err}`);
+      });
+    },
+    async kill() {
+      const p = proc;
+      proc = null;
+      await killProcess(p);
+    },
+    async stop() {
+      await gw.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await gw.resume();
+  return gw;
+}
+
+/**
+ * Starts Kafka (installed by ensureKafka) in KRaft mode, broker and
+ * controller in one JVM, over a fresh directory on 127.0.0.1, set up for
+ * tests: one replica, groups that rebalance at once, session timeouts from 1 s.
+ */
+export async function startKafka() {
+  const [port, controller] = [await freePort(), await freePort()];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keystate-kafka-'));
+  const props = path.join(dir, 'server.properties');
+  fs.writeFileSync(props, [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${controller}`,
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${path.join(dir, 'logs')}`,
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=1',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    'group.min.session.timeout.ms=1000',
+    'auto.create.topics.enable=false',
+    '',
+  ].join('\n'));
+  const cp = `${KAFKA_JARS}/*`;
+  const id = spawnSync('java', ['-cp', cp, 'kafka.tools.StorageTool', 'random-uuid'], { encoding: 'utf8' }).stdout.trim().split('\n').pop() ?? '';
+  // With controller.quorum.voters set, format without --standalone.
+  const fmt = spawnSync('java', ['-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', id, '-c', props], { encoding: 'utf8' });
+  if (fmt.status !== 0) throw new Error(`kafka StorageTool format failed: ${fmt.stderr}`);
+  const p = spawn('java', ['-Xmx512m', '-Xms128m', '-cp', cp, 'kafka.Kafka', props], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
+  await waitForPort(port, 60_000, 'kafka').catch(async (/** @type {Error} */ e) => {
+    await killProcess(p);
+    throw new Error(`${e.message}\n${err}`);
+  });
+  return {
+    port,
+    brokers: [`127.0.0.1:${port}`],
+    async stop() {
+      await killProcess(p);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,59 +1,22 @@
 /**
  * A real S3 server for the Node suites: the Versity S3 Gateway (versitygw,
- * built into .tools/go by scripts/servers.mjs) serving a temporary directory
- * on 127.0.0.1, one per suite file. `S3Gateway.start()` returns null, with
- * the reason printed, where it cannot be installed and this is not Debian as root
- * (the suite then skips; on Debian as root the scripts install Go, so failing to is an error).
- * Node only.
+ * built into .tools/go and started on 127.0.0.1 over a temporary directory by
+ * scripts/servers.mjs), one per suite file. `S3Gateway.start()` returns
+ * null, with the reason printed, where it cannot be installed and this is not
+ * Debian as root (the suite then skips; on Debian as root the scripts install
+ * Go, so failing to is an error). Node only.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { debianRoot, ensureVersitygw, VERSITYGW } from '../scripts/servers.mjs';
+import { debianRoot, ensureVersitygw, S3_ACCESS_KEY, S3_SECRET_KEY, startVersitygw } from '../scripts/servers.mjs';
 
-export const ACCESS_KEY = 'keystate-test';
-export const SECRET_KEY = 'keystate-test-secret';
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once something accepts connections on the port (or rejects after `ms`). */
-export async function waitForPort(port: number, ms: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() - t0 > ms) throw new Error(`${what} did not open port ${port} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export const ACCESS_KEY = S3_ACCESS_KEY;
+export const SECRET_KEY = S3_SECRET_KEY;
 
 export class S3Gateway {
-  private proc: ChildProcess | null = null;
-  private constructor(
-    readonly port: number,
-    readonly dir: string,
-  ) {}
+  private constructor(private readonly gw: Awaited<ReturnType<typeof startVersitygw>>) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.gw.endpoint;
   }
 
   /** Installs (once) and starts versitygw over a fresh directory; null if it cannot be had here. */
@@ -65,33 +28,17 @@ export class S3Gateway {
       console.log(`S3 tests SKIPPED: ${ready.reason}`);
       return null;
     }
-    const gw = new S3Gateway(await freePort(), fs.mkdtempSync(path.join(os.tmpdir(), 'keystate-s3-')));
-    await gw.resume();
-    return gw;
+    return new S3Gateway(await startVersitygw());
   }
 
   /** Starts the server again (same port and directory) after `kill`. */
-  async resume(): Promise<void> {
-    const p = spawn(VERSITYGW, ['--port', `127.0.0.1:${this.port}`, 'posix', this.dir], {
-      env: { ...process.env, ROOT_ACCESS_KEY: ACCESS_KEY, ROOT_SECRET_KEY: SECRET_KEY },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    p.stderr?.on('data', (d) => (err += d));
-    this.proc = p;
-    await waitForPort(this.port, 15_000, 'versitygw').catch((e: Error) => {
-      throw new Error(`${e.message}\n${err}`);
-    });
+  resume(): Promise<void> {
+    return this.gw.resume();
   }
 
   /** Stops the server at once (SIGKILL): requests in flight fail. */
-  async kill(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
+  kill(): Promise<void> {
+    return this.gw.kill();
   }
 
   /** A client for this server. `maxAttempts` 2: a test of failures should not wait through many retries. */
@@ -109,9 +56,8 @@ export class S3Gateway {
     await this.client().send(new CreateBucketCommand({ Bucket: name }));
   }
 
-  async stop(): Promise<void> {
-    await this.kill();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return this.gw.stop();
   }
 }
 
