@@ -155,3 +155,26 @@ export function markdown(doc, meta) {
   ];
   return `${lines.join('\n')}`;
 }
+
+/** The README's side-by-side of the backends: what each costs, from the same run. @param {Doc} doc */
+export function backendsTable(doc) {
+  const w = doc.results.wasm ?? {};
+  const n = doc.results.native ?? {};
+  /** @type {[string, string, (r: Result) => string][]} */
+  const rows = [
+    ['empty_call', 'one empty call into the backend', (r) => withUnit(r.keystate, r.unit)],
+    ['value_get_number', 'get a number', (r) => `${withUnit(r.keystate, r.unit)} (${ratio(r.ratio)} a Map)`],
+    ['value_set_number', 'set a number', (r) => `${withUnit(r.keystate, r.unit)} (${ratio(r.ratio)} a Map)`],
+    ['memory_per_entry_1m', 'memory per entry', (r) => withUnit(r.keystate, r.unit)],
+    ['checkpoint_full_1m', 'full checkpoint export', (r) => `${withUnit(r.keystate, r.unit)} (${ratio(r.ratio)} v8.serialize)`],
+    ['restore_full_1m', 'restore', (r) => `${withUnit(r.keystate, r.unit)} (${ratio(r.ratio)} v8.deserialize)`],
+    ['export_stall_1m', 'longest event-loop stall while an export is drained', (r) => withUnit(r.keystate, r.unit)],
+    ['checkpointing_writer_1m', "writer's worst gap under periodic checkpoints, vs none", (r) => `${withUnit(r.keystate, r.unit)} vs ${withUnit(r.baseline, r.unit)}; throughput ${ratio(Number(r.throughput_ratio))}`],
+  ];
+  const cell = (/** @type {Result | undefined} */ r, /** @type {(r: Result) => string} */ f) => (r ? f(r) : '—');
+  return [
+    '| 1M keys | wasm | native |',
+    '|---|---:|---:|',
+    ...rows.filter(([k]) => w[k] || n[k]).map(([k, label, f]) => `| ${label} | ${cell(w[k], f)} | ${cell(n[k], f)} |`),
+  ].join('\n');
+}

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cases, caseNamed } from './catalog.mjs';
 import { commit, environment, root } from './lib.mjs';
-import { header, markdown, readmeTable, row } from './report.mjs';
+import { backendsTable, header, markdown, readmeTable, row } from './report.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -131,14 +131,17 @@ if (quick) {
 } else {
   write(path.join(out ?? path.join(root, 'bench'), 'results.json'), json);
   write(path.join(out ?? path.join(root, 'docs'), 'BENCHMARKS.md'), markdown(doc, { commit: commit(), seconds }));
-  if (!out) updateReadme(readmeTable(doc));
+  if (!out) updateReadme(readmeTable(doc), backendsTable(doc));
 }
 
-/** Replaces the README's table between its markers, so the numbers there are always the committed run's. */
-function updateReadme(/** @type {string} */ table) {
+/** Replaces the README's tables between their markers, so the numbers there are always the committed run's. */
+function updateReadme(/** @type {string} */ table, /** @type {string} */ backends) {
   const file = path.join(root, 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const re = /(<!-- bench:start[^>]*-->\n)[\s\S]*?(<!-- bench:end -->)/;
-  if (!re.test(text)) return console.log('README.md has no bench markers: its table is not updated');
-  write(file, text.replace(re, (_, a, b) => `${a}${table}\n${b}`));
+  let text = readFileSync(file, 'utf8');
+  for (const [name, t] of [['bench', table], ['backends', backends]]) {
+    const re = new RegExp(`(<!-- ${name}:start[^>]*-->\\n)[\\s\\S]*?(<!-- ${name}:end -->)`);
+    if (!re.test(text)) console.log(`README.md has no ${name} markers: that table is not updated`);
+    else text = text.replace(re, (_, a, b) => `${a}${t}\n${b}`);
+  }
+  write(file, text);
 }

@@ -125,7 +125,7 @@ function ingest(ev) {
   eventsIn++;
 }
 
-say(`keystate demo: ${n(EVENTS)} events from ${n(USERS)} users (seeded: ${SEED}), node ${process.version}`);
+say(`keystate demo: ${n(EVENTS)} events from ${n(USERS)} users (seeded: ${SEED}), node ${process.version}, ${store.backend} backend (KEYSTATE_BACKEND=wasm|native picks one)`);
 say();
 say('1. Stream -> keyed state, five state kinds per user');
 say('   count: ValueState<number>   spent: ReducingState<number>   views: MapState<page, number>');
@@ -305,7 +305,7 @@ say(`   both hold ${n(mapEntries)} entries, counted keystate's way ${check(mapEn
 const row = (what, bytes, rate, note) =>
   say(`   ${what.padEnd(22)} ${mb(bytes).padStart(9)} ${`${(bytes / ksMem.entries).toFixed(1)} B`.padStart(8)} ${rate.padStart(10)}   ${note}`);
 say(`   ${''.padEnd(22)} ${'bytes'.padStart(9)} ${'/entry'.padStart(8)} ${'events/s'.padStart(10)}`);
-row('keystate wasm memory', ksMem.wasmMemoryBytes, rate(EVENTS, ingestMs), 'the whole WebAssembly memory: what it really costs');
+row(`keystate ${ksMem.backend} memory`, ksMem.backendBytes, rate(EVENTS, ingestMs), ksMem.backend === 'wasm' ? 'the whole WebAssembly memory: what it really costs' : "the addon's whole heap: what it really costs");
 row('  arenaBytes', ksMem.arenaBytes, '', `record arena, of which ${mb(ksMem.freeBytes)} free for reuse`);
 row('  liveBytes', ksMem.liveBytes, '', 'live records and their indexes');
 row('keystate JS heap', Math.max(0, ksHeapGrowth), '', 'heapUsed growth (after gc) over section 1');
@@ -487,7 +487,7 @@ if (crash === null) check(false, 'the crash section could not run');
 say();
 say(failures.length === 0 ? '6. Summary: all checks passed' : `6. Summary: FAILED: ${failures.join(', ')}`);
 say(`   ${n(eventsIn)} events; snapshot isolation held; checkpoint ${mb(size)} written, restored and verified`);
-say(`   memory for ${n(EVENTS)} events: keystate ${mb(ksMem.wasmMemoryBytes)} outside the JS heap, a JS Map ${mb(mapHeap)} of JS heap`);
+say(`   memory for ${n(EVENTS)} events: keystate ${mb(ksMem.backendBytes)} outside the JS heap (${ksMem.backend}), a JS Map ${mb(mapHeap)} of JS heap`);
 if (crash) say(`   a child killed twice mid-stream: its checkpoint directory restored to #${crash.id} (${n(crash.events)} events) and verified`);
 say(`   checkpoint file: ${file}`);
 say(`   checkpoint directory: ${cpDir}`);

@@ -152,6 +152,29 @@ Pkg('Node ESM without a platform package: the same scenario on wasm', () => {
   assert.is(r.backend, 'wasm');
 });
 
+Pkg('KEYSTATE_BACKEND=native without the addon: a BackendLoadError naming where it looked', () => {
+  const probe = `import('keystate').then((ks) => ks.StateStore.create().then(() => 'created', (e) => \`\${e instanceof ks.BackendLoadError} \${e.code} \${e.message}\`)).then((r) => console.log(JSON.stringify(r)))`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: wasmOnly, encoding: 'utf8', env: { ...process.env, KEYSTATE_BACKEND: 'native' } });
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '""');
+  assert.match(out, /^true BACKEND_UNAVAILABLE /, out);
+  assert.match(out, 'keystate-linux-x64-gnu', 'names the platform package it looked for');
+  assert.match(out, 'use the wasm backend', 'and the way out');
+});
+
+Pkg('keystate/s3 and keystate/kafka: their clients are optional peers, not installed with keystate, and named when missing', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', 'keystate', 'package.json'), 'utf8'));
+  assert.equal(Object.keys(pkg.peerDependenciesMeta ?? {}).sort(), ['@aws-sdk/client-s3', 'kafkajs']);
+  for (const dep of ['@aws-sdk/client-s3', 'kafkajs']) assert.not.ok(fs.existsSync(path.join(consumer, 'node_modules', dep)), `${dep} is not installed with keystate`);
+  fs.writeFileSync(path.join(consumer, 'peers.mjs'), `const out = {};
+for (const entry of ['keystate/s3', 'keystate/kafka']) out[entry] = await import(entry).then(() => 'loaded', (e) => e.message);
+console.log(JSON.stringify(out));
+`);
+  const r = node('peers.mjs');
+  assert.match(r['keystate/s3'], /@aws-sdk\/client-s3/, 'keystate/s3 names the client it needs');
+  // keystate/kafka imports only kafkajs's types: it loads, and takes the user's Kafka client.
+  assert.is(r['keystate/kafka'], 'loaded');
+});
+
 Pkg('Node CommonJS: require("keystate") loads the ESM build', () => {
   if (!(process.features as { require_module?: boolean }).require_module) {
     console.log(`  (Node ${process.version} cannot require ESM: needs 20.19 or later)`);
@@ -317,6 +340,13 @@ Browser('esbuild: a wasm that is not there is a WasmLoadError naming its URL (a 
     assert.match(r.error ?? '', /WasmLoadError: http:\/\/127\.0\.0\.1:\d+\/wasm\/keystate_wasm_bg\.wasm is not WebAssembly \(it starts with "<!doctype html>/);
   } finally {
     await spa.close();
+  }
+});
+
+Browser('esbuild: the browser bundles never reference the native addon', () => {
+  for (const f of fs.readdirSync(esbuildOut).filter((f) => f.endsWith('.js'))) {
+    const code = fs.readFileSync(path.join(esbuildOut, f), 'utf8');
+    assert.not.match(code, /\.node['"`]|keystate-linux|node:module|createRequire/, `${f} mentions the native addon`);
   }
 });
 

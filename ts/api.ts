@@ -30,7 +30,7 @@ export type {
   CheckpointingOptions,
   CheckpointingController,
 } from './checkpointing.js';
-export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, StoredCheckpoint } from './storage/types.js';
+export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, CheckpointMetadata, StoredCheckpoint } from './storage/types.js';
 export { StorageError } from './storage/errors.js';
 // Browser storage: environment-neutral code (in Node, opening one throws STORAGE_UNAVAILABLE).
 export { OpfsStorage } from './storage/opfs.js';
@@ -42,6 +42,8 @@ export type { BrowserStorage } from './storage/browser.js';
 export type { BrowserStorageOptions } from './storage/browser-options.js';
 export type { AccessOptions, LockOptions } from './storage/access.js';
 export { compact } from './restore.js';
+export { inspectCheckpoint } from './inspect.js';
+export type { CheckpointReport, CheckpointStateReport, CheckpointSectionReport, CheckpointRecord, InspectOptions } from './inspect.js';
 export type { CheckpointSource, RestoreOptions, RestoreProgress } from './restore.js';
 export type { Codec, CodecName, Key } from './codecs.js';
 export {

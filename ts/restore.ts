@@ -53,7 +53,8 @@ const FEED_SLICE = 256 * 1024;
 /** On the native backend, each feed is a trip to a worker thread: larger. */
 const NATIVE_FEED_SLICE = 4 * 1024 * 1024;
 
-async function* chunks(src: CheckpointSource): AsyncIterable<Uint8Array> {
+/** @internal The chunks of a checkpoint source, whatever its form. */
+export async function* chunks(src: CheckpointSource): AsyncIterable<Uint8Array> {
   if (src instanceof Uint8Array) {
     yield src;
   } else if (src instanceof ArrayBuffer) {

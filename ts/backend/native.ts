@@ -10,12 +10,13 @@
  */
 import { createRequire } from 'node:module';
 import { BackendLoadError } from '../errors.js';
-import type { Backend, CoreRestorer, CoreStore } from './types.js';
+import type { Backend, CoreInspector, CoreRestorer, CoreStore } from './types.js';
 
 /** What the addon exports (see crates/keystate-node/src). */
 interface Addon {
   NativeStore: new (mp: number, start: number, end: number, id: Uint8Array) => AddonStore;
   NativeRestorer: new (start: number, end: number, id: Uint8Array) => CoreRestorer;
+  NativeInspector: new (listRecords: boolean) => CoreInspector;
   memoryBytes(): number;
   version(): string;
 }
@@ -216,6 +217,7 @@ function nativeBackend(addon: Addon): Backend {
       const finish = r.finish.bind(r) as unknown as () => AddonStore;
       return Object.assign(r, { finish: () => new NativeCore(finish()) as unknown as CoreStore });
     },
+    newInspector: (list) => new addon.NativeInspector(list),
     argBuffer: (s) => core(s).argBuffer(),
     resultBuffer: (s) => core(s).resultBuffer(),
     memoryBytes: () => addon.memoryBytes(),

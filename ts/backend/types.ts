@@ -94,6 +94,15 @@ export interface CoreRestoreProgress {
   bytes: number;
 }
 
+/** Looks inside one checkpoint (crates/keystate-core/src/inspect.rs). */
+export interface CoreInspector {
+  /** Feeds a chunk; returns the records it read (empty unless asked for). Throws on bad input. */
+  feed(bytes: Uint8Array): Uint8Array;
+  /** Ends the input; the report as JSON. Throws on bad input. */
+  finish(): string;
+  free?(): void;
+}
+
 /** An error described by the native addon. */
 export interface CoreError {
   code: string;
@@ -178,6 +187,8 @@ export interface Backend {
   readonly name: BackendName;
   newStore(maxParallelism: number, kgStart: number, kgEnd: number, storeId: Uint8Array): CoreStore;
   newRestorer(kgStart: number, kgEnd: number, newStoreId: Uint8Array): CoreRestorer;
+  /** Reads one checkpoint without restoring it (see `inspectCheckpoint`). */
+  newInspector(listRecords: boolean): CoreInspector;
   /** The buffer `store`'s arguments are written to (its scratch at `store.scratch()`'s offset). */
   argBuffer(store: CoreStore): ArrayBuffer;
   /** The buffer `store`'s results are read from (slots at `store.resultPtr()`). */

@@ -3,8 +3,8 @@
  * to the environment's loader (Node reads the file; browsers fetch a URL or
  * take bytes), which calls `wasmBackend` with the result.
  */
-import { WasmRestorer, WasmStore } from '../wasm/keystate_wasm.js';
-import type { Backend, CoreRestorer, CoreStore } from './types.js';
+import { WasmInspector, WasmRestorer, WasmStore } from '../wasm/keystate_wasm.js';
+import type { Backend, CoreInspector, CoreRestorer, CoreStore } from './types.js';
 
 /**
  * A restorer whose bytes go into linear memory through a buffer the core
@@ -36,6 +36,7 @@ export function wasmBackend(memory: WebAssembly.Memory): Backend {
     name: 'wasm',
     newStore: (mp, start, end, id) => new WasmStore(mp, start, end, id) as unknown as CoreStore,
     newRestorer: (start, end, id) => restorer(new WasmRestorer(start, end, id), memory),
+    newInspector: (list) => new WasmInspector(list) as unknown as CoreInspector,
     argBuffer: () => memory.buffer,
     resultBuffer: () => memory.buffer,
     memoryBytes: () => memory.buffer.byteLength,

@@ -77,3 +77,20 @@ export function lockedError(label: string, holder: string, waitedMs: number, cau
     cause,
   );
 }
+
+/**
+ * A writable storage's `close()`: aborts the writers not yet committing,
+ * waits for the commits under way and the queued listing work, then releases
+ * the lock (which `held` holds, if any).
+ */
+export async function closeWriter(
+  writers: Iterable<() => Promise<void>>,
+  commits: Iterable<Promise<unknown>>,
+  queue: Promise<unknown>,
+  held: { release(): Promise<void> } | null | undefined,
+): Promise<void> {
+  await Promise.all([...writers].map((abort) => abort()));
+  await Promise.all([...commits]);
+  await queue;
+  await held?.release();
+}

@@ -22,11 +22,11 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appended, retention } from './chains.js';
-import { type AccessOptions, checkAccess, type LockOptions } from './access.js';
+import { type AccessOptions, checkAccess, closeWriter, type LockOptions } from './access.js';
 import { checkStale, DirectoryLock } from './dirlock.js';
 import { InvalidArgumentError } from '../errors.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
-import { checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
+import { checkId, checkpointName, copyEntry, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
 import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
@@ -204,19 +204,14 @@ export class DirectoryStorage implements CheckpointStorage {
    * released. Calling it again returns the same promise.
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all([...this.writers].map((abort) => abort()));
-      await Promise.all([...this.commits]);
-      await this.queue;
-      await this.held?.release();
-    })();
+    this.closing ??= closeWriter(this.writers, this.commits, this.queue, this.held);
     return this.closing;
   }
 
   async list(): Promise<StoredCheckpoint[]> {
     if (this.closing) throw closedError(this.dir);
     await this.fresh();
-    return this.manifest.checkpoints.map((c) => ({ ...c }));
+    return this.manifest.checkpoints.map(copyEntry);
   }
 
   async begin(id: number): Promise<CheckpointWriter> {
@@ -279,7 +274,7 @@ export class DirectoryStorage implements CheckpointStorage {
           keep,
           name,
         );
-        return { ...stored };
+        return copyEntry(stored);
       }),
       abort,
     };

@@ -21,7 +21,7 @@
  * page or worker goes away. `readOnly: true` takes no lock.
  */
 import { appended, retention } from './chains.js';
-import { checkAccess } from './access.js';
+import { checkAccess, closeWriter } from './access.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
 import { WebLock } from './weblock.js';
 import { type BrowserStorageOptions, checkName, hasOpfs, unavailable } from './browser-options.js';
@@ -177,12 +177,7 @@ export class OpfsStorage implements CheckpointStorage {
    * Resolves once the lock is released. Calling it again returns the same promise.
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all([...this.writers].map((abort) => abort()));
-      await Promise.all([...this.commits]);
-      await this.queue;
-      await this.held?.release();
-    })();
+    this.closing ??= closeWriter(this.writers, this.commits, this.queue, this.held);
     return this.closing;
   }
 

@@ -110,6 +110,8 @@ pub struct Checkpoints {
     current: Vec<StateSets>,
     /// Where the current sets' members are.
     members: Members,
+    /// Members of each set of the last sealed generation: the next one's starting size.
+    last_sizes: Vec<Vec<usize>>,
     /// Bytes of the current sets' indexes.
     current_bytes: u64,
     segments: Vec<Segment>,
@@ -126,6 +128,7 @@ impl Default for Checkpoints {
             tracked_from: u64::MAX,
             current: Vec::new(),
             members: Members::default(),
+            last_sizes: Vec::new(),
             current_bytes: 0,
             segments: Vec::new(),
         }
@@ -230,9 +233,22 @@ impl Checkpoints {
                 self.current.push(sets);
             }
         }
-        let h = delta::member_hash(entry, change, uk);
         let set = &mut self.current[state][part];
         let before = set.bytes();
+        if set.capacity() == 0 {
+            // Sized like the same set of the last generation: a set grown from
+            // empty re-places its members (reading each one's record) a few
+            // times over, which doubled a tracked write's cost. Only when it
+            // fits the budget: otherwise the set grows from empty as before.
+            // The allocator refusing is refused like any other allocation.
+            let last = self.last_sizes.get(state).and_then(|s| s.get(part)).copied().unwrap_or(0);
+            let mut trial = *room;
+            if last > 0 && trial.take(Index::bytes_for(last) as u64).is_ok() {
+                *set = Index::try_with_capacity(last).ok_or_else(|| room::oom(Index::bytes_for(last)))?;
+                *room = trial;
+            }
+        }
+        let h = delta::member_hash(entry, change, uk);
         let r = delta::add(&mut self.members, set, h, key, ns, change, uk, room);
         self.current_bytes += (set.bytes() - before) as u64;
         if !r? {
@@ -246,6 +262,12 @@ impl Checkpoints {
     /// from there.
     #[cold]
     fn lose_track(&mut self) {
+        self.drop_log();
+        self.tracked_from = self.next_id;
+    }
+
+    /// Drops the current sets and every segment no pending checkpoint reads.
+    fn drop_log(&mut self) {
         self.current.clear();
         self.members = Members::default();
         self.current_bytes = 0;
@@ -253,11 +275,11 @@ impl Checkpoints {
             s.live = false;
         }
         self.collect();
-        self.tracked_from = self.next_id;
     }
 
     fn seal(&mut self, checkpoint: u64) {
         let sets = std::mem::take(&mut self.current);
+        self.last_sizes = sets.iter().map(|s| s.iter().map(Index::len).collect()).collect();
         let members = Arc::new(std::mem::take(&mut self.members));
         let bytes = std::mem::take(&mut self.current_bytes) + members.bytes();
         self.segments.push(Segment { checkpoint, sets, members, holders: 0, live: true, bytes });
@@ -278,13 +300,7 @@ impl Checkpoints {
     fn stop_tracking(&mut self) {
         self.tracking = false;
         self.tracked_from = u64::MAX;
-        self.current.clear();
-        self.members = Members::default();
-        self.current_bytes = 0;
-        for s in &mut self.segments {
-            s.live = false;
-        }
-        self.collect();
+        self.drop_log();
     }
 
     /// The base an incremental checkpoint taken now would extend, if any.

@@ -1,5 +1,5 @@
 //! napi-rs addon of keystate-core for Node (the `native` backend). Translates
-//! only: exports (store.rs, restore.rs, and the hot calls as plain N-API
+//! only: exports (store.rs, restore.rs, inspect.rs, and the hot calls as plain N-API
 //! functions, hot.rs), conversions (conv.rs), errors (error.rs), and the
 //! buffers it shares with JavaScript (buffers.rs). All
 //! logic lives in keystate-core; the hot-path layout is its wire protocol.
@@ -17,9 +17,11 @@ mod buffers;
 mod conv;
 mod error;
 mod hot;
+mod inspect;
 mod restore;
 mod store;
 
+pub use inspect::NativeInspector;
 pub use restore::NativeRestorer;
 pub use store::{NativeExport, NativeStore};
 

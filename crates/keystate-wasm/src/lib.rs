@@ -1,5 +1,5 @@
 //! wasm-bindgen binding of keystate-core for `wasm32-unknown-unknown`.
-//! Translates only: exports (store.rs, restore.rs), conversions (conv.rs),
+//! Translates only: exports (store.rs, restore.rs, inspect.rs), conversions (conv.rs),
 //! errors (error.rs), and the allocator policy for linear memory (alloc.rs).
 //! All logic lives in keystate-core.
 
@@ -7,9 +7,11 @@
 mod alloc;
 mod conv;
 mod error;
+mod inspect;
 mod restore;
 mod store;
 
+pub use inspect::WasmInspector;
 pub use restore::WasmRestorer;
 pub use store::WasmStore;
 

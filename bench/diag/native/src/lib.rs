@@ -1,0 +1,36 @@
+//! What the diagnostics share: the store of 1M keys and a PRNG.
+use keystate_core::{Key, StateDescriptor, StateKind, Store, StoreConfig};
+
+/// `user-000000`.. `user-{n-1}`.
+pub fn keys(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("user-{i:06}").into_bytes()).collect()
+}
+
+/// A store of 128 key groups with one number state holding `keys` (2-byte values); the state's id.
+pub fn filled(keys: &[Vec<u8>]) -> (Store, u32) {
+    let mut s = Store::new(StoreConfig::new(128, None, [1; 16]).expect("a valid config"));
+    let st = s.register_state(StateDescriptor::new("count", StateKind::Value, "number", "").expect("a valid state")).expect("a new state");
+    for (i, k) in keys.iter().enumerate() {
+        s.put(st, Key::Bytes(k), &[], &(i as u32 % 1000).to_le_bytes()[..2]).expect("a write");
+    }
+    (s, st)
+}
+
+/// xorshift64: a seeded random order.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The `p` quantile of `v` (sorted in place).
+pub fn quantile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
