@@ -129,6 +129,13 @@ export const cases = [
     how: 'Full-export MB/s (as in checkpoint_full_1m) against copying the same number of bytes with `Uint8Array.prototype.set` in 64 KiB chunks: the floor any export pays to move its bytes.',
   },
   {
+    name: 'arena_reuse_100',
+    label: 'arena after 100 cycles of size-changing rewrites',
+    module: './cases/memory.mjs',
+    target: { text: 'arena ≤ 1.15× its records', met: (r) => r.ratio >= 1 / 1.15 },
+    how: 'Issue 11\'s workload: 100 cycles (`--quick`: 30) of a full export of the number store with 1% of the keys rewritten between its 64 KiB chunks, each rewrite moving a value between size classes (1-3 bytes and 5-7). keystate = `memory().arenaBytes` at the end, baseline = what its live and pinned records occupy (`arenaBytes - freeBytes`); ratio = baseline / keystate; `arena_over_needed` is its inverse.',
+  },
+  {
     name: 'checkpointing_writer_1m',
     label: 'writer under periodic checkpoints',
     module: './cases/eventloop.mjs',

@@ -7,6 +7,9 @@
 // (scripts/browser-test.mjs; TEST_BACKEND=browser runs only those for `ts`).
 // Chromium is installed with apt-get where missing on Debian as root; elsewhere
 // the browser part is skipped, counted neither as passed nor as failed.
+// Before the TypeScript suites, the servers the S3 and Kafka suites start are
+// installed once into .tools/ (scripts/servers.mjs: versitygw built with Go,
+// Kafka's jars from Maven Central), and skipped when already there.
 // Expects a built dist/.
 // Usage: node scripts/test.mjs [rust] [ts] [browser]   (default: all three)
 // Ends with exactly one line `N passed, M failed`; exit code 1 on any failure.
@@ -15,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { browserSuites, runBrowserSuites } from './browser-test.mjs';
+import { ensureKafka, ensureVersitygw } from './servers.mjs';
 import { rustupCargo } from './toolchain.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,6 +63,12 @@ if (parts.has('rust')) {
 }
 
 if (parts.has('ts')) {
+  // Installed here, in one place and timed, rather than inside the first suite that needs them.
+  for (const [what, ensure] of /** @type {const} */ ([['versitygw', ensureVersitygw], ['kafka', ensureKafka]])) {
+    const t0 = performance.now();
+    const r = ensure();
+    console.log(`${what}: ${r.ok ? 'ready' : r.reason} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
   const dir = path.join(root, 'test');
   const suites = (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
     .map(String).filter((f) => f.endsWith('.test.ts')).sort();

@@ -59,6 +59,7 @@ export const {
   CorruptCheckpointError,
   BrokenChainError,
   StoreClosedError,
+  StoreFullError,
   WasmLoadError,
   BackendLoadError,
   StorageError,
@@ -87,6 +88,7 @@ export type CheckpointStateError = Keystate.CheckpointStateError;
 export type CorruptCheckpointError = Keystate.CorruptCheckpointError;
 export type BrokenChainError = Keystate.BrokenChainError;
 export type StoreClosedError = Keystate.StoreClosedError;
+export type StoreFullError = Keystate.StoreFullError;
 export type WasmLoadError = Keystate.WasmLoadError;
 export type BackendLoadError = Keystate.BackendLoadError;
 export type StorageError = Keystate.StorageError;

@@ -12,6 +12,7 @@ import {
   StateDefinitionError,
   StateStore,
   StoreClosedError,
+  StoreFullError,
   type Key,
 } from './_backend.js';
 import { checkpointBytes, rejectsKs, throwsKs } from './_util.js';
@@ -27,6 +28,7 @@ Classes('error classes: subclasses of KeystateError and Error, named after thems
     CheckpointStateError,
     CorruptCheckpointError,
     StoreClosedError,
+    StoreFullError,
   ];
   const store = await StateStore.create();
   const e = throwsKs(() => store.valueState(''), InvalidArgumentError, 'INVALID_ARGUMENT', 'empty name');

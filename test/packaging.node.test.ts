@@ -161,6 +161,20 @@ Pkg('KEYSTATE_BACKEND=native without the addon: a BackendLoadError naming where 
   assert.match(out, 'use the wasm backend', 'and the way out');
 });
 
+Pkg('keystate/s3 and keystate/kafka: their clients are optional peers, not installed with keystate, and named when missing', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', 'keystate', 'package.json'), 'utf8'));
+  assert.equal(Object.keys(pkg.peerDependenciesMeta ?? {}).sort(), ['@aws-sdk/client-s3', 'kafkajs']);
+  for (const dep of ['@aws-sdk/client-s3', 'kafkajs']) assert.not.ok(fs.existsSync(path.join(consumer, 'node_modules', dep)), `${dep} is not installed with keystate`);
+  fs.writeFileSync(path.join(consumer, 'peers.mjs'), `const out = {};
+for (const entry of ['keystate/s3', 'keystate/kafka']) out[entry] = await import(entry).then(() => 'loaded', (e) => e.message);
+console.log(JSON.stringify(out));
+`);
+  const r = node('peers.mjs');
+  assert.match(r['keystate/s3'], /@aws-sdk\/client-s3/, 'keystate/s3 names the client it needs');
+  // keystate/kafka imports only kafkajs's types: it loads, and takes the user's Kafka client.
+  assert.is(r['keystate/kafka'], 'loaded');
+});
+
 Pkg('Node CommonJS: require("keystate") loads the ESM build', () => {
   if (!(process.features as { require_module?: boolean }).require_module) {
     console.log(`  (Node ${process.version} cannot require ESM: needs 20.19 or later)`);

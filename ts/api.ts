@@ -30,7 +30,7 @@ export type {
   CheckpointingOptions,
   CheckpointingController,
 } from './checkpointing.js';
-export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, StoredCheckpoint } from './storage/types.js';
+export type { CheckpointStorage, CheckpointWriter, CheckpointMeta, CheckpointMetadata, StoredCheckpoint } from './storage/types.js';
 export { StorageError } from './storage/errors.js';
 // Browser storage: environment-neutral code (in Node, opening one throws STORAGE_UNAVAILABLE).
 export { OpfsStorage } from './storage/opfs.js';
@@ -56,6 +56,7 @@ export {
   CorruptCheckpointError,
   BrokenChainError,
   StoreClosedError,
+  StoreFullError,
   WasmLoadError,
   BackendLoadError,
 } from './errors.js';

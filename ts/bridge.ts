@@ -78,10 +78,14 @@ export class Bridge implements ReadView {
     if (this.u8.length === 0 || this.w8.length === 0) this.views();
   }
 
-  /** Makes the scratch buffer hold at least `n` bytes (contents kept). */
+  /** Makes the scratch buffer hold at least `n` bytes (contents kept); throws `STORE_FULL` when it cannot grow. */
   ensure(n: number): void {
     if (n > this.cap) {
-      this.scratch = this.core.scratch(n);
+      try {
+        this.scratch = this.core.scratch(n);
+      } catch (e) {
+        throw fromCore(e);
+      }
       this.cap = this.core.scratchLen();
       this.views();
     } else if (this.w8.length === 0) {

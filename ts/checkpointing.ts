@@ -11,11 +11,12 @@
  * checkpoint, and the next one carries everything since the last confirmed.
  */
 import type { Checkpoint, Progress } from './checkpoint.js';
-import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreClosedError, StoreFullError } from './errors.js';
 import type { RestoreOptions } from './restore.js';
 import { chainOf, extendsChain, missingParent } from './storage/chains.js';
 import { StorageError } from './storage/errors.js';
-import type { CheckpointStorage, StoredCheckpoint } from './storage/types.js';
+import { checkAppMetadata } from './storage/manifest.js';
+import type { CheckpointMeta, CheckpointMetadata, CheckpointStorage, StoredCheckpoint } from './storage/types.js';
 import type { StateStore } from './store.js';
 
 export interface CheckpointToOptions {
@@ -33,6 +34,15 @@ export interface CheckpointToOptions {
    * input stood (an offset, a count), as in Flink's `snapshotState`.
    */
   onTaken?: (cp: TakenCheckpoint) => void;
+  /**
+   * Application metadata stored with the checkpoint in the storage's listing
+   * (`StoredCheckpoint.metadata`): a JSON object of at most 64 KiB, or a
+   * function called synchronously the moment the checkpoint is taken (after
+   * `onTaken`) that returns one. It becomes durable exactly when the
+   * checkpoint does, so it is the place for where the input stood (a Kafka
+   * offset: restore, then resume reading there, for exactly-once state).
+   */
+  metadata?: CheckpointMetadata | ((cp: TakenCheckpoint) => CheckpointMetadata);
 }
 
 /** A checkpoint at the moment it is taken. */
@@ -103,6 +113,8 @@ export interface CheckpointingOptions {
   onCheckpoint?: (e: CheckpointEvent) => void;
   /** Called synchronously when a checkpoint is taken (see `CheckpointToOptions.onTaken`). */
   onTaken?: (cp: TakenCheckpoint) => void;
+  /** Application metadata stored with each checkpoint (see `CheckpointToOptions.metadata`). */
+  metadata?: CheckpointToOptions['metadata'];
   /**
    * A checkpoint failed; it was aborted, and the next one is complete. The
    * checkpoint's id, if one was taken. Default: `console.warn`.
@@ -156,7 +168,16 @@ async function attempt(store: StateStore, storage: CheckpointStorage, opts: Chec
   const createdAt = Date.now();
   const cp = store.checkpoint(opts.incremental === undefined ? {} : { incremental: opts.incremental });
   taken?.(cp);
-  opts.onTaken?.({ id: cp.id, parentId: cp.parentId, kind: cp.kind });
+  const info = { id: cp.id, parentId: cp.parentId, kind: cp.kind };
+  let metadata: CheckpointMetadata | undefined;
+  try {
+    opts.onTaken?.(info);
+    metadata = typeof opts.metadata === 'function' ? opts.metadata(info) : opts.metadata;
+    checkAppMetadata(metadata, `checkpoint ${cp.id}`);
+  } catch (e) {
+    cp.abort();
+    throw e;
+  }
   let writer: Awaited<ReturnType<CheckpointStorage['begin']>> | null = null;
   let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   try {
@@ -179,7 +200,8 @@ async function attempt(store: StateStore, storage: CheckpointStorage, opts: Chec
     if (checksum === null || bytes < head.length) {
       throw new CorruptCheckpointError('CORRUPT', `checkpoint ${cp.id}: the export ended early (${bytes} bytes)`);
     }
-    const meta = { id: cp.id, parentId: cp.parentId, kind: cp.kind, storeId: hex(head.subarray(STORE_ID_AT)), checksum, bytes, createdAt };
+    const meta: CheckpointMeta = { id: cp.id, parentId: cp.parentId, kind: cp.kind, storeId: hex(head.subarray(STORE_ID_AT)), checksum, bytes, createdAt };
+    if (metadata !== undefined) meta.metadata = metadata;
     if (!extendsChain(await storage.list(), meta)) throw missingParent(meta);
     const stored = await writer.commit(meta, opts.retain);
     writer = null;
@@ -245,7 +267,8 @@ export async function restoreFrom(
           continue;
         }
       }
-      if (!fallback || e instanceof InvalidArgumentError) throw e;
+      // Not the chain's fault: an older chain is no answer to a bad option or a full memory.
+      if (!fallback || e instanceof InvalidArgumentError || e instanceof StoreFullError) throw e;
       skipped.push({ checkpoint: tip, error: e });
     }
   }
@@ -316,7 +339,7 @@ export function enableCheckpointing(store: StateStore, opts: CheckpointingOption
     let started = 0;
     const p = serially(store, () =>
       // The kind comes from the store's policy (so materialization applies), not from opts.incremental.
-      writeCheckpoint(store, storage, { retain: opts.retain, chunkSize: opts.chunkSize, onProgress: opts.onProgress, onTaken: opts.onTaken }, (cp) => {
+      writeCheckpoint(store, storage, { retain: opts.retain, chunkSize: opts.chunkSize, onProgress: opts.onProgress, onTaken: opts.onTaken, metadata: opts.metadata }, (cp) => {
         id = cp.id;
         started ||= Date.now();
       }),

@@ -29,6 +29,15 @@ export class BrokenChainError extends KeystateError {}
 /** An operation on a store that was closed. */
 export class StoreClosedError extends KeystateError {}
 /**
+ * `STORE_FULL`: a write could not get the memory it needs, because the
+ * store's `maxMemoryBytes` budget would be passed or the backend's memory
+ * cannot grow (a WebAssembly memory holds at most 4 GiB, and a browser may
+ * refuse to grow it sooner). Nothing of the write was applied, and the
+ * store, and every other store, stays usable: read, delete (deletes are not
+ * held to the budget), snapshot, checkpoint, or close a store to make room.
+ */
+export class StoreFullError extends KeystateError {}
+/**
  * A backend could not be loaded: `BACKEND_UNAVAILABLE` (the one asked for,
  * by option or `KEYSTATE_BACKEND`, does not exist here or did not load; the
  * message names what was tried, `cause` holds the underlying error).
@@ -67,6 +76,7 @@ const classes: Record<string, new (code: string, message: string) => KeystateErr
   CORRUPT: CorruptCheckpointError,
   BROKEN_CHAIN: BrokenChainError,
   STORE_CLOSED: StoreClosedError,
+  STORE_FULL: StoreFullError,
 };
 
 /** The typed error for a code. */
@@ -94,6 +104,15 @@ export function checkU32(v: unknown, what: string): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
     throw new InvalidArgumentError('INVALID_ARGUMENT', `${what} must be a non-negative integer, not ${String(v)}`);
   }
+}
+
+/** @internal Checks a `maxMemoryBytes` option: undefined, or a number of bytes >= 1. */
+export function maxMemory(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 1) {
+    throw new InvalidArgumentError('INVALID_ARGUMENT', `maxMemoryBytes must be a number of bytes >= 1, not ${String(v)}`);
+  }
+  return Math.floor(v);
 }
 
 /** Runs `f`, rethrowing core errors as typed ones. */

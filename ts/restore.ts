@@ -7,7 +7,7 @@
  */
 import type { Backend, BackendName, CoreError, CoreRestorer, CoreStore } from './backend/types.js';
 import type { Progress } from './checkpoint.js';
-import { checkU32, core, fromCore, InvalidArgumentError } from './errors.js';
+import { checkU32, core, fromCore, InvalidArgumentError, maxMemory } from './errors.js';
 import type { CheckpointPolicy, KeyGroupRange } from './store.js';
 import { getBackend } from './backend/load.js';
 import { Slicer } from './yield.js';
@@ -30,6 +30,12 @@ export interface RestoreOptions {
    * many, and in it the bytes taken in, key groups passed and records applied.
    */
   onProgress?: (p: RestoreProgress) => void;
+  /**
+   * A memory budget for the restored store, in bytes (see
+   * `StoreOptions.maxMemoryBytes`), in force while it is restored: a chain
+   * that does not fit is refused with a `StoreFullError`, and nothing is kept.
+   */
+  maxMemoryBytes?: number;
   /** Checkpoint policy of the restored store (see `StoreOptions.checkpoints`). */
   checkpoints?: CheckpointPolicy;
   /** The backend to restore into (default: the environment's; see `StoreOptions.backend`). */
@@ -135,7 +141,16 @@ async function feedAll(
     checkU32(range.start, 'keyGroupRange.start');
     checkU32(range.end, 'keyGroupRange.end');
   }
+  const budget = maxMemory(opts.maxMemoryBytes);
   const r = core(() => backend.newRestorer(range ? range.start : -1, range ? range.end : -1, opts.storeId ?? newId));
+  if (budget !== undefined) {
+    try {
+      core(() => r.setMaxMemory(budget));
+    } catch (e) {
+      r.free();
+      throw e;
+    }
+  }
   const total = chains.reduce((n, c) => n + c.length, 0);
   const slice = backend.name === 'native' ? NATIVE_FEED_SLICE : FEED_SLICE;
   const slicer = new Slicer();

@@ -16,7 +16,7 @@ import {
   type RestoreFromOptions,
 } from './checkpointing.js';
 import { builtinCodec, resolveCodec, writeKey, type Codec, type CodecName, type FastCodec, type Key } from './codecs.js';
-import { checkU32, core, InvalidArgumentError, StateDefinitionError, StoreClosedError } from './errors.js';
+import { checkU32, core, InvalidArgumentError, maxMemory, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
 import type { CheckpointStorage, StoredCheckpoint } from './storage/types.js';
@@ -45,6 +45,16 @@ export interface StoreOptions {
   storeId?: Uint8Array;
   /** Checkpoint policy: incremental checkpoints and when to materialize a full one. */
   checkpoints?: CheckpointPolicy;
+  /**
+   * A memory budget for this store, in bytes: a write that would take it
+   * past this (counted as `memory().totalBytes` counts: records, indexes,
+   * what snapshots and checkpoints pin, the delta log) throws a
+   * `StoreFullError` (`STORE_FULL`) and changes nothing. Reads, deletes
+   * (which are not held to the budget), snapshots and checkpoints go on
+   * working, and deleting makes room again. Default: no budget (a write
+   * still throws `STORE_FULL` when the backend's memory cannot grow).
+   */
+  maxMemoryBytes?: number;
   /**
    * The backend to run on: `'native'` (the Node addon) or `'wasm'`. Default:
    * in Node the native addon where it loads, else wasm (`KEYSTATE_BACKEND`
@@ -124,6 +134,12 @@ export interface MemoryInfo {
   freeBytes: number;
   /** Everything the core's record arena holds. */
   arenaBytes: number;
+  /**
+   * What the `maxMemoryBytes` budget counts: the arena (live, pinned and
+   * free records), every index (live, undo layers for snapshots, copies
+   * kept for running checkpoints) and the delta log.
+   */
+  totalBytes: number;
   /** Which backend runs the store. */
   backend: BackendName;
   /**
@@ -188,7 +204,16 @@ export class StateStore implements StoreContext {
     checkU32(mp, 'maxParallelism');
     checkU32(range.start, 'keyGroupRange.start');
     checkU32(range.end, 'keyGroupRange.end');
+    const budget = maxMemory(opts.maxMemoryBytes);
     const inner = core(() => backend.newStore(mp, range.start, range.end, opts.storeId ?? randomId()));
+    if (budget !== undefined) {
+      try {
+        core(() => inner.setMaxMemory(budget));
+      } catch (e) {
+        inner.free();
+        throw e;
+      }
+    }
     const store = new StateStore(backend, inner);
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
     return store;
@@ -264,6 +289,8 @@ export class StateStore implements StoreContext {
 
   private declare(name: string, kind: Kind, codec: FastCodec<unknown>, keyCodec?: FastCodec<unknown>, defaultValue?: unknown): number {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('INVALID_ARGUMENT', 'a state needs a name');
+    // Refused before it crosses (the core takes 1 to 1024 bytes): crossing copies it.
+    if (name.length > 1024) throw new InvalidArgumentError('INVALID_ARGUMENT', 'state names are 1 to 1024 bytes');
     const c = this.coreStore;
     const id = core(() => c.registerState(name, kind, codec.id, keyCodec?.id ?? ''));
     this.declared.set(name, { id, kind, codec, keyCodec, defaultValue });
@@ -346,7 +373,7 @@ export class StateStore implements StoreContext {
   /** A point-in-time view, taken in O(1); writers never wait for it. Release it when done. */
   snapshot(): Snapshot {
     const c = this.coreStore;
-    return new Snapshot(this, c.snapshot());
+    return new Snapshot(this, core(() => c.snapshot()));
   }
 
   /**

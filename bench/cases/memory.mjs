@@ -68,3 +68,47 @@ export async function memory_per_entry_1m(/** @type {Ctx} */ { n, reps }) {
     entries: n,
   };
 }
+
+/**
+ * Space that returns (issue 11): a store of n keys goes through cycles of a
+ * full export with rewrites of 1% of the keys between its chunks, each
+ * rewrite changing the value's size class (numbers of 1..3 bytes against
+ * 5..7). After the cycles, what the arena holds against what its entries
+ * and snapshots need: freed slots of one class must serve the others.
+ */
+export async function arena_reuse_100(/** @type {Ctx} */ { n, quick }) {
+  const cycles = quick ? 30 : 100;
+  const store = await StateStore.create();
+  const v = store.valueState('v', { codec: 'number' });
+  for (let i = 0; i < n; i++) v.set(keyOf(i), i % 100);
+  const core = /** @type {{ checkpointNext(id: number, t: number): Uint8Array, checkpointProgress(id: number): { finished: boolean } }} */ (/** @type {any} */ (store).coreStore);
+  const m = Math.max(1, Math.floor(n / 100));
+  let at = 0;
+  const start = store.memory();
+  for (let c = 0; c < cycles; c++) {
+    const cp = store.checkpoint({ incremental: false });
+    const big = c % 2 === 0;
+    do {
+      for (let j = 0; j < 64 && at < (c + 1) * m; j++, at++) {
+        const i = (at * 7919) % n;
+        v.set(keyOf(i), big ? 1e12 + i : i % 100);
+      }
+      core.checkpointNext(cp.id, 64 * 1024);
+    } while (!core.checkpointProgress(cp.id).finished);
+    cp.confirm();
+  }
+  const end = store.memory();
+  // What the records (live, and pinned for snapshots) occupy: the arena less its free space.
+  const needed = end.arenaBytes - end.freeBytes;
+  return {
+    keystate: end.arenaBytes,
+    baseline: needed,
+    ratio: needed / end.arenaBytes,
+    unit: 'bytes',
+    baselineName: 'bytes its live and pinned records occupy',
+    cycles,
+    free_bytes: end.freeBytes,
+    arena_bytes_at_start: start.arenaBytes,
+    arena_over_needed: end.arenaBytes / needed,
+  };
+}

@@ -18,16 +18,16 @@ for (let e = 0; e < 8; e++) {
   const cp = s.checkpoint({ incremental: false });
   let pulls = 0;
   let grew = 0;
-  let last = s.memory().wasmMemoryBytes;
+  let last = s.memory().backendBytes;
   do {
     for (let j = 0; j < 64; j++) v.set(keys[rnd()], j);
     core.checkpointNext(cp.id, 65536);
     pulls++;
-    const now = s.memory().wasmMemoryBytes;
+    const now = s.memory().backendBytes;
     if (now !== last) grew++;
     last = now;
   } while (!core.checkpointProgress(cp.id).finished);
   cp.confirm();
   const m = s.memory();
-  console.log(`export ${e}: ${pulls} pulls, memory grew ${grew} times; wasm ${mb(m.wasmMemoryBytes)} MB, arena ${mb(m.arenaBytes)}, free ${mb(m.freeBytes)}, live ${mb(m.liveBytes)}`);
+  console.log(`export ${e}: ${pulls} pulls, memory grew ${grew} times; backend ${mb(m.backendBytes)} MB, arena ${mb(m.arenaBytes)}, free ${mb(m.freeBytes)}, live ${mb(m.liveBytes)}`);
 }

@@ -186,7 +186,7 @@ class NativeCore {
 }
 
 /** The non-hot calls forward to the addon's store unchanged. */
-const FORWARDED = ['lastError', 'registerState', 'states', 'maxParallelism', 'keyGroupStart', 'keyGroupEnd', 'snapshot', 'release', 'memory',
+const FORWARDED = ['lastError', 'setMaxMemory', 'registerState', 'states', 'maxParallelism', 'keyGroupStart', 'keyGroupEnd', 'snapshot', 'release', 'memory',
   'entries', 'checkpoint', 'setCheckpointPolicy', 'deltaMembers', 'checkpointNext', 'exportJob', 'checkpointProgress', 'checkpointConfirm',
   'checkpointAbort', 'lastConfirmed', 'expire'] as const;
 for (const name of FORWARDED) {

@@ -32,6 +32,8 @@ export interface CoreStore {
   /** Offset of the four u32 result slots in the result buffer (fixed for the store's life). */
   resultPtr(): number;
   lastError(): unknown;
+  /** Sets the store's memory budget (`maxMemoryBytes`). */
+  setMaxMemory(bytes: number): void;
   /** Does nothing: what one call into the backend costs (the benchmarks). */
   ping(): number;
   /** `ttlMs` 0 for a state without TTL; see ts/ttl.ts for the flags. */
@@ -77,6 +79,8 @@ export interface CoreStore {
 
 export interface CoreRestorer {
   free(): void;
+  /** Holds the restored store to a memory budget (`maxMemoryBytes`); before the first piece. */
+  setMaxMemory(bytes: number): void;
   beginPiece(newChain: boolean): void;
   /** wasm: feeds here and throws; native: feeds on a worker thread and resolves to the error, if any. */
   feed(bytes: Uint8Array): void | Promise<CoreError | null>;
@@ -141,6 +145,7 @@ export interface CoreMemory {
   deltaLogBytes: number;
   freeBytes: number;
   arenaBytes: number;
+  totalBytes: number;
   entries: number;
   openSnapshots: number;
   ttlBytes: number;

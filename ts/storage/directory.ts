@@ -26,7 +26,7 @@ import { type AccessOptions, checkAccess, closeWriter, type LockOptions } from '
 import { checkStale, DirectoryLock } from './dirlock.js';
 import { InvalidArgumentError } from '../errors.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
-import { checkId, checkpointName, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
+import { checkId, checkpointName, copyEntry, checkRetain, CHECKPOINT_NAME, emptyManifest, MANIFEST, type Manifest, manifestText, parseManifest, pick } from './manifest.js';
 import { commitChecks, Pieces } from './pieces.js';
 import type { CheckpointStorage, CheckpointWriter, StoredCheckpoint } from './types.js';
 
@@ -211,7 +211,7 @@ export class DirectoryStorage implements CheckpointStorage {
   async list(): Promise<StoredCheckpoint[]> {
     if (this.closing) throw closedError(this.dir);
     await this.fresh();
-    return this.manifest.checkpoints.map((c) => ({ ...c }));
+    return this.manifest.checkpoints.map(copyEntry);
   }
 
   async begin(id: number): Promise<CheckpointWriter> {
@@ -274,7 +274,7 @@ export class DirectoryStorage implements CheckpointStorage {
           keep,
           name,
         );
-        return { ...stored };
+        return copyEntry(stored);
       }),
       abort,
     };

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { StorageError } from './errors.js';
-import type { CheckpointMeta, StoredCheckpoint } from './types.js';
+import type { CheckpointMeta, CheckpointMetadata, StoredCheckpoint } from './types.js';
 
 export const MANIFEST = 'MANIFEST';
 export const FORMAT = 'keystate-checkpoints';
@@ -36,6 +36,24 @@ export function seqOf(name: string): number {
 
 const isUint = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** The most JSON text a checkpoint's metadata may take. */
+export const MAX_METADATA_BYTES = 64 * 1024;
+
+/** True if `v` is JSON as it is: null, booleans, finite numbers, strings, arrays and plain objects of them, nested at most 64 deep. */
+function isJson(v: unknown, depth: number): boolean {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (typeof v !== 'object' || depth > 64) return false;
+  if (Array.isArray(v)) return v.every((x) => isJson(x, depth + 1));
+  const proto = Object.getPrototypeOf(v);
+  return (proto === Object.prototype || proto === null) && Object.values(v).every((x) => isJson(x, depth + 1));
+}
+
+/** True if `v` is a JSON object (see isJson) of at most MAX_METADATA_BYTES once encoded. */
+function isMetadata(v: unknown): v is CheckpointMetadata {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && isJson(v, 0) && JSON.stringify(v).length <= MAX_METADATA_BYTES;
+}
+
 /**
  * One listed checkpoint, validated: `bad(why)` makes the error. `names`
  * holds the names seen so far (a name listed twice is corrupt) and gets this one.
@@ -49,11 +67,12 @@ export function parseEntry(c: unknown, i: number, names: Set<string>, bad: (why:
     typeof e.storeId === 'string' && /^[0-9a-f]{32}$/.test(e.storeId) &&
     typeof e.checksum === 'string' && /^[0-9a-f]{16}$/.test(e.checksum) &&
     isUint(e.bytes) && typeof e.createdAt === 'number' &&
-    typeof e.name === 'string' && CHECKPOINT_NAME.test(e.name) && !names.has(e.name);
+    typeof e.name === 'string' && CHECKPOINT_NAME.test(e.name) && !names.has(e.name) &&
+    (e.metadata === undefined || isMetadata(e.metadata));
   if (!ok) throw bad(`checkpoint entry ${i} is invalid`);
   names.add(e.name as string);
-  const { id, parentId, kind, storeId, checksum, bytes, createdAt, name } = e as StoredCheckpoint;
-  return { id, parentId, kind, storeId, checksum, bytes, createdAt, name };
+  const { id, parentId, kind, storeId, checksum, bytes, createdAt, name, metadata } = e as StoredCheckpoint;
+  return metadata === undefined ? { id, parentId, kind, storeId, checksum, bytes, createdAt, name } : { id, parentId, kind, storeId, checksum, bytes, createdAt, name, metadata };
 }
 
 /** Parses a MANIFEST's text; `file` names it in errors. Throws StorageError `STORAGE_CORRUPT`. */
@@ -90,6 +109,7 @@ export function checkMeta(meta: CheckpointMeta, id: number): void {
     /^[0-9a-f]{32}$/.test(meta.storeId) && /^[0-9a-f]{16}$/.test(meta.checksum) &&
     Number.isSafeInteger(meta.bytes) && meta.bytes >= 0 && typeof meta.createdAt === 'number';
   if (!ok) throw new InvalidArgumentError('INVALID_ARGUMENT', `invalid metadata for checkpoint ${id}: ${JSON.stringify(meta)}`);
+  checkAppMetadata(meta.metadata, `checkpoint ${id}`);
 }
 
 /** Throws INVALID_ARGUMENT unless `v` is a chain count (an integer >= 1). */
@@ -106,7 +126,19 @@ export function checkId(id: unknown): number {
   return id;
 }
 
-/** Only the metadata fields (a caller's object may carry more). */
-export function pick(m: CheckpointMeta): CheckpointMeta {
-  return { id: m.id, parentId: m.parentId, kind: m.kind, storeId: m.storeId, checksum: m.checksum, bytes: m.bytes, createdAt: m.createdAt };
+/** Throws INVALID_ARGUMENT unless `v` is absent or application metadata (a JSON object of at most 64 KiB). */
+export function checkAppMetadata(v: unknown, what: string): void {
+  if (v !== undefined && !isMetadata(v)) {
+    throw new InvalidArgumentError('INVALID_ARGUMENT', `${what}: metadata must be a plain JSON object of at most ${MAX_METADATA_BYTES} bytes as JSON (no undefined, functions, NaN or cycles)`);
+  }
 }
+
+/** Only the metadata fields (a caller's object may carry more); the application metadata as a copy. */
+export function pick(m: CheckpointMeta): CheckpointMeta {
+  const out: CheckpointMeta = { id: m.id, parentId: m.parentId, kind: m.kind, storeId: m.storeId, checksum: m.checksum, bytes: m.bytes, createdAt: m.createdAt };
+  if (m.metadata !== undefined) out.metadata = JSON.parse(JSON.stringify(m.metadata)) as CheckpointMetadata;
+  return out;
+}
+
+/** A listed entry as a caller gets it: a copy, metadata included (the caller may change it). */
+export const copyEntry = (c: StoredCheckpoint): StoredCheckpoint => (c.metadata === undefined ? { ...c } : { ...c, metadata: JSON.parse(JSON.stringify(c.metadata)) as CheckpointMetadata });

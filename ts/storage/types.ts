@@ -42,7 +42,18 @@ export interface CheckpointMeta {
   bytes: number;
   /** When the checkpoint was taken (ms since the epoch). */
   createdAt: number;
+  /**
+   * The application's own record of where its input stood when the
+   * checkpoint was taken (an offset, a position), stored in the listing with
+   * the checkpoint, so that it is durable exactly when the checkpoint is:
+   * a JSON object of at most 64 KiB (`CheckpointToOptions.metadata`).
+   * Absent when none was given.
+   */
+  metadata?: CheckpointMetadata;
 }
+
+/** Application metadata stored with a checkpoint: a JSON object (see `CheckpointMeta.metadata`). */
+export type CheckpointMetadata = { [key: string]: unknown };
 
 /** A committed checkpoint, as listed by a storage. */
 export interface StoredCheckpoint extends CheckpointMeta {

@@ -16,8 +16,20 @@
 //! can read records through copies of those pointers (see `crate::export`)
 //! while the owner writes other records. The owner only ever borrows one
 //! slot mutably ([`Arena::bytes_mut`]), never a whole page.
+//!
+//! A write reserves what its records need before it changes anything
+//! (`crate::room`): [`Arena::reserve_slots`] adds empty pages to the pool for
+//! slots the pages with room cannot give, [`Arena::reserve_large`] allocates a
+//! large record for the next `alloc` of its length to take. `alloc` itself
+//! then needs no memory. Address space is part of it: a page or large record
+//! beyond what a `Ref` can address is refused at reservation.
 
+use std::alloc::Layout;
+use std::collections::VecDeque;
 use std::ptr::NonNull;
+
+use crate::error::Full;
+use crate::room::{self, fallibly, oom, Room};
 
 /// Address of a record: `page << PAGE_BITS | offset` for small records, or
 /// `LARGE_BIT | index` for records with their own allocation.
@@ -29,6 +41,8 @@ pub const PAGE_SIZE: usize = 1 << PAGE_BITS;
 const OFFSET_MASK: u32 = (PAGE_SIZE as u32) - 1;
 const LARGE_BIT: u32 = 1 << 31;
 const MAX_PAGES: usize = 1 << (31 - PAGE_BITS);
+/// Large records a `Ref` can address.
+const MAX_LARGE: usize = 1 << 31;
 /// Largest record kept in a slab; larger ones get their own allocation.
 pub const MAX_SMALL: usize = 2048;
 /// Smallest slot (a free slot holds the next free slot's index).
@@ -89,6 +103,17 @@ pub fn class_of(len: usize) -> u8 {
 
 /// Slot size of the smallest class that holds `len` bytes, or `len` itself
 /// for large records.
+/// The class of the slot `Arena::alloc(len, class)` takes, or `None` for a
+/// large record.
+#[inline]
+pub fn class_for(len: usize, class: Option<u8>) -> Option<u8> {
+    let len = len.max(MIN_SLOT);
+    if len > MAX_SMALL {
+        return None;
+    }
+    Some(class.map_or_else(|| class_of(len), |c| c.max(class_of(len))))
+}
+
 #[inline]
 pub fn slot_size_for(len: usize) -> usize {
     if len <= MAX_SMALL {
@@ -125,13 +150,19 @@ pub struct Arena {
     meta: Vec<Page>,
     /// Per class: head of the list of its pages that have a free slot.
     room: [u32; NCLASS],
-    /// Empty pages, for any class.
+    /// Empty pages, for any class. Its capacity holds every page, so that
+    /// freeing never allocates.
     pool: Vec<u32>,
-    /// Each from `Box::into_raw`; freed by `free` or on drop.
+    /// Each from `boxed`; freed by `free` or on drop.
     large: Vec<Option<NonNull<[u8]>>>,
+    /// Free indexes of `large`; its capacity holds all of them.
     large_free: Vec<u32>,
+    /// Large records a reservation allocated, for `alloc` to take.
+    spare: VecDeque<NonNull<[u8]>>,
     used: u64,
+    /// Bytes of large records, spare ones included.
     large_bytes: u64,
+    max_pages: usize,
 }
 
 // Safety: the arena owns its pages and large records exclusively (nothing else
@@ -141,6 +172,15 @@ unsafe impl Send for Arena {}
 
 fn boxed(len: usize) -> NonNull<[u8]> {
     NonNull::from(Box::leak(vec![0u8; len].into_boxed_slice()))
+}
+
+/// As [`boxed`], but `None` when the allocator refuses (`len > 0`).
+fn try_boxed(len: usize) -> Option<NonNull<[u8]>> {
+    // The layout of a `Box<[u8]>` of `len` bytes, so `unboxed` frees it.
+    let layout = Layout::array::<u8>(len).ok()?;
+    // Safety: `len > 0` (pages and large records), so the layout is not empty.
+    let p = NonNull::new(fallibly(|| unsafe { std::alloc::alloc_zeroed(layout) }))?;
+    Some(NonNull::slice_from_raw_parts(p, len))
 }
 
 /// Frees an allocation made by [`boxed`].
@@ -154,7 +194,7 @@ unsafe fn unboxed(p: NonNull<[u8]>) {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        for p in self.pages.drain(..).chain(self.large.drain(..).flatten()) {
+        for p in self.pages.drain(..).chain(self.large.drain(..).flatten()).chain(self.spare.drain(..)) {
             // Safety: each pointer came from `boxed`, is held once, and `&mut
             // self` means no borrow of the arena's bytes is alive.
             unsafe { unboxed(p) };
@@ -177,9 +217,105 @@ impl Arena {
             pool: Vec::new(),
             large: Vec::new(),
             large_free: Vec::new(),
+            spare: VecDeque::new(),
             used: 0,
             large_bytes: 0,
+            max_pages: MAX_PAGES,
         }
+    }
+
+    /// Caps the pages the arena takes (tests: an arena that runs out of
+    /// addresses without 2 GiB of records).
+    #[cfg(test)]
+    pub fn set_max_pages(&mut self, n: usize) {
+        self.max_pages = n.min(MAX_PAGES);
+    }
+
+    /// Free slots of class `c` in its pages with room, counted up to `n`.
+    fn free_slots(&self, c: usize, n: usize) -> usize {
+        let per_page = PAGE_SIZE / CLASSES[c] as usize;
+        let (mut free, mut p) = (0, self.room[c]);
+        while p != NONE && free < n {
+            let m = &self.meta[p as usize];
+            free += per_page - m.used as usize;
+            p = m.next;
+        }
+        free
+    }
+
+    /// True when one slot of class `c` can be had without allocating.
+    #[inline]
+    pub fn has_room(&self, c: u8) -> bool {
+        self.room[c as usize] != NONE || !self.pool.is_empty()
+    }
+
+    /// Makes sure that `n` more slots of each class `c` of `want` (classes
+    /// listed once each) can be allocated without allocating: adds the
+    /// pages the pages with room cannot give to the pool.
+    pub fn reserve_slots(&mut self, want: &[(u8, usize)], room: &mut Room) -> Result<(), Full> {
+        let mut pages = 0;
+        for &(c, n) in want {
+            let c = c as usize;
+            let free = self.free_slots(c, n);
+            if free < n {
+                pages += (n - free).div_ceil(PAGE_SIZE / CLASSES[c] as usize);
+            }
+        }
+        while self.pool.len() < pages {
+            self.add_page(room)?;
+        }
+        Ok(())
+    }
+
+    /// A new page, into the pool.
+    fn add_page(&mut self, room: &mut Room) -> Result<(), Full> {
+        if self.pages.len() >= self.max_pages {
+            return Err(Full::Arena);
+        }
+        room.take(PAGE_SIZE as u64)?;
+        room::reserve(&mut self.pages, 1)?;
+        room::reserve(&mut self.meta, 1)?;
+        room::reserve_capacity(&mut self.pool, self.pages.len() + 1)?;
+        let page = try_boxed(PAGE_SIZE).ok_or_else(|| oom(PAGE_SIZE))?;
+        self.pages.push(page);
+        self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
+        self.pool.push((self.pages.len() - 1) as u32);
+        Ok(())
+    }
+
+    /// Allocates a large record of `len` bytes (`> MAX_SMALL`) for the next
+    /// `alloc` of that length to take; each reservation serves one `alloc`.
+    pub fn reserve_large(&mut self, len: usize, room: &mut Room) -> Result<(), Full> {
+        let pending = self.spare.len() + 1;
+        if self.large.len() + pending > MAX_LARGE + self.large_free.len() {
+            return Err(Full::Arena);
+        }
+        room.take(len as u64)?;
+        // Room to register them, and to take their indexes back when freed.
+        room::reserve(&mut self.large, pending)?;
+        room::reserve_capacity(&mut self.large_free, self.large.len() + pending)?;
+        room::reserve_deque(&mut self.spare, 1)?;
+        let buf = try_boxed(len).ok_or_else(|| oom(len))?;
+        self.large_bytes += len as u64;
+        self.spare.push_back(buf);
+        Ok(())
+    }
+
+    /// Frees the large records reserved and not taken (a write that failed
+    /// after it reserved them, or took fewer than reserved).
+    pub fn drop_spares(&mut self) {
+        while let Some(buf) = self.spare.pop_front() {
+            self.large_bytes -= buf.len() as u64;
+            // Safety: from `try_boxed`, held only in `spare` (taken out above),
+            // never borrowed.
+            unsafe { unboxed(buf) };
+        }
+    }
+
+    /// True when a reserved large record of `len` bytes waits for `alloc`.
+    #[inline]
+    pub fn has_spare(&self, len: usize) -> bool {
+        self.spare.iter().any(|b| b.len() == len)
     }
 
     #[inline]
@@ -190,12 +326,11 @@ impl Arena {
     /// Allocates a slot of at least `len` bytes. With `class`, the slot is of
     /// that (larger) class: used for records that keep room to grow in place.
     /// Returns the ref and the slot size.
+    ///
+    /// Needs no memory when the write reserved it (see the module docs).
     pub fn alloc(&mut self, len: usize, class: Option<u8>) -> (Ref, usize) {
-        let len = len.max(MIN_SLOT);
-        if len > MAX_SMALL {
-            return self.alloc_large(len);
-        }
-        let c = class.map_or_else(|| class_of(len), |c| c.max(class_of(len))) as usize;
+        let Some(c) = class_for(len, class) else { return self.alloc_large(len) };
+        let c = c as usize;
         let size = CLASSES[c] as usize;
         let per_page = (PAGE_SIZE / size) as u16;
         let mut p = self.room[c];
@@ -227,7 +362,9 @@ impl Arena {
         let p = match self.pool.pop() {
             Some(p) => p,
             None => {
-                assert!(self.pages.len() < MAX_PAGES, "record arena exhausted (2 GiB of small records)");
+                // Only a caller that did not reserve gets here.
+                debug_assert!(false, "a page taken without a reservation");
+                assert!(self.pages.len() < self.max_pages, "record arena exhausted (2 GiB of small records)");
                 self.pages.push(boxed(PAGE_SIZE));
                 self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
                 (self.pages.len() - 1) as u32
@@ -263,8 +400,15 @@ impl Arena {
     }
 
     fn alloc_large(&mut self, len: usize) -> (Ref, usize) {
-        let buf = boxed(len);
-        self.large_bytes += len as u64;
+        let buf = match self.spare.iter().position(|b| b.len() == len) {
+            Some(i) => self.spare.remove(i).expect("a spare at the position found"),
+            None => {
+                // Only a caller that did not reserve gets here.
+                debug_assert!(false, "a large record taken without a reservation");
+                self.large_bytes += len as u64;
+                boxed(len)
+            }
+        };
         self.used += len as u64;
         let idx = match self.large_free.pop() {
             Some(i) => {
@@ -440,6 +584,16 @@ impl Pointers {
 mod tests {
     use super::*;
 
+    /// Reserves, then allocates, as writers do.
+    fn take(a: &mut Arena, len: usize, class: Option<u8>) -> (Ref, usize) {
+        let mut room = Room::UNLIMITED;
+        match class_for(len, class) {
+            Some(c) => a.reserve_slots(&[(c, 1)], &mut room).unwrap(),
+            None => a.reserve_large(len, &mut room).unwrap(),
+        }
+        a.alloc(len, class)
+    }
+
     #[test]
     fn classes_are_ascending_and_cover_every_length() {
         for w in CLASSES.windows(2) {
@@ -464,7 +618,7 @@ mod tests {
         let mut a = Arena::new();
         let mut refs = Vec::new();
         for i in 0..10_000 {
-            let (r, s) = a.alloc(20, None);
+            let (r, s) = take(&mut a, 20, None);
             assert_eq!(s, 20);
             a.bytes_mut(r)[..4].copy_from_slice(&(i as u32).to_le_bytes());
             refs.push(r);
@@ -478,14 +632,14 @@ mod tests {
         }
         assert_eq!(a.used_bytes(), 0);
         for _ in 0..10_000 {
-            refs.push(a.alloc(20, None).0);
+            refs.push(take(&mut a, 20, None).0);
         }
         assert_eq!(a.reserved_bytes(), reserved, "reuse must not grow the arena");
-        let (big, s) = a.alloc(10_000, None);
+        let (big, s) = take(&mut a, 10_000, None);
         assert_eq!(s, 10_000);
         assert!(Arena::is_large(big));
         a.free(big, s);
-        let (big2, _) = a.alloc(5_000, None);
+        let (big2, _) = take(&mut a, 5_000, None);
         assert_eq!(big, big2, "large slots are reused too");
     }
 
@@ -495,14 +649,14 @@ mod tests {
         // one size and allocates another. The arena must stay about one
         // round's size, not grow by one round's worth each time.
         let mut a = Arena::new();
-        let mut refs: Vec<(Ref, usize)> = (0..5000).map(|_| a.alloc(100, None)).collect();
+        let mut refs: Vec<(Ref, usize)> = (0..5000).map(|_| take(&mut a, 100, None)).collect();
         let one_round = a.reserved_bytes();
         for round in 1..30usize {
             for (r, s) in refs.drain(..) {
                 a.free(r, s);
             }
             assert_eq!(a.used_bytes(), 0);
-            refs = (0..5000).map(|_| a.alloc(100 + round * 8, None)).collect();
+            refs = (0..5000).map(|_| take(&mut a, 100 + round * 8, None)).collect();
         }
         assert!(a.reserved_bytes() < one_round * 4, "{} bytes after 30 rounds, one round {}", a.reserved_bytes(), one_round);
         // A page of mixed live and free slots keeps its class; the rest is pooled.
@@ -519,8 +673,8 @@ mod tests {
         let mut a = Arena::new();
         let mut refs = Vec::new();
         for i in 0..20u8 {
-            let (r, _) = a.alloc(2048, None);
-            let (q, _) = a.alloc(8, None);
+            let (r, _) = take(&mut a, 2048, None);
+            let (q, _) = take(&mut a, 8, None);
             a.bytes_mut(r)[..2048].fill(i);
             a.bytes_mut(q)[..8].fill(100 + i);
             refs.push((r, q, i));

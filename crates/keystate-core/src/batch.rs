@@ -1,13 +1,20 @@
 //! Batches: many writes or reads of one value-like state in one call, so a
 //! binding crosses its boundary once per batch instead of once per entry.
 //!
-//! A write batch is all or nothing for what can be refused (unknown state,
-//! wrong kind, sizes, key groups outside the store's range): every operation
-//! is checked before the first one is applied.
+//! A write batch is all or nothing, for what can be refused (unknown state,
+//! wrong kind, sizes, key groups outside the store's range: every operation
+//! is checked before the first one is applied) and for memory: the delta log
+//! hears of every operation first (harmless if the batch then stops), then
+//! the memory of all the batch's writes is reserved at once, and only then is
+//! anything changed.
 
+use crate::arena::{self, CLASSES};
+use crate::delta;
 use crate::error::Result;
 use crate::hash::entry_hash;
 use crate::mem::NO_TABLE;
+use crate::record;
+use crate::room::{self, Room};
 use crate::state::StateKind;
 use crate::store::{check_len, Key, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -16,36 +23,135 @@ pub type Write<'a> = (&'a [u8], Option<&'a [u8]>);
 
 impl Store {
     /// Applies `ops` in order to (key, `ns`) of value-like state `state`.
-    /// Nothing is applied if any operation would be refused.
+    /// Nothing is applied if any operation would be refused, or if the
+    /// memory for all of them cannot be had.
     pub fn write_many<'a, I>(&mut self, state: u32, ns: &[u8], ops: I) -> Result<usize>
     where
         I: Iterator<Item = Write<'a>> + Clone,
     {
         self.entry_of_kind(state, is_value_like, "value, reducing or aggregating")?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
+        // Each key located once: its owned key group and hash, for every pass.
+        let mut locs: Vec<Located> = Vec::new();
+        let mut puts = false;
         for (key, value) in ops.clone() {
             if let Some(v) = value {
                 check_len("value", v.len(), MAX_VALUE_LEN)?;
+                puts = true;
             }
-            Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
+            let loc = Self::locate(&self.cfg, &self.current, Key::Bytes(key))?;
+            room::reserve(&mut locs, 1)?;
+            locs.push(Located { part: loc.part as u32, hash: loc.hash });
         }
+        // A batch of deletes only is not held to the budget, as a delete is not.
+        let mut room = if puts { self.room() } else { Room::UNLIMITED };
+        self.mark_many(&mut room, state, ns, ops.clone(), &locs)?;
+        let r = self.reserve_many(&mut room, state, ns, ops.clone(), &locs);
+        if r.is_err() {
+            self.mem.arena.drop_spares();
+        }
+        r?;
+        // Everything is reserved: removals keep the index room the puts after them need.
+        self.mem.keep_capacity = true;
+        let r = self.apply_many(&mut room, state, ns, ops, &locs);
+        self.mem.keep_capacity = false;
+        // Reserved for saves that turned out not to be needed.
+        self.mem.arena.drop_spares();
+        r
+    }
+
+    /// Tells the delta log of every operation, as single writes would: each
+    /// put, and each removal of an entry there now (one removed later in
+    /// the batch was put earlier in it, and that put told it already).
+    fn mark_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<()> {
+        if !self.cps.tracking {
+            return Ok(());
+        }
+        let parts = self.states[state as usize].parts.len();
+        for ((key, value), loc) in ops.zip(locs) {
+            let (part, h) = (loc.part as usize, entry_hash(loc.hash, ns));
+            if value.is_none() {
+                let tid = self.states[state as usize].parts[part];
+                if tid == NO_TABLE || self.mem.get(tid, h, key, ns).is_none() {
+                    continue;
+                }
+            }
+            self.cps.mark(room, state, part, parts, h, key, ns, delta::Change::Entry, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Reserves the memory of every write of a batch (see the module docs),
+    /// counting each put as a new entry with a new record (and a saved MARK
+    /// for open snapshots): more than it may need, never less.
+    fn reserve_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<()> {
+        let parts = self.states[state as usize].parts.len();
+        // Per owned key group: puts, and all writes.
+        let mut per_part: Vec<(usize, usize)> = Vec::new();
+        room::reserve(&mut per_part, parts)?;
+        per_part.resize(parts, (0, 0));
+        let mut slots = [0usize; CLASSES.len()];
+        for ((key, value), loc) in ops.zip(locs) {
+            let p = &mut per_part[loc.part as usize];
+            p.1 += 1;
+            let Some(v) = value else { continue };
+            p.0 += 1;
+            let tid = self.states[state as usize].parts[loc.part as usize];
+            let mark = (tid != NO_TABLE && self.mem.saves(tid)).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
+            // In the order each write allocates them: MARK, then record.
+            for len in [mark, Some(record::encoded_len(key.len(), ns.len(), v.len(), false, false))].into_iter().flatten() {
+                match arena::class_for(len, None) {
+                    Some(c) => slots[c as usize] += 1,
+                    None => self.mem.arena.reserve_large(len, room)?,
+                }
+            }
+        }
+        let mut want = [(0u8, 0usize); CLASSES.len()];
+        let mut k = 0;
+        for (c, &n) in slots.iter().enumerate().filter(|(_, n)| **n > 0) {
+            want[k] = (c as u8, n);
+            k += 1;
+        }
+        self.mem.arena.reserve_slots(&want[..k], room)?;
+        for (part, &(puts, writes)) in per_part.iter().enumerate().filter(|(_, w)| w.1 > 0) {
+            let e = &mut self.states[state as usize];
+            let tid = match e.parts[part] {
+                NO_TABLE if puts == 0 => continue,
+                _ => Self::part_for_write(&mut self.mem, e, part, room)?,
+            };
+            self.mem.reserve_table(room, tid, puts, writes)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a reserved batch (no step allocates, so none fails).
+    fn apply_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<usize> {
         let mut n = 0;
-        let mut ops = ops.peekable();
-        let mut chunk: [Write<'a>; WARM_BATCH] = [(&[], None); WARM_BATCH];
+        let mut ops = ops.zip(locs).peekable();
+        let mut chunk: [(Write<'a>, Located); WARM_BATCH] = [((&[], None), Located { part: 0, hash: 0 }); WARM_BATCH];
         while ops.peek().is_some() {
             let mut len = 0;
-            for op in ops.by_ref().take(WARM_BATCH) {
-                chunk[len] = op;
+            for (op, loc) in ops.by_ref().take(WARM_BATCH) {
+                chunk[len] = (op, *loc);
                 len += 1;
             }
-            self.warm_keys(state, ns, chunk[..len].iter().map(|&(k, _)| k));
-            for &(key, value) in &chunk[..len] {
-                match value {
-                    Some(v) => self.put(state, Key::Bytes(key), ns, v)?,
-                    None => {
-                        self.remove(state, Key::Bytes(key), ns)?;
-                    }
-                }
+            self.warm_located(state, ns, &chunk[..len]);
+            for &((key, value), loc) in &chunk[..len] {
+                let h = entry_hash(loc.hash, ns);
+                let e = &mut self.states[state as usize];
+                let tid = e.parts[loc.part as usize];
+                let applied = match value {
+                    Some(v) => self.mem.put(room, tid, h, key, ns, &[v]).map(|c| {
+                        if c == crate::mem::Change::Created {
+                            e.entries += 1;
+                        }
+                    }),
+                    None if tid == NO_TABLE => Ok(()),
+                    None => self.mem.remove(room, tid, h, key, ns).map(|removed| e.entries -= u64::from(removed)),
+                };
+                // Reserved above: only a reservation that missed something fails here.
+                debug_assert!(applied.is_ok(), "a reserved batch write failed: {applied:?}");
+                applied?;
                 n += 1;
             }
         }
@@ -100,6 +206,30 @@ impl Store {
     }
 }
 
+/// Where a key of a batch goes: its owned key group's offset and its hash.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    part: u32,
+    hash: u32,
+}
+
+impl Store {
+    /// Warms the caches for the live entries of a chunk of located writes (see `Mem::warm`).
+    fn warm_located(&self, state: u32, ns: &[u8], chunk: &[(Write<'_>, Located)]) {
+        let Ok(e) = self.entry(state) else { return };
+        let mut lookups = [(NO_TABLE, 0u32); WARM_BATCH];
+        let mut len = 0;
+        for (_, loc) in chunk.iter().take(WARM_BATCH) {
+            let tid = e.parts[loc.part as usize];
+            if tid != NO_TABLE {
+                lookups[len] = (tid, entry_hash(loc.hash, ns));
+                len += 1;
+            }
+        }
+        self.mem.warm(&lookups[..len]);
+    }
+}
+
 /// Lookups warmed together: enough to overlap their cache misses, few enough
 /// that the warmed lines are still cached when they are used.
 const WARM_BATCH: usize = 16;
@@ -139,7 +269,7 @@ mod tests {
     fn reads_at_a_snapshot() {
         let (mut s, id) = store(None);
         s.write_many(id, b"", [(&b"k"[..], Some(&b"old"[..]))].into_iter()).unwrap();
-        let snap = s.snapshot();
+        let snap = s.snapshot().unwrap();
         s.write_many(id, b"", [(&b"k"[..], Some(&b"new"[..]))].into_iter()).unwrap();
         assert_eq!(read(&mut s, id, &[b"k"], Some(snap)), vec![Some(b"old".to_vec())]);
         assert_eq!(read(&mut s, id, &[b"k"], None), vec![Some(b"new".to_vec())]);

@@ -10,11 +10,13 @@
 use std::sync::Arc;
 
 use crate::delta::{self, Change, Members, Segment, StateSets};
-use crate::error::{Error, Result};
+use crate::error::{Error, Full, Result};
 use crate::export::{Export, ExportJob, Frozen, Job};
 use crate::format::{CheckpointKind, Header};
 use crate::index::Index;
 use crate::mem::{Mem, TableId};
+use crate::room::{self, Room};
+use crate::state::StateKind;
 use crate::store::Store;
 
 /// Identity of a checkpoint that a child can name as its parent.
@@ -183,37 +185,76 @@ impl Checkpoints {
         }
     }
 
-    /// Records a change (no-op unless tracking).
+    /// Records a change (no-op unless tracking). Writers call it before
+    /// they change anything: a member for a change that then fails for want
+    /// of memory is harmless (the next incremental checkpoint writes that
+    /// entry as it is), while a change without its member would be lost.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn mark(&mut self, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
+    pub(crate) fn mark(
+        &mut self,
+        room: &mut Room,
+        state: u32,
+        part: usize,
+        parts: usize,
+        entry: u32,
+        key: &[u8],
+        ns: &[u8],
+        change: Change,
+        uk: &[u8],
+    ) -> Result<(), Full> {
         if self.tracking {
-            self.mark_tracked(state, part, parts, entry, key, ns, change, uk);
+            return self.mark_tracked(room, state, part, parts, entry, key, ns, change, uk);
         }
+        Ok(())
     }
 
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn mark_tracked(&mut self, state: u32, part: usize, parts: usize, entry: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) {
+    fn mark_tracked(
+        &mut self,
+        room: &mut Room,
+        state: u32,
+        part: usize,
+        parts: usize,
+        entry: u32,
+        key: &[u8],
+        ns: &[u8],
+        change: Change,
+        uk: &[u8],
+    ) -> Result<(), Full> {
         let state = state as usize;
-        while self.current.len() <= state {
-            self.current.push(vec![Index::new(); parts]);
+        if self.current.len() <= state {
+            room::reserve_capacity(&mut self.current, state + 1)?;
+            while self.current.len() <= state {
+                let mut sets = Vec::new();
+                room::reserve(&mut sets, parts)?;
+                sets.resize(parts, Index::new());
+                self.current.push(sets);
+            }
         }
         let set = &mut self.current[state][part];
+        let before = set.bytes();
         if set.capacity() == 0 {
             // Sized like the same set of the last generation: a set grown from
             // empty re-places its members (reading each one's record) a few
-            // times over, which doubled a tracked write's cost.
+            // times over, which doubled a tracked write's cost. Only when it
+            // fits the budget: otherwise the set grows from empty as before.
+            // The allocator refusing is refused like any other allocation.
             let last = self.last_sizes.get(state).and_then(|s| s.get(part)).copied().unwrap_or(0);
-            if last > 0 {
-                *set = Index::with_capacity(last);
+            let mut trial = *room;
+            if last > 0 && trial.take(Index::bytes_for(last) as u64).is_ok() {
+                *set = Index::try_with_capacity(last).ok_or_else(|| room::oom(Index::bytes_for(last)))?;
+                *room = trial;
             }
         }
         let h = delta::member_hash(entry, change, uk);
-        match delta::add(&mut self.members, set, h, key, ns, change, uk) {
-            Some(bytes) => self.current_bytes += bytes,
-            None => self.lose_track(),
+        let r = delta::add(&mut self.members, set, h, key, ns, change, uk, room);
+        self.current_bytes += (set.bytes() - before) as u64;
+        if !r? {
+            self.lose_track();
         }
+        Ok(())
     }
 
     /// The delta log cannot hold this change (a generation ran out of
@@ -275,6 +316,19 @@ impl Checkpoints {
     }
 }
 
+/// A copy of delta sets (O(1) per set: the slots are shared).
+fn clone_sets(sets: &[StateSets]) -> Result<Vec<StateSets>> {
+    let mut out = Vec::new();
+    room::reserve(&mut out, sets.len())?;
+    for s in sets {
+        let mut c = Vec::new();
+        room::reserve(&mut c, s.len())?;
+        c.extend(s.iter().cloned());
+        out.push(c);
+    }
+    Ok(out)
+}
+
 /// Output chunks are cut after the first section that reaches this size.
 pub const DEFAULT_CHUNK: usize = 64 * 1024;
 
@@ -323,23 +377,48 @@ impl Store {
             self.start_tracking();
         }
         let parent = if want { self.cps.base().filter(|b| !self.cps.materialize(b)) } else { None };
-        let snapshot = self.snapshot();
         let id = self.cps.next_id;
+        let kind = if parent.is_some() { CheckpointKind::Incremental } else { CheckpointKind::Full };
+        // Everything the checkpoint holds is allocated before anything
+        // changes: one that cannot get memory is refused, as a write is.
+        let header = self.header(kind, id, parent.map_or((0, 0), |b| (b.link.id, b.link.link)), 0)?;
+        let tables = self.mem.freeze()?;
+        let parts = self.frozen_parts()?;
+        // An incremental checkpoint reads every live segment and the one it
+        // seals now (the current sets).
+        let mut segments: Vec<u64> = Vec::new();
+        let mut sets: Vec<(Arc<Members>, Vec<StateSets>)> = Vec::new();
+        let mut sealed_sets = None;
+        if parent.is_some() {
+            let live = self.cps.segments.iter().filter(|s| s.live).count();
+            room::reserve(&mut segments, live + 1)?;
+            room::reserve(&mut sets, live + 1)?;
+            for s in self.cps.segments.iter().filter(|s| s.live) {
+                segments.push(s.checkpoint);
+                sets.push((Arc::clone(&s.members), clone_sets(&s.sets)?));
+            }
+            if self.cps.tracking {
+                sealed_sets = Some(clone_sets(&self.cps.current)?);
+            }
+        }
+        room::reserve(&mut self.cps.segments, 1)?;
+        room::reserve(&mut self.cps.pending, 1)?;
+        let expire = if kind == CheckpointKind::Full { self.expiring_at(self.ttl.now)? } else { Vec::new() };
+        self.ttl.reserve_snapshot()?;
+        let snapshot = self.mem.snapshot()?;
+        // Nothing below fails.
+        self.ttl.snapshot_taken(snapshot);
         self.cps.next_id += 1;
         if self.cps.tracking {
             self.cps.seal(id);
+            if let Some(sealed) = sealed_sets {
+                let members = Arc::clone(&self.cps.segments.last().expect("sealed above").members);
+                segments.push(id);
+                sets.push((members, sealed));
+            }
         }
-        let segments: Vec<u64> = match parent {
-            Some(_) => self.cps.segments.iter().filter(|s| s.live).map(|s| s.checkpoint).collect(),
-            None => Vec::new(),
-        };
         self.cps.hold(&segments, 1);
-        let kind = if parent.is_some() { CheckpointKind::Incremental } else { CheckpointKind::Full };
-        let header = self.header(kind, id, parent.map_or((0, 0), |b| (b.link.id, b.link.link)), 0);
-        let mut frozen = self.freeze(&segments);
-        if kind == CheckpointKind::Full {
-            frozen.expire = self.expiring_at(self.ttl.now);
-        }
+        let frozen = Frozen { tables: Arc::new(tables), parts, segments: sets, expire };
         let tables = Arc::clone(&frozen.tables);
         self.cps.pending.push(Pending {
             id,
@@ -353,8 +432,11 @@ impl Store {
     }
 
     /// The header of a checkpoint of this store's states, now.
-    fn header(&self, kind: CheckpointKind, id: u64, (parent_id, parent_link): (u64, u64), link: u64) -> Header {
-        Header {
+    fn header(&self, kind: CheckpointKind, id: u64, (parent_id, parent_link): (u64, u64), link: u64) -> Result<Header> {
+        let mut states = Vec::new();
+        room::reserve(&mut states, self.states.len())?;
+        states.extend(self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())));
+        Ok(Header {
             kind,
             id,
             parent_id,
@@ -363,29 +445,36 @@ impl Store {
             store_id: self.cfg.store_id,
             max_parallelism: self.cfg.max_parallelism,
             key_groups: self.cfg.key_groups,
-            states: self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())).collect(),
-        }
+            states,
+        })
     }
 
     /// Per state: its TTL configuration and `t`, where a full checkpoint
     /// at time `t` leaves expired values out (full-snapshot cleanup).
-    fn expiring_at(&self, t: u64) -> Vec<Option<(crate::ttl::TtlConfig, u64)>> {
-        self.states.iter().map(|e| e.desc.ttl.filter(|c| c.full_snapshot).map(|c| (c, t))).collect()
+    fn expiring_at(&self, t: u64) -> Result<Vec<Option<(crate::ttl::TtlConfig, u64)>>> {
+        let mut v = Vec::new();
+        room::reserve(&mut v, self.states.len())?;
+        v.extend(self.states.iter().map(|e| e.desc.ttl.filter(|c| c.full_snapshot).map(|c| (c, t))));
+        Ok(v)
     }
 
-    /// The frozen view of this moment: every table's live index (O(1) each,
-    /// copy-on-write), every state's tables, and the delta sets of `segments`.
-    fn freeze(&self, segments: &[u64]) -> Frozen {
-        Frozen {
-            tables: Arc::new(self.mem.freeze()),
-            parts: self.states.iter().map(|e| (e.desc.kind, e.parts.clone())).collect(),
-            segments: segments
-                .iter()
-                .filter_map(|id| self.cps.segments.iter().find(|s| s.checkpoint == *id))
-                .map(|s| (Arc::clone(&s.members), s.sets.clone()))
-                .collect(),
-            expire: Vec::new(),
+    /// Every state's kind and tables per owned key group, now.
+    fn frozen_parts(&self) -> Result<Vec<(StateKind, Vec<TableId>)>> {
+        let mut parts = Vec::new();
+        room::reserve(&mut parts, self.states.len())?;
+        for e in &self.states {
+            let mut p = Vec::new();
+            room::reserve(&mut p, e.parts.len())?;
+            p.extend_from_slice(&e.parts);
+            parts.push((e.desc.kind, p));
         }
+        Ok(parts)
+    }
+
+    /// Recounts the index arrays only frozen views hold, after one went.
+    fn recount_frozen(&mut self) {
+        let bytes = self.cps.frozen_bytes(&self.mem);
+        self.mem.set_frozen_copies(bytes);
     }
 
     /// Once checkpoint `i`'s export is complete: releases its snapshot and the
@@ -398,6 +487,7 @@ impl Store {
         let snapshot = p.snapshot.take().expect("checked above");
         p.frozen = None;
         let segs = std::mem::take(&mut p.segments);
+        self.recount_frozen();
         self.release_internal(snapshot);
         // The bytes are written: the delta sets it read can go.
         self.cps.hold(&segs, -1);
@@ -412,7 +502,7 @@ impl Store {
         let job = Arc::clone(&self.cps.pending[i].job);
         let finished = job.with(|ex| ex.next(&self.mem.arena, out, target));
         self.settle(i);
-        Ok(finished)
+        finished
     }
 
     /// Checkpoint `id`'s export, to run on another thread while this store
@@ -482,6 +572,8 @@ impl Store {
         let p = self.cps.pending.swap_remove(i);
         // Stop a runner on another thread before what it reads goes.
         p.job.cancel();
+        drop(p.frozen);
+        self.recount_frozen();
         if let Some(s) = p.snapshot {
             self.release_internal(s);
         }
@@ -510,11 +602,13 @@ impl Store {
     /// later incremental checkpoints of that chain apply on top of it.
     pub fn export_compacted(&mut self) -> Result<Vec<u8>> {
         let base = self.cps.last_confirmed.ok_or_else(|| Error::InvalidArgument("nothing to compact: no chain was restored".into()))?;
-        // No writer runs meanwhile, so the frozen view needs no snapshot.
-        let header = self.header(CheckpointKind::Full, base.link.id, (0, 0), base.link.link);
-        let mut export = Export::new(header, self.freeze(&[]));
+        // No writer runs meanwhile, so the frozen view needs no snapshot. It
+        // stands in for the chain: expired values stay, as they were in it.
+        let header = self.header(CheckpointKind::Full, base.link.id, (0, 0), base.link.link)?;
+        let frozen = Frozen { tables: Arc::new(self.mem.freeze()?), parts: self.frozen_parts()?, segments: Vec::new(), expire: Vec::new() };
+        let mut export = Export::new(header, frozen);
         let mut out = Vec::new();
-        while !export.next(&self.mem.arena, &mut out, usize::MAX) {}
+        while !export.next(&self.mem.arena, &mut out, usize::MAX)? {}
         Ok(out)
     }
 }

@@ -14,9 +14,11 @@
 //! incremental checkpoint carries the union of every segment still kept.
 
 use crate::arena::Ref;
+use crate::error::Full;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
 use crate::record::{self, Records};
+use crate::room::{self, Room};
 
 /// Bytes of the largest chunk of member storage (a member larger than that gets one of its own).
 const CHUNK_BITS: u32 = 16;
@@ -34,20 +36,26 @@ pub struct Members {
 }
 
 impl Members {
-    /// Appends a member record; `None` when the generation is out of refs
-    /// (more than 4 GiB of members, or 65,536 members over 64 KiB each).
-    fn push(&mut self, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Option<Ref> {
+    /// Appends a member record; `Ok(None)` when the generation is out of
+    /// refs (more than 4 GiB of members, or 65,536 members over 64 KiB
+    /// each); an error, with nothing appended, when no chunk can be had.
+    fn push(&mut self, key: &[u8], ns: &[u8], value: &[&[u8]], room: &mut Room) -> Result<Option<Ref>, Full> {
         let vlen = value.iter().map(|v| v.len()).sum();
         let len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
         let fits = self.chunks.last().is_some_and(|c| c.len() - self.used >= len);
         if !fits {
             if self.chunks.len() >= MAX_CHUNKS {
-                return None;
+                return Ok(None);
             }
             // Chunks grow with the generation (by half of what it holds, up to
             // CHUNK), so a small log holds little more than its members.
             let size = len.max(((self.bytes / 2) as usize).clamp(1024, CHUNK));
-            self.chunks.push(vec![0u8; size].into_boxed_slice());
+            room.take(size as u64)?;
+            room::reserve(&mut self.chunks, 1)?;
+            let mut chunk = Vec::new();
+            room::reserve_bytes(&mut chunk, size)?;
+            chunk.resize(size, 0);
+            self.chunks.push(chunk.into_boxed_slice());
             self.bytes += size as u64;
             self.used = 0;
         }
@@ -56,7 +64,7 @@ impl Members {
         record::write(&mut self.chunks[c][at..], key, ns, value, false, None);
         self.used += len;
         // A chunk larger than CHUNK holds one member, at offset 0.
-        Some(((c as u32) << CHUNK_BITS) | at as u32)
+        Ok(Some(((c as u32) << CHUNK_BITS) | at as u32))
     }
 
     /// Bytes held.
@@ -140,19 +148,29 @@ pub fn find(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], cha
     set.find(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
 }
 
-/// Adds a member unless present; returns the index bytes it added, or
-/// `None` when `members` is out of refs (nothing is added then).
+/// Adds a member unless present; `Ok(false)` when `members` is out of refs
+/// (nothing is added then), an error when memory for it cannot be had
+/// (nothing is added either, but the set may have grown).
 #[inline]
 #[allow(clippy::too_many_arguments)]
-pub fn add(members: &mut Members, set: &mut Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> Option<u64> {
+pub fn add(
+    members: &mut Members,
+    set: &mut Index,
+    h: u32,
+    key: &[u8],
+    ns: &[u8],
+    change: Change,
+    uk: &[u8],
+    room: &mut Room,
+) -> Result<bool, Full> {
     if find(members, set, h, key, ns, change, uk) {
-        return Some(0);
+        return Ok(true);
     }
-    let r = members.push(key, ns, &[&[change as u8], uk])?;
-    let before = set.bytes();
+    set.try_reserve(1, room, |c| rehash(&*members, c))?;
+    let Some(r) = members.push(key, ns, &[&[change as u8], uk], room)? else { return Ok(false) };
     let m = &*members;
     set.insert(h, r, |c| rehash(m, c));
-    Some((set.bytes() - before) as u64)
+    Ok(true)
 }
 
 /// Sets of one state, one per owned key group.

@@ -39,6 +39,29 @@ pub enum Error {
     BrokenChain(String),
     /// A value or key is larger than the store can hold.
     TooLarge(String),
+    /// A write could not get the memory it needs: nothing of it was applied.
+    StoreFull(Full),
+}
+
+/// Why a write could not get memory. Holds no heap data, so that reporting
+/// it needs no memory either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The store's memory budget would be passed: the write needs `need` more
+    /// bytes, and the store holds `used` of its `limit`.
+    Budget { need: u64, used: u64, limit: u64 },
+    /// The allocator could not provide `need` bytes (WebAssembly memory
+    /// cannot grow any more).
+    OutOfMemory { need: u64 },
+    /// The record arena's addresses are used up (2 GiB of small records,
+    /// or 2^31 large ones).
+    Arena,
+}
+
+impl From<Full> for Error {
+    fn from(f: Full) -> Error {
+        Error::StoreFull(f)
+    }
 }
 
 impl Error {
@@ -62,6 +85,7 @@ impl Error {
             Error::Corrupt(_) => "CORRUPT",
             Error::BrokenChain(_) => "BROKEN_CHAIN",
             Error::TooLarge(_) => "TOO_LARGE",
+            Error::StoreFull(_) => "STORE_FULL",
         }
     }
 }
@@ -94,6 +118,16 @@ impl fmt::Display for Error {
             Error::Corrupt(m) => write!(f, "checkpoint is corrupt: {m}"),
             Error::BrokenChain(m) => write!(f, "checkpoints do not form a chain: {m}"),
             Error::TooLarge(m) => write!(f, "too large: {m}"),
+            Error::StoreFull(Full::Budget { need, used, limit }) => write!(
+                f,
+                "the store is full: this write needs {need} more bytes, and the store holds {used} of its maxMemoryBytes budget of {limit}"
+            ),
+            Error::StoreFull(Full::OutOfMemory { need }) => {
+                write!(f, "the store is full: out of memory (could not allocate {need} bytes)")
+            }
+            Error::StoreFull(Full::Arena) => {
+                write!(f, "the store is full: its record arena holds all it can address (2 GiB of small records)")
+            }
         }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::arena::{Pointers, Ref};
 use crate::checkpoint::Progress;
 use crate::delta::{self, Change, Members, StateSets};
-use crate::error::{Error, Result};
+use crate::error::{Error, Full, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
 use crate::hash::{entry_hash, murmur3_32};
@@ -36,6 +36,7 @@ use crate::index::Index;
 use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
 use crate::record::{self, Records};
+use crate::room;
 use crate::state::StateKind;
 use crate::ttl::{self, TtlConfig};
 
@@ -161,43 +162,67 @@ impl Export {
 
     /// Appends the next chunk to `out`: at least one part, cut once `out`
     /// grew by `target` bytes. Returns true when the checkpoint is complete.
-    pub fn next(&mut self, recs: &impl Records, out: &mut Vec<u8>, target: usize) -> bool {
+    ///
+    /// A part that cannot be written (no memory for it, a key group past
+    /// 4 GiB) ends the chunk early; when it is the first part of the chunk,
+    /// the error is returned instead, with nothing appended and the export
+    /// where it was (a later call tries again).
+    pub fn next(&mut self, recs: &impl Records, out: &mut Vec<u8>, target: usize) -> Result<bool> {
         if self.finished {
-            return true;
+            return Ok(true);
         }
         let start = out.len();
         let range = self.header.key_groups;
         let mut kg = match self.next_kg {
             None => {
-                self.writer.header(&self.header, out);
+                self.writer.header(&self.header, out)?;
+                self.next_kg = Some(range.start);
                 range.start
             }
             Some(kg) => kg,
         };
+        let failed = |out: &mut Vec<u8>, before: usize, e: Error| {
+            out.truncate(before);
+            if out.len() > start {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        };
         while kg <= range.end && out.len() - start < target {
-            self.write_section(recs, kg, out);
+            let before = out.len();
+            if let Err(e) = self.write_section(recs, kg, out) {
+                return failed(out, before, e);
+            }
             kg += 1;
+            self.next_kg = Some(kg);
         }
-        self.next_kg = Some(kg);
         if kg > range.end {
-            self.checksum = self.writer.finish(out);
+            let before = out.len();
+            match self.writer.finish(out) {
+                Ok(sum) => self.checksum = sum,
+                Err(e) => return failed(out, before, e),
+            }
             self.finished = true;
             self.thaw();
         }
-        self.finished
+        Ok(self.finished)
     }
 
-    fn write_section(&mut self, recs: &impl Records, kg: u32, out: &mut Vec<u8>) {
+    fn write_section(&mut self, recs: &impl Records, kg: u32, out: &mut Vec<u8>) -> Result<()> {
         let part = (kg - self.header.key_groups.start) as usize;
-        let mark = self.writer.begin_section(kg, out);
+        let mark = self.writer.begin_section(kg, out)?;
         let mut records = 0u64;
         let incremental = self.header.kind == CheckpointKind::Incremental;
+        // Set by a record that found no room: the section is dropped.
+        let mut full: Option<Full> = None;
         for (i, (sid, _)) in self.header.states.iter().enumerate() {
             let (kind, tables) = &self.frozen.parts[i];
             let tid = tables[part];
             if tid == NO_TABLE {
                 continue;
             }
+            room::reserve_bytes(out, body::BLOCK_HEAD)?;
             let block = out.len();
             let count_at = body::begin_block(out, *sid);
             let is_map = *kind == StateKind::Map;
@@ -206,6 +231,13 @@ impl Export {
             let count = if incremental || is_map {
                 let mut count = 0u32;
                 let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
+                    if full.is_some() {
+                        return;
+                    }
+                    if let Err(e) = room::reserve_bytes(out, body::record_bound(key, ns, uk, value)) {
+                        full = Some(e);
+                        return;
+                    }
                     body::put_record(out, o, key, ns, uk, value);
                     count += 1;
                 };
@@ -225,22 +257,26 @@ impl Export {
             } else if let Some((cfg, t)) = expire {
                 write_unexpired(recs, frozen.index(tid), *kind == StateKind::List, &cfg, t, &mut self.tmp, out)
             } else {
-                write_entries(recs, frozen.index(tid), out)
+                write_entries(recs, frozen.index(tid), out)?
             };
+            if let Some(f) = full {
+                return Err(f.into());
+            }
             body::end_block(out, count_at, block, count);
             records += u64::from(count);
         }
-        self.writer.end_section(mark, records, out);
+        self.writer.end_section(mark, records, out)
     }
 }
 
 /// Writes every entry of a value-like or list table as a PUT record; returns
 /// how many.
-fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> u32 {
+fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> Result<u32> {
+    let count = u32::try_from(ix.len()).map_err(|_| Error::TooLarge("a key group of more than 2^32 entries".into()))?;
     // Records are scattered over the arena: touch a batch of them with
     // independent loads first, so that their cache misses overlap, then copy
     // them; most are copied as they are (see format::body).
-    let flush = |batch: &[Ref], out: &mut Vec<u8>| {
+    let flush = |batch: &[Ref], out: &mut Vec<u8>| -> Result<()> {
         let mut touch = 0u8;
         for &r in batch {
             touch ^= recs.bytes(r)[0];
@@ -248,12 +284,14 @@ fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> u32 {
         std::hint::black_box(touch);
         for &r in batch {
             let rec = recs.rec(r);
+            room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
             if rec.cap.is_none() {
                 body::put_entry(out, &recs.bytes(r)[..rec.len]);
             } else {
                 body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
             }
         }
+        Ok(())
     };
     let mut batch = [0 as Ref; 32];
     let mut n = 0;
@@ -261,12 +299,12 @@ fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> u32 {
         batch[n] = r;
         n += 1;
         if n == batch.len() {
-            flush(&batch, out);
+            flush(&batch, out)?;
             n = 0;
         }
     }
-    flush(&batch[..n], out);
-    u32::try_from(ix.len()).expect("a table holds fewer than 2^32 entries")
+    flush(&batch[..n], out)?;
+    Ok(count)
 }
 
 /// Writes the entries of a value-like or list table of a state with TTL
@@ -469,8 +507,16 @@ impl ExportJob {
             }
             let mut total = 0;
             while !ex.finished() && total < budget {
-                let mut out = Vec::with_capacity(target + target / 8);
-                ex.next(&self.pointers, &mut out, target);
+                // A chunk that cannot be had ends the pull; with none made,
+                // the error is the pull's (the export stays where it was).
+                let mut out = Vec::new();
+                let made = room::reserve_bytes(&mut out, target.saturating_add(target / 8))
+                    .and_then(|()| room::reserve(chunks, 1))
+                    .map_err(Error::from)
+                    .and_then(|()| ex.next(&self.pointers, &mut out, target));
+                if let Err(e) = made {
+                    return if total > 0 { Ok(false) } else { Err(e) };
+                }
                 total += out.len();
                 chunks.push((out, ex.progress()));
             }

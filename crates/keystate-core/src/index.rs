@@ -11,28 +11,35 @@
 //! with adversarial hash collisions) are all compared, so the index degrades to
 //! a scan instead of failing or growing without end.
 //!
-//! The slot array is shared copy-on-write (`Arc`): cloning an index is O(1),
-//! and the first change to a shared one copies it. A checkpoint clones the
-//! live index of every table at its moment (its frozen view; see
-//! `crate::export`), so writers pay a copy only for tables they change while
-//! the export runs, and the export reads an index nobody changes.
-
-use std::sync::Arc;
+//! The slot array is shared copy-on-write ([`Slots`], a fallible `Arc`):
+//! cloning an index is O(1), and the first change to a shared one copies it.
+//! A checkpoint clones the live index of every table at its moment (its
+//! frozen view; see `crate::export`), so writers pay a copy only for tables
+//! they change while the export runs, and the export reads an index nobody
+//! changes.
+//!
+//! Growing and copying can fail: a writer calls [`Index::try_reserve`]
+//! before it changes anything (see `crate::room`), and the changes after it
+//! need no memory. (`insert` still grows an index that has no room, as the
+//! last resort of a caller that did not reserve.)
 
 use crate::arena::Ref;
+use crate::error::Full;
+use crate::room::{oom, Room};
+use crate::slots::{Slot, Slots};
 
 const EMPTY: u8 = 0;
 /// Meta byte of a resident at distance 254 or more.
 const SATURATED: u8 = 255;
-
-type Slot = [u8; 5];
+/// Bytes per slot.
+const SLOT: usize = std::mem::size_of::<Slot>();
 
 /// A Robin Hood index. A slot's meta byte is 0 when empty, else distance + 1.
-/// (An empty one's slice shares a static allocation: empty indexes cost nothing.)
+/// (An empty index allocates nothing.)
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     /// `[meta, ref as 4 little-endian bytes]`, shared copy-on-write.
-    slots: Arc<[Slot]>,
+    slots: Slots,
     len: usize,
 }
 
@@ -52,31 +59,73 @@ impl Index {
         Index::default()
     }
 
-    /// An index sized to hold `n` entries without growing.
-    pub fn with_capacity(n: usize) -> Self {
+    /// An index sized to hold `n` entries without growing, or `None` when
+    /// the allocator refuses.
+    pub fn try_with_capacity(n: usize) -> Option<Self> {
         let mut ix = Index::new();
         if n > 0 {
-            ix.alloc(capacity_for(n));
+            ix.slots = Slots::zeroed(capacity_for(n))?;
         }
-        ix
+        Some(ix)
     }
 
-    fn alloc(&mut self, cap: usize) {
-        // One allocation: a TrustedLen iterator collects straight into the Arc.
-        self.slots = std::iter::repeat_n([EMPTY, 0, 0, 0, 0], cap).collect();
-        self.len = 0;
-    }
-
-    /// The slots, for a change: copied first if another index shares them.
+    /// The slots, for a change: copied first if another index shares them
+    /// (which a writer's reservation has done already; see `try_reserve`).
     #[inline]
     fn slots_mut(&mut self) -> &mut [Slot] {
-        Arc::make_mut(&mut self.slots)
+        self.slots.make_mut(unshare)
+    }
+
+    /// True when `n` more entries fit without growing and the slots are
+    /// this index's own: `try_reserve(n)` would do nothing.
+    #[inline]
+    pub fn has_room(&self, n: usize) -> bool {
+        (self.len + n) * 10 <= self.slots.len() * 9 && self.slots.is_unique()
+    }
+
+    /// Makes room for `n` more entries without growing, and makes the slots
+    /// this index's own (copying them from a frozen view that shares them),
+    /// charging what it allocates to `room`. Returns the bytes of an old
+    /// array that frozen copies still hold (0 when nothing was shared).
+    /// On an error the index is unchanged.
+    pub fn try_reserve(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Ref) -> u32) -> Result<u64, Full> {
+        let cap = self.slots.len();
+        let grow = (self.len + n) * 10 > cap * 9;
+        let shared = !self.slots.is_unique();
+        if !grow && !shared {
+            return Ok(0);
+        }
+        let new_cap = if grow { capacity_for(self.len + n).max(cap * 5 / 4) } else { cap };
+        // What the store holds more afterwards: the new array, less the old
+        // one unless frozen copies keep it.
+        let more = if shared { new_cap * SLOT } else { new_cap.saturating_sub(cap) * SLOT };
+        room.take(more as u64)?;
+        if grow {
+            self.try_resize(new_cap, &rehash)?;
+        } else {
+            self.slots = self.slots.copy().ok_or_else(|| oom(cap * SLOT))?;
+        }
+        Ok(if shared { (cap * SLOT) as u64 } else { 0 })
+    }
+
+    /// True when a frozen copy shares the slot array.
+    pub fn is_shared(&self) -> bool {
+        !self.slots.is_unique()
+    }
+
+    /// Bytes of an index sized for `n` entries (`try_with_capacity(n)`).
+    pub fn bytes_for(n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            capacity_for(n) * SLOT
+        }
     }
 
     /// True when both share one slot array (one is a frozen copy of the
     /// other, unchanged since).
     pub fn shares(&self, other: &Index) -> bool {
-        Arc::ptr_eq(&self.slots, &other.slots)
+        self.slots.ptr_eq(&other.slots)
     }
 
     #[inline]
@@ -91,7 +140,7 @@ impl Index {
 
     /// Bytes held by the index arrays.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * 5
+        self.slots.len() * SLOT
     }
 
     #[inline]
@@ -174,12 +223,16 @@ impl Index {
     }
 
     /// Inserts an entry the caller knows is absent. `rehash` gives the hash
-    /// of a resident from its ref; it is called only when the index grows.
+    /// of a resident from its ref; it is called only when the index grows
+    /// (which it does only when the caller did not reserve room).
     pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
         if (self.len + 1) * 10 > self.slots.len() * 9 {
             // Grow by a quarter: the load stays between 72% and 90% (memory
             // per entry matters more here than the extra rehashing).
-            self.resize(capacity_for(self.len + 1).max(self.slots.len() * 5 / 4), &rehash);
+            let cap = capacity_for(self.len + 1).max(self.slots.len() * 5 / 4);
+            if self.try_resize(cap, &rehash).is_err() {
+                alloc_failed(cap);
+            }
         }
         self.place(h, r);
     }
@@ -211,8 +264,9 @@ impl Index {
         }
     }
 
-    /// Removes the entry in `slot`, shifting its followers back.
-    pub fn remove_at(&mut self, slot: usize, rehash: impl Fn(Ref) -> u32) {
+    /// Removes the entry in `slot`, shifting its followers back; with
+    /// `shrink`, an index left mostly empty moves to a smaller array.
+    pub fn remove_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Ref) -> u32) {
         let cap = self.slots.len();
         let home = |h: u32| ((u64::from(h) * cap as u64) >> 32) as usize;
         let slots = self.slots_mut();
@@ -241,19 +295,25 @@ impl Index {
             i = j;
         }
         self.len -= 1;
-        // Give memory back to the arena's allocator when mostly empty.
-        if cap > 64 && self.len * 5 < cap {
-            self.resize(capacity_for(self.len), &rehash);
+        // Give memory back to the allocator when mostly empty (if a smaller
+        // array cannot be had, the larger one stays).
+        if shrink && cap > 64 && self.len * 5 < cap {
+            let _ = self.try_resize(capacity_for(self.len), &rehash);
         }
     }
 
-    fn resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) {
-        let old = std::mem::take(self).slots;
-        self.alloc(cap.max(8));
+    /// Moves the entries into a new array of `cap` slots; on an error the
+    /// index is unchanged.
+    fn try_resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) -> Result<(), Full> {
+        let cap = cap.max(8);
+        let fresh = Slots::zeroed(cap).ok_or_else(|| oom(cap * SLOT))?;
+        let old = std::mem::replace(&mut self.slots, fresh);
+        self.len = 0;
         for s in old.iter().filter(|s| s[0] != EMPTY) {
             let r = slot_ref(s);
             self.place(rehash(r), r);
         }
+        Ok(())
     }
 
     /// Slots, occupied or not.
@@ -321,6 +381,20 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
     a
 }
 
+/// A copy of slots a frozen view shares, for a change nobody reserved.
+#[cold]
+fn unshare(s: &Slots) -> Slots {
+    debug_assert!(false, "an index shared with a frozen copy changed without a reservation");
+    s.copy().unwrap_or_else(|| alloc_failed(s.len()))
+}
+
+/// The allocation of `slots` slots failed where the caller cannot take an
+/// error: abort, as an infallible allocation does.
+#[cold]
+fn alloc_failed(slots: usize) -> ! {
+    std::alloc::handle_alloc_error(std::alloc::Layout::array::<Slot>(slots).unwrap_or(std::alloc::Layout::new::<Slot>()))
+}
+
 /// Capacity that holds `n` entries at about 80% load.
 fn capacity_for(n: usize) -> usize {
     (n + n / 4 + 1).max(8)
@@ -356,7 +430,7 @@ mod tests {
             assert_eq!(slot.is_some(), model.contains(&r), "step {step}");
             if x % 3 == 0 {
                 if let Some(s) = slot {
-                    ix.remove_at(s, h);
+                    ix.remove_at(s, true, h);
                     model.remove(&r);
                 }
             } else if slot.is_none() {
@@ -423,7 +497,7 @@ mod tests {
         assert!(ix.find(42, |c| c == 9999).is_none());
         for r in (0..600u32).step_by(2) {
             let s = ix.find(42, |c| c == r).unwrap();
-            ix.remove_at(s, |_| 42);
+            ix.remove_at(s, true, |_| 42);
         }
         for r in 0..600u32 {
             assert_eq!(ix.find(42, |c| c == r).is_some(), r % 2 == 1, "ref {r}");

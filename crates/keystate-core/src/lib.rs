@@ -21,14 +21,17 @@ mod mapval;
 mod mem;
 mod record;
 mod restore;
+pub mod room;
+mod slots;
 mod state;
 mod store;
 pub mod ttl;
 pub mod varint;
 pub mod wire;
+mod write;
 
 pub use checkpoint::{Base, CheckpointInfo, Link, Policy, Progress, DEFAULT_CHUNK};
-pub use error::{Error, Result};
+pub use error::{Error, Full, Result};
 pub use export::ExportJob;
 pub use inspect::Inspector;
 pub use format::CheckpointKind;

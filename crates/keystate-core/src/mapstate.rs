@@ -6,7 +6,8 @@ use crate::delta;
 use crate::error::Result;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::mapval::{self, MapRef};
-use crate::mem::{Change, NO_TABLE};
+use crate::mem::{Change, Mem, TableId, NO_TABLE};
+use crate::room::{self, Room};
 use crate::state::StateKind;
 use crate::store::{check_len, Key, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -70,7 +71,9 @@ impl Store {
         Ok(())
     }
 
-    /// Puts `uk -> value` into the map of (key, ns).
+    /// Puts `uk -> value` into the map of (key, ns). All or nothing: a map
+    /// that moves to a nested table and cannot get the memory for it stays
+    /// as it was.
     pub fn map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
         if self.ttl_of(state).is_some() {
             return self.ttl_map_put(state, key, ns, uk, value);
@@ -85,51 +88,75 @@ impl Store {
         check_len("map key", uk.len(), MAX_KEY_LEN)?;
         self.entry_of_kind(state, is_map, "map")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let mut room = self.room();
         let e = &mut self.states[state as usize];
-        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
+        let parts = e.parts.len();
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk)?;
         let mut out = std::mem::take(self.mem.tmp());
-        let head = self.mem.get(tid, h, loc.key, ns);
-        let created = match head.map(|r| mapval::view(self.mem.rec(r).value)) {
+        let r = Self::map_put_in(&mut self.mem, &mut room, tid, h, loc.key, ns, uk, value, &mut out);
+        *self.mem.tmp() = out;
+        if r? {
+            e.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// The change of `map_put` to the tables; returns whether `uk` is new.
+    #[allow(clippy::too_many_arguments)]
+    fn map_put_in(mem: &mut Mem, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        // Room for the head value: the old pairs, and the new pair with its lengths.
+        let pair = uk.len() + value.len() + 20;
+        let head = mem.get(tid, h, key, ns);
+        Ok(match head.map(|r| mapval::view(mem.rec(r).value)) {
             None => {
-                mapval::single(uk, value, &mut out);
-                self.mem.put(tid, h, loc.key, ns, &[&out]);
+                out.clear();
+                room::reserve_bytes(out, 1 + pair)?;
+                mapval::single(uk, value, out);
+                mem.put(room, tid, h, key, ns, &[out])?;
                 true
             }
             Some(MapRef::Inline(blob)) => {
-                let (created, _, outgrown) = mapval::put(blob, uk, value, &mut out);
+                out.clear();
+                room::reserve_bytes(out, 1 + blob.len() + pair)?;
+                let (created, _, outgrown) = mapval::put(blob, uk, value, out);
                 if outgrown {
-                    // Move to a nested table (born now: no snapshot needs its past).
-                    let nt = self.mem.new_table(false);
-                    if let MapRef::Inline(pairs) = mapval::view(&out) {
-                        for (k, v) in mapval::pairs(pairs) {
-                            self.mem.put(nt, murmur3_32(k, 0), k, &[], &[v]);
-                        }
+                    // Move to a nested table (born now: no snapshot needs its
+                    // past). A new table nobody sees yet: on an error it goes.
+                    let nt = mem.new_table(false, room)?;
+                    let moved = Self::fill_nested(mem, room, nt, out).and_then(|()| Ok(mem.put(room, tid, h, key, ns, &[&mapval::nested(nt)])?));
+                    if let Err(e) = moved {
+                        mem.free_table(nt);
+                        return Err(e);
                     }
-                    self.mem.put(tid, h, loc.key, ns, &[&mapval::nested(nt)]);
                 } else {
-                    self.mem.put(tid, h, loc.key, ns, &[&out]);
+                    mem.put(room, tid, h, key, ns, &[out])?;
                 }
                 created
             }
-            Some(MapRef::Nested(nt)) => self.mem.put(nt, murmur3_32(uk, 0), uk, &[], &[value]) == Change::Created,
-        };
-        *self.mem.tmp() = out;
-        if created {
-            e.entries += 1;
+            Some(MapRef::Nested(nt)) => mem.put(room, nt, murmur3_32(uk, 0), uk, &[], &[value])? == Change::Created,
+        })
+    }
+
+    /// Puts the pairs of an inline head value into the new table `nt`.
+    fn fill_nested(mem: &mut Mem, room: &mut Room, nt: TableId, head: &[u8]) -> Result<()> {
+        if let MapRef::Inline(pairs) = mapval::view(head) {
+            for (k, v) in mapval::pairs(pairs) {
+                mem.put(room, nt, murmur3_32(k, 0), k, &[], &[v])?;
+            }
         }
-        let parts = e.parts.len();
-        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         Ok(())
     }
 
     /// Removes user key `uk` from the map of (key, ns); a map left empty is
-    /// removed.
+    /// removed. Not held to the memory budget.
     pub fn map_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
+        let removed = self.map_remove_raw(state, key, ns, uk)?;
         if self.ttl_of(state).is_some() {
             self.ttl_access(state);
         }
-        self.map_remove_raw(state, key, ns, uk)
+        Ok(removed)
     }
 
     pub(crate) fn map_remove_raw(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
@@ -142,31 +169,52 @@ impl Store {
         }
         let h = entry_hash(loc.hash, ns);
         let Some(head) = self.mem.get(tid, h, loc.key, ns) else { return Ok(false) };
+        let mut room = Room::UNLIMITED;
+        let found = match mapval::view(self.mem.rec(head).value) {
+            MapRef::Inline(blob) => mapval::find(blob, uk).is_some(),
+            MapRef::Nested(nt) => self.mem.get(nt, murmur3_32(uk, 0), uk, &[]).is_some(),
+        };
+        if !found {
+            return Ok(false);
+        }
+        let parts = e.parts.len();
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk)?;
         let mut out = std::mem::take(self.mem.tmp());
-        let removed = match mapval::view(self.mem.rec(head).value) {
+        let r = Self::map_remove_in(&mut self.mem, &mut room, tid, h, loc.key, ns, uk, &mut out);
+        *self.mem.tmp() = out;
+        r?;
+        e.entries -= 1;
+        Ok(true)
+    }
+
+    /// The change of `map_remove` (of a user key that is there) to the tables.
+    #[allow(clippy::too_many_arguments)]
+    fn map_remove_in(mem: &mut Mem, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], uk: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let head = mem.get(tid, h, key, ns).expect("the caller found the map");
+        match mapval::view(mem.rec(head).value) {
             MapRef::Inline(blob) => {
-                let (found, left) = mapval::remove(blob, uk, &mut out);
-                if found && left == 0 {
-                    self.mem.remove(tid, h, loc.key, ns);
-                } else if found {
-                    self.mem.put(tid, h, loc.key, ns, &[&out]);
+                out.clear();
+                room::reserve_bytes(out, 1 + blob.len())?;
+                let (_, left) = mapval::remove(blob, uk, out);
+                if left == 0 {
+                    mem.remove(room, tid, h, key, ns)?;
+                } else {
+                    mem.put(room, tid, h, key, ns, &[out])?;
                 }
-                found
             }
             MapRef::Nested(nt) => {
-                let found = self.mem.remove(nt, murmur3_32(uk, 0), uk, &[]);
-                if found && self.mem.table(nt).live.is_empty() {
-                    self.mem.remove(tid, h, loc.key, ns);
+                // The head goes too if the map is left empty: reserve for
+                // that first, so that the two steps happen together.
+                let last = mem.table(nt).live.len() == 1;
+                if last {
+                    mem.reserve_remove(room, tid, h, key, ns)?;
                 }
-                found
+                mem.remove(room, nt, murmur3_32(uk, 0), uk, &[])?;
+                if last {
+                    mem.remove(room, tid, h, key, ns)?;
+                }
             }
-        };
-        *self.mem.tmp() = out;
-        if removed {
-            e.entries -= 1;
-            let parts = e.parts.len();
-            self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk);
         }
-        Ok(removed)
+        Ok(())
     }
 }

@@ -21,13 +21,18 @@
 //! (a "head") holds the nested table's id. A head is only written when the map
 //! is created or removed, so a nested table is owned either by a live head or
 //! by exactly one head saved in a layer (then it is "detached" and frozen).
-
-use std::collections::BTreeMap;
+//!
+//! Writes (`crate::write`) reserve all the memory they need before they
+//! change anything; what runs after a reservation, and everything that frees
+//! (removing a table, releasing a snapshot, reclaiming), allocates nothing,
+//! so it cannot fail when memory is exhausted.
 
 use crate::arena::{Arena, Ref};
+use crate::error::Full;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
 use crate::record::{self, Rec};
+use crate::room::{self, Room};
 
 pub type TableId = u32;
 pub const NO_TABLE: TableId = u32::MAX;
@@ -50,13 +55,35 @@ pub struct Layer {
 /// Released layers whose records are freed a few per write, so that
 /// releasing a snapshot that pinned much costs the writer little at once.
 #[derive(Debug, Default)]
-struct Reclaim {
+pub(crate) struct Reclaim {
     /// Oldest first; the first is freed from slot `at` on.
-    layers: std::collections::VecDeque<Index>,
+    pub layers: std::collections::VecDeque<Index>,
     at: usize,
     /// Slot bytes of their records not freed yet.
     bytes: u64,
 }
+
+/// Index bytes the store holds, kept in step with every change (the memory
+/// budget reads them on every write that needs memory).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Acct {
+    /// Index arrays of tables (live and layers) and of released layers.
+    pub index_bytes: u64,
+    /// Index arrays that only frozen views of pending checkpoints hold
+    /// (writers copied them since); recounted when a frozen view goes.
+    pub frozen_copies: u64,
+}
+
+impl Acct {
+    /// An index went from `before` to `after` bytes.
+    #[inline]
+    pub fn resized(&mut self, before: usize, after: usize) {
+        self.index_bytes = self.index_bytes + after as u64 - before as u64;
+    }
+}
+
+/// The epoch of a `touched` entry whose layer is gone.
+const GONE: u64 = u64::MAX;
 
 /// Records of released layers freed per write (see [`Reclaim`]): enough to
 /// keep up with any writer (each write pins at most one record).
@@ -94,7 +121,9 @@ impl Table {
         }
     }
 
-    /// Layers a snapshot at epoch `s` reads through.
+    /// Layers a snapshot at epoch `s` reads through. (Epochs ascend, and two
+    /// layers may have one epoch: a release that could not merge keeps both,
+    /// and the first that holds an entry has the value to read.)
     #[inline]
     fn layers_from(&self, s: u64) -> &[Layer] {
         let first = self.layers.iter().position(|l| l.epoch >= s).unwrap_or(self.layers.len());
@@ -129,16 +158,22 @@ pub enum Change {
 #[derive(Debug)]
 pub struct Mem {
     pub arena: Arena,
-    tables: Vec<Option<Table>>,
-    free_tables: Vec<TableId>,
+    pub(crate) tables: Vec<Option<Table>>,
+    /// Ids of freed tables; its capacity holds every table, so that freeing
+    /// never allocates.
+    pub(crate) free_tables: Vec<TableId>,
     /// Current write epoch; a snapshot takes this value, then it is bumped.
     pub epoch: u64,
-    reclaim: Reclaim,
+    pub(crate) reclaim: Reclaim,
     /// Open snapshot epochs, ascending.
-    open: Vec<u64>,
-    /// Tables with a layer for each open epoch.
-    touched: BTreeMap<u64, Vec<TableId>>,
-    tmp: Vec<u8>,
+    pub(crate) open: Vec<u64>,
+    /// `(epoch, table)` for each layer of each table (entries of freed tables
+    /// may linger until their epoch is released), ascending by epoch.
+    pub(crate) touched: Vec<(u64, TableId)>,
+    pub(crate) tmp: Vec<u8>,
+    pub(crate) acct: Acct,
+    /// While set, removals do not shrink indexes (a batch reserved room).
+    pub(crate) keep_capacity: bool,
 }
 
 impl Default for Mem {
@@ -156,25 +191,30 @@ impl Mem {
             epoch: 1,
             reclaim: Reclaim::default(),
             open: Vec::new(),
-            touched: BTreeMap::new(),
+            touched: Vec::new(),
             tmp: Vec::new(),
+            acct: Acct::default(),
+            keep_capacity: false,
         }
     }
 
     // ---- tables -------------------------------------------------------
 
-    pub fn new_table(&mut self, heads: bool) -> TableId {
+    /// A new empty table (no index allocated yet). The table list grows
+    /// within `room` (`memory()` counts it by capacity).
+    pub fn new_table(&mut self, heads: bool, room: &mut Room) -> Result<TableId, Full> {
         let t = Table::new(self.epoch, heads);
-        match self.free_tables.pop() {
-            Some(id) => {
-                self.tables[id as usize] = Some(t);
-                id
-            }
-            None => {
-                self.tables.push(Some(t));
-                (self.tables.len() - 1) as TableId
-            }
+        if let Some(id) = self.free_tables.pop() {
+            self.tables[id as usize] = Some(t);
+            return Ok(id);
         }
+        if self.tables.len() >= NO_TABLE as usize {
+            return Err(Full::Arena);
+        }
+        room::reserve_counted(&mut self.tables, 1, room)?;
+        room::reserve_capacity(&mut self.free_tables, self.tables.len() + 1)?;
+        self.tables.push(Some(t));
+        Ok((self.tables.len() - 1) as TableId)
     }
 
     #[inline]
@@ -183,14 +223,17 @@ impl Mem {
     }
 
     #[inline]
-    fn table_mut(&mut self, id: TableId) -> &mut Table {
+    pub(crate) fn table_mut(&mut self, id: TableId) -> &mut Table {
         self.tables[id as usize].as_mut().expect("dangling table id")
     }
 
     /// The live index of every table (O(1) each: the slots are shared
     /// copy-on-write), by table id: a checkpoint's frozen view.
-    pub fn freeze(&self) -> Vec<Option<Index>> {
-        self.tables.iter().map(|t| t.as_ref().map(|t| t.live.clone())).collect()
+    pub fn freeze(&self) -> Result<Vec<Option<Index>>, Full> {
+        let mut v = Vec::new();
+        room::reserve(&mut v, self.tables.len())?;
+        v.extend(self.tables.iter().map(|t| t.as_ref().map(|t| t.live.clone())));
+        Ok(v)
     }
 
     /// The live index of table `tid`, if it exists.
@@ -214,11 +257,17 @@ impl Mem {
             for r in l.index.refs() {
                 self.free_record(r, heads);
             }
+            self.acct.resized(l.index.bytes(), 0);
+        }
+        self.acct.resized(t.live.bytes(), 0);
+        if t.live.is_shared() {
+            // A frozen view keeps the live index's array.
+            self.acct.frozen_copies += t.live.bytes() as u64;
         }
         self.free_tables.push(id);
     }
 
-    fn free_record(&mut self, r: Ref, heads: bool) {
+    pub(crate) fn free_record(&mut self, r: Ref, heads: bool) {
         let rec = record::parse(self.arena.bytes(r));
         let size = record::slot_size(&self.arena, r, &rec);
         let nested = if heads && !rec.mark { head_nested(&rec) } else { None };
@@ -229,7 +278,7 @@ impl Mem {
     }
 
     #[inline]
-    fn slot_size(&self, r: Ref) -> usize {
+    pub(crate) fn slot_size(&self, r: Ref) -> usize {
         let rec = record::parse(self.arena.bytes(r));
         record::slot_size(&self.arena, r, &rec)
     }
@@ -362,201 +411,15 @@ impl Mem {
         }
     }
 
-    // ---- writes -------------------------------------------------------
-
-    /// Before (key, ns) in table `tid` changes, saves what open snapshots need.
-    /// Returns true when the live record moved into a layer: the caller then
-    /// writes the new value to a new record and must not touch the old one.
-    fn preserve(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
-        let Some(&n) = self.open.last() else { return false };
-        let arena = &mut self.arena;
-        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-        if t.born > n {
-            return false;
-        }
-        if t.layers.last().is_none_or(|l| l.epoch != n) {
-            // Sized for a sixteenth of the table rewritten: a layer that grows
-            // from empty rehashes (reading every saved record) over and over,
-            // and those stalls land on writers (p99 write latency during an
-            // export: 8.8 -> 2.0 us natively).
-            t.layers.push(Layer { epoch: n, index: Index::with_capacity(t.live.len() / 16), bytes: 0 });
-            self.touched.entry(n).or_default().push(tid);
-        }
-        let layer = t.layers.last_mut().expect("layer pushed above");
-        if layer.index.find(h, |r| record::matches(arena.bytes(r), key, ns)).is_some() {
-            return false;
-        }
-        let (saved, moved) = match live_slot {
-            Some(slot) => (t.live.get(slot), true),
-            None => (record::alloc(arena, key, ns, &[], true, false).0, false),
-        };
-        let arena = &self.arena;
-        layer.index.insert(h, saved, |r| record_hash(arena, r));
-        let rec = record::parse(arena.bytes(saved));
-        let size = record::slot_size(arena, saved, &rec);
-        t.layer_bytes += size as u64;
-        layer.bytes += size as u64;
-        if moved {
-            t.live_bytes -= size as u64;
-            if let Some(nested) = if t.heads { head_nested(&rec) } else { None } {
-                self.table_mut(nested).detached = true;
-            }
-        }
-        moved
-    }
-
-    /// Sets the value of (key, ns) to the concatenation of `value`.
-    pub fn put(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Change {
-        if !self.reclaim.layers.is_empty() {
-            self.reclaim_some();
-        }
-        let slot = {
-            let t = self.table(tid);
-            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
-        };
-        let moved = self.preserve(tid, h, key, ns, slot);
-        let vlen: usize = value.iter().map(|v| v.len()).sum();
-        match slot {
-            Some(slot) => {
-                let old = self.table(tid).live.get(slot);
-                if !moved {
-                    let old_size = self.slot_size(old);
-                    let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
-                    if !Arena::is_large(old) && crate::arena::slot_size_for(new_len) == old_size {
-                        // Same slot class: overwrite in place.
-                        record::write(self.arena.bytes_mut(old), key, ns, value, false, None);
-                        return Change::Updated;
-                    }
-                }
-                let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
-                let t = self.table_mut(tid);
-                t.live.set(slot, r);
-                t.live_bytes += size as u64;
-                if !moved {
-                    let old_size = self.slot_size(old);
-                    self.table_mut(tid).live_bytes -= old_size as u64;
-                    self.arena.free(old, old_size);
-                }
-                Change::Updated
-            }
-            None => {
-                let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
-                let arena = &self.arena;
-                let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-                t.live.insert(h, r, |c| record_hash(arena, c));
-                t.live_bytes += size as u64;
-                Change::Created
-            }
-        }
-    }
-
-    /// Appends `tail` to the value of (key, ns), creating it if absent. The
-    /// record keeps room to grow so that appends are amortized O(len(tail)).
-    pub fn append(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], tail: &[u8]) -> Change {
-        if !self.reclaim.layers.is_empty() {
-            self.reclaim_some();
-        }
-        let slot = {
-            let t = self.table(tid);
-            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
-        };
-        let moved = self.preserve(tid, h, key, ns, slot);
-        let Some(slot) = slot else {
-            let (r, size) = record::alloc(&mut self.arena, key, ns, &[tail], false, true);
-            let arena = &self.arena;
-            let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            t.live.insert(h, r, |c| record_hash(arena, c));
-            t.live_bytes += size as u64;
-            return Change::Created;
-        };
-        let old = self.table(tid).live.get(slot);
-        let (old_vlen, old_size, has_cap) = {
-            let rec = self.rec(old);
-            (rec.value.len(), record::slot_size(&self.arena, old, &rec), rec.cap.is_some())
-        };
-        let new_vlen = old_vlen + tail.len();
-        if !moved && (has_cap || Arena::is_large(old)) {
-            let new_len = record::encoded_len(key.len(), ns.len(), new_vlen, false, has_cap);
-            if new_len <= old_size {
-                let rec = self.rec(old);
-                let same_header = crate::varint::len(new_vlen as u64) == crate::varint::len(old_vlen as u64);
-                let cap = rec.cap;
-                let end = rec.len;
-                let bytes = self.arena.bytes_mut(old);
-                if same_header {
-                    // Rewrite the length in place and add the tail at the end.
-                    let mut p = 0;
-                    crate::varint::get_trusted(bytes, &mut p);
-                    if !ns.is_empty() {
-                        crate::varint::get_trusted(bytes, &mut p);
-                    }
-                    crate::varint::write(&mut bytes[p..], new_vlen as u64);
-                    bytes[end..end + tail.len()].copy_from_slice(tail);
-                } else {
-                    self.tmp.clear();
-                    self.tmp.extend_from_slice(&bytes[end - old_vlen..end]);
-                    record::write(bytes, key, ns, &[&self.tmp, tail], false, cap);
-                }
-                return Change::Updated;
-            }
-        }
-        // Grow into a new record.
-        let mut tmp = std::mem::take(&mut self.tmp);
-        tmp.clear();
-        tmp.extend_from_slice(self.rec(old).value);
-        let (r, size) = record::alloc(&mut self.arena, key, ns, &[&tmp, tail], false, true);
-        self.tmp = tmp;
-        let t = self.table_mut(tid);
-        t.live.set(slot, r);
-        t.live_bytes += size as u64;
-        if !moved {
-            t.live_bytes -= old_size as u64;
-            self.arena.free(old, old_size);
-        }
-        Change::Updated
-    }
-
-    /// Removes (key, ns). Returns whether it existed. A removed map head's
-    /// nested table is freed, unless a snapshot still needs it.
-    pub fn remove(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> bool {
-        if !self.reclaim.layers.is_empty() {
-            self.reclaim_some();
-        }
-        let slot = {
-            let t = self.table(tid);
-            t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
-        };
-        let Some(slot) = slot else { return false };
-        let moved = self.preserve(tid, h, key, ns, Some(slot));
-        let arena = &self.arena;
-        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-        let old = t.live.get(slot);
-        let heads = t.heads;
-        t.live.remove_at(slot, |c| record_hash(arena, c));
-        if !moved {
-            let size = self.slot_size(old);
-            self.table_mut(tid).live_bytes -= size as u64;
-            self.free_record(old, heads);
-        }
-        true
-    }
-
-    /// Presizes a table's live index (restore knows the counts up front).
-    pub fn reserve(&mut self, tid: TableId, n: usize) {
-        let t = self.table_mut(tid);
-        if t.live.is_empty() && n > 0 {
-            t.live = Index::with_capacity(n);
-        }
-    }
-
     // ---- snapshots ----------------------------------------------------
 
     /// Takes a snapshot: O(1), copies nothing.
-    pub fn snapshot(&mut self) -> u64 {
+    pub fn snapshot(&mut self) -> Result<u64, Full> {
+        room::reserve(&mut self.open, 1)?;
         let s = self.epoch;
         self.epoch += 1;
         self.open.push(s);
-        s
+        Ok(s)
     }
 
     pub fn is_open(&self, s: u64) -> bool {
@@ -567,46 +430,83 @@ impl Mem {
         self.open.len()
     }
 
-    /// Releases snapshot `s`, returning the memory only it pinned.
+    /// Releases snapshot `s`, returning the memory only it pinned. Needs no
+    /// memory: where merging a layer into the older one's would need the
+    /// older one to grow and it cannot, both stay (see `layers_from`).
     pub fn release(&mut self, s: u64) -> bool {
         let Ok(pos) = self.open.binary_search(&s) else { return false };
         self.open.remove(pos);
         let older = pos.checked_sub(1).map(|i| self.open[i]);
-        for tid in self.touched.remove(&s).unwrap_or_default() {
-            let Some(t) = self.tables.get_mut(tid as usize).and_then(Option::as_mut) else { continue };
-            let Some(li) = t.layers.iter().position(|l| l.epoch == s) else { continue };
-            match older {
-                Some(p) if li > 0 && t.layers[li - 1].epoch == p => {
-                    let layer = t.layers.remove(li);
-                    self.merge_layer(tid, li - 1, layer);
-                }
-                Some(p) => {
-                    // No writes to this table while `p` was newest: the layer
-                    // holds exactly what `p` needs. Relabel it.
-                    t.layers[li].epoch = p;
-                    self.touched.entry(p).or_default().push(tid);
-                }
-                None => {
-                    let layer = t.layers.remove(li);
-                    t.layer_bytes -= layer.bytes;
-                    if t.heads {
-                        // Map heads own the nested tables of maps removed
-                        // meanwhile, counted as pinned: those go at once.
-                        for r in layer.index.refs() {
-                            self.free_record(r, true);
-                        }
-                    } else {
-                        self.reclaim.bytes += layer.bytes;
-                        self.reclaim.layers.push_back(layer.index);
-                    }
-                }
-            }
+        // Relabelling entries of `s` to `p` keeps `touched` sorted: no epoch
+        // between them is open, so no entry has one.
+        let lo = self.touched.partition_point(|&(e, _)| e < s);
+        let hi = self.touched.partition_point(|&(e, _)| e <= s);
+        for i in lo..hi {
+            let tid = self.touched[i].1;
+            self.touched[i].0 = self.release_layer(tid, s, older).unwrap_or(GONE);
+        }
+        if lo < hi {
+            self.touched.retain(|&(e, _)| e != GONE);
         }
         true
     }
 
+    /// Releases table `tid`'s layer for `s` (one of them): merged into the
+    /// older layer, relabelled for the next older open snapshot (returns its
+    /// epoch), or, with none, freed.
+    fn release_layer(&mut self, tid: TableId, s: u64, older: Option<u64>) -> Option<u64> {
+        let t = self.tables.get_mut(tid as usize).and_then(Option::as_mut)?;
+        let li = t.layers.iter().position(|l| l.epoch == s)?;
+        match older {
+            Some(p) if li > 0 && t.layers[li - 1].epoch == p => {
+                let n = t.layers[li].index.len();
+                let arena = &self.arena;
+                let target = &mut t.layers[li - 1].index;
+                let before = target.bytes();
+                match target.try_reserve(n, &mut { Room::UNLIMITED }, |c| record_hash(arena, c)) {
+                    Ok(_) => {
+                        self.acct.resized(before, target.bytes());
+                        let layer = t.layers.remove(li);
+                        self.merge_layer(tid, li - 1, layer);
+                        None
+                    }
+                    Err(_) => {
+                        // Readers of `p` look in the older layer first, so
+                        // keeping both reads the same as merging them.
+                        t.layers[li].epoch = p;
+                        Some(p)
+                    }
+                }
+            }
+            Some(p) => {
+                // No writes to this table while `p` was newest: the layer
+                // holds exactly what `p` needs. Relabel it.
+                t.layers[li].epoch = p;
+                Some(p)
+            }
+            None => {
+                let layer = t.layers.remove(li);
+                t.layer_bytes -= layer.bytes;
+                if !t.heads && room::reserve_deque(&mut self.reclaim.layers, 1).is_ok() {
+                    self.reclaim.bytes += layer.bytes;
+                    self.reclaim.layers.push_back(layer.index);
+                } else {
+                    // Map heads own the nested tables of maps removed
+                    // meanwhile, counted as pinned: those go at once (as do
+                    // records when the reclaim queue cannot grow).
+                    let heads = t.heads;
+                    for r in layer.index.refs() {
+                        self.free_record(r, heads);
+                    }
+                    self.acct.resized(layer.index.bytes(), 0);
+                }
+                None
+            }
+        }
+    }
+
     /// Frees up to `RECLAIM_PER_WRITE` records of released layers.
-    fn reclaim_some(&mut self) {
+    pub(crate) fn reclaim_some(&mut self) {
         let mut budget = RECLAIM_PER_WRITE;
         while budget > 0 {
             let Some(ix) = self.reclaim.layers.front() else { return };
@@ -627,7 +527,9 @@ impl Mem {
                 self.free_record(r, false);
             }
             if at >= cap {
-                self.reclaim.layers.pop_front();
+                if let Some(done) = self.reclaim.layers.pop_front() {
+                    self.acct.resized(done.bytes(), 0);
+                }
                 self.reclaim.at = 0;
             } else {
                 self.reclaim.at = at;
@@ -640,8 +542,9 @@ impl Mem {
         self.reclaim.bytes
     }
 
-    /// Merges `layer` into the table's layer at `into`: entries the older
-    /// layer already holds keep the older value; the newer copy is freed.
+    /// Merges `layer` into the table's layer at `into` (which has room for
+    /// its entries): entries the older layer already holds keep the older
+    /// value; the newer copy is freed.
     fn merge_layer(&mut self, tid: TableId, into: usize, layer: Layer) {
         let heads = self.table(tid).heads;
         for r in layer.index.refs() {
@@ -659,6 +562,7 @@ impl Mem {
                 target.bytes += size;
             }
         }
+        self.acct.resized(layer.index.bytes(), 0);
     }
 
     // ---- accounting ---------------------------------------------------
@@ -693,8 +597,25 @@ impl Mem {
                 }
             })
             .sum();
-        let touched: u64 = self.touched.values().map(|v| (v.capacity() * 4) as u64).sum();
+        let touched = (self.touched.len() * std::mem::size_of::<(u64, TableId)>()) as u64;
         tables + touched
+    }
+
+    /// Bytes the budget counts for this part of the store: the arena, every
+    /// index array (live, layers, released, and copies only frozen views
+    /// hold), and the table list. O(1).
+    #[inline]
+    pub fn used_bytes(&self) -> u64 {
+        self.arena.reserved_bytes()
+            + self.acct.index_bytes
+            + self.acct.frozen_copies
+            + (self.tables.capacity() * std::mem::size_of::<Option<Table>>()) as u64
+    }
+
+    /// Sets the bytes of index arrays only frozen views hold (recounted by
+    /// the store when a frozen view goes).
+    pub fn set_frozen_copies(&mut self, bytes: u64) {
+        self.acct.frozen_copies = bytes;
     }
 
     /// Checks structural invariants; for tests. Panics with a description.
@@ -712,6 +633,7 @@ impl Mem {
         }
         assert_eq!(reclaiming, self.reclaim.bytes, "bytes of released records not reclaimed yet");
         used += reclaiming;
+        let mut index_bytes: u64 = self.reclaim.layers.iter().map(|ix| ix.bytes() as u64).sum();
         for (tid, t) in self.tables.iter().enumerate() {
             let Some(t) = t else { continue };
             let mut check = |ix: &Index, what: &str| {
@@ -725,11 +647,19 @@ impl Mem {
                 }
             };
             check(&t.live, "live");
-            for l in &t.layers {
+            index_bytes += t.live.bytes() as u64;
+            for (i, l) in t.layers.iter().enumerate() {
                 assert!(self.is_open(l.epoch), "table {tid} has a layer for closed epoch {}", l.epoch);
+                assert!(i == 0 || t.layers[i - 1].epoch <= l.epoch, "table {tid}: layers out of epoch order");
+                let listed = self.touched.iter().filter(|&&(e, id)| e == l.epoch && id as usize == tid).count();
+                let layers = t.layers.iter().filter(|o| o.epoch == l.epoch).count();
+                assert!(listed >= layers, "table {tid}: {layers} layers for epoch {}, {listed} listed", l.epoch);
                 check(&l.index, "layer");
+                index_bytes += l.index.bytes() as u64;
             }
         }
+        assert!(self.touched.windows(2).all(|w| w[0].0 <= w[1].0), "touched out of epoch order");
+        assert_eq!(index_bytes, self.acct.index_bytes, "index bytes counted vs held");
         assert_eq!(used, self.arena.used_bytes(), "arena bytes in use vs records referenced");
     }
 

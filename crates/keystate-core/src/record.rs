@@ -191,21 +191,28 @@ pub fn slot_size(arena: &Arena, r: Ref, rec: &Rec<'_>) -> usize {
     }
 }
 
+/// The length and slot class to allocate for a record (see [`alloc`]); the
+/// class is `None` for an exact fit (or a large record).
+#[inline]
+pub fn alloc_size(klen: usize, nslen: usize, vlen: usize, mark: bool, grow: bool) -> (usize, Option<u8>) {
+    if !grow {
+        return (encoded_len(klen, nslen, vlen, mark, false), None);
+    }
+    let want = encoded_len(klen, nslen, vlen + vlen / 2 + 8, mark, true);
+    if want <= arena::MAX_SMALL {
+        (want, Some(arena::class_of(want)))
+    } else {
+        (want, None)
+    }
+}
+
 /// Allocates and writes a record; with `grow`, the slot gets room for about
-/// half as much again, for values that are appended to (lists).
+/// half as much again, for values that are appended to (lists). The caller
+/// reserved the slot (`Arena::reserve_slots` or `reserve_large` for
+/// `alloc_size`).
 pub fn alloc(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool, grow: bool) -> (Ref, usize) {
     let vlen: usize = value.iter().map(|v| v.len()).sum();
-    let exact = encoded_len(key.len(), ns.len(), vlen, mark, false);
-    let (cap, want) = if grow {
-        let want = encoded_len(key.len(), ns.len(), vlen + vlen / 2 + 8, mark, true);
-        if want <= arena::MAX_SMALL {
-            (Some(arena::class_of(want)), want)
-        } else {
-            (None, want)
-        }
-    } else {
-        (None, exact)
-    };
+    let (want, cap) = alloc_size(key.len(), ns.len(), vlen, mark, grow);
     let (r, size) = arena.alloc(want, cap);
     let n = write(arena.bytes_mut(r), key, ns, value, mark, cap);
     debug_assert!(n <= size);

@@ -53,6 +53,9 @@ pub struct Restorer {
     /// Key groups of the current piece: passed (its sections seen), in all.
     kg_done: u32,
     kg_total: u32,
+    /// The restored store's memory budget (see `Store::set_memory_limit`),
+    /// in force while it is built.
+    limit: Option<u64>,
 }
 
 /// How far a restore is in its current piece.
@@ -80,7 +83,33 @@ pub struct PieceInfo {
 
 impl Restorer {
     pub fn new(opts: RestoreOptions) -> Self {
-        Restorer { opts, store: None, chains: Vec::new(), decoder: None, ids: Vec::new(), incremental: false, records: 0, failed: None, kg_done: 0, kg_total: 0 }
+        Restorer {
+            opts,
+            store: None,
+            chains: Vec::new(),
+            decoder: None,
+            ids: Vec::new(),
+            incremental: false,
+            records: 0,
+            failed: None,
+            kg_done: 0,
+            kg_total: 0,
+            limit: None,
+        }
+    }
+
+    /// Holds the restored store to a memory budget from its first record
+    /// (a chain that does not fit is refused with `STORE_FULL`). Set before
+    /// the first piece.
+    pub fn set_memory_limit(&mut self, bytes: Option<u64>) -> Result<()> {
+        if bytes == Some(0) {
+            return Err(Error::InvalidArgument("maxMemoryBytes must be at least 1".into()));
+        }
+        if self.store.is_some() {
+            return Err(Error::InvalidArgument("the memory budget is set before the first piece".into()));
+        }
+        self.limit = bytes;
+        Ok(())
     }
 
     /// Runs one step; an error, or an earlier one, fails the whole restore.
@@ -217,7 +246,9 @@ impl Restorer {
         if self.store.is_none() {
             let want = self.opts.key_groups.unwrap_or(range);
             let cfg = StoreConfig::new(h.max_parallelism, Some(want), self.opts.new_store_id)?;
-            self.store = Some(Store::new(cfg));
+            let mut store = Store::new(cfg);
+            store.set_memory_limit(self.limit)?;
+            self.store = Some(store);
         }
         let store = self.store.as_mut().expect("created above");
         if store.config().max_parallelism != h.max_parallelism {
@@ -254,7 +285,7 @@ impl Restorer {
             |state, count| {
                 // Tables built from a checkpoint are sized once, up front.
                 if let (true, Some(sid)) = (keep, local(ids, state)) {
-                    store_cell.borrow_mut().reserve(sid, kg, count as usize);
+                    store_cell.borrow_mut().reserve(sid, kg, count as usize)?;
                 }
                 Ok(())
             },

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::hash::{entry_hash, key_group_of_hash, murmur3_32};
 use crate::mem::{Change, Mem, TableId, NO_TABLE};
 use crate::record::Rec;
+use crate::room::{self, Room};
 use crate::state::{StateDescriptor, StateKind};
 
 /// Flink's default when nothing else is known.
@@ -143,6 +144,10 @@ pub struct MemoryReport {
     pub free_bytes: u64,
     /// Everything the record arena holds from the allocator.
     pub arena_bytes: u64,
+    /// What the memory budget counts: the arena, every index (live, undo
+    /// layers, copies frozen for checkpoints), the delta log and the table
+    /// list.
+    pub total_bytes: u64,
     pub entries: u64,
     pub open_snapshots: u64,
     /// Of `live_bytes`, the timestamps of states with TTL.
@@ -161,6 +166,8 @@ pub struct Store {
     pub(crate) cps: crate::checkpoint::Checkpoints,
     /// Clock, snapshot times and cleanup cursors of states with TTL.
     pub(crate) ttl: crate::ttl::Runtime,
+    /// The memory budget in bytes (`maxMemoryBytes`); 0 for none.
+    limit: u64,
 }
 
 /// A resolved key: bytes, murmur hash, key group, owning-range offset.
@@ -180,6 +187,40 @@ impl Store {
             mem: Mem::new(),
             cps: crate::checkpoint::Checkpoints::default(),
             ttl: crate::ttl::Runtime::default(),
+            limit: 0,
+        }
+    }
+
+    /// Sets the memory budget: a write that would take the store past
+    /// `bytes` (as [`Store::used_bytes`] counts) is refused with
+    /// `STORE_FULL`. Removals are not held to it (they need memory only for
+    /// open snapshots and the delta log, and free more). `None`: no budget.
+    pub fn set_memory_limit(&mut self, bytes: Option<u64>) -> Result<()> {
+        match bytes {
+            Some(0) => Err(Error::InvalidArgument("maxMemoryBytes must be at least 1".into())),
+            b => {
+                self.limit = b.unwrap_or(0);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        (self.limit != 0).then_some(self.limit)
+    }
+
+    /// The bytes the memory budget counts (`memory().total_bytes`), in O(1).
+    pub fn used_bytes(&self) -> u64 {
+        self.mem.used_bytes() + self.cps.delta_bytes()
+    }
+
+    /// What a write may take: the rest of the budget.
+    #[inline]
+    pub(crate) fn room(&self) -> Room {
+        if self.limit == 0 {
+            Room::UNLIMITED
+        } else {
+            Room::new(self.used_bytes(), self.limit)
         }
     }
 
@@ -215,7 +256,7 @@ impl Store {
                     let reason = "it is declared with another TTL configuration".to_string();
                     return Err(Error::IncompatibleState { name: desc.name, reason });
                 }
-                self.set_ttl(id, desc.ttl);
+                self.set_ttl(id, desc.ttl)?;
             }
             self.states[id as usize].declared |= declared;
             return Ok(id);
@@ -230,11 +271,18 @@ impl Store {
             )));
         }
         let id = self.states.len() as u32;
+        let mut parts = Vec::new();
+        room::reserve(&mut parts, self.cfg.key_groups.len())?;
+        parts.resize(self.cfg.key_groups.len(), NO_TABLE);
+        room::reserve(&mut self.states, 1)?;
+        room::fallibly(|| self.by_name.try_reserve(1)).map_err(|_| room::oom(64))?;
+        self.ttl.registered(id)?;
+        room::reserve(&mut self.ttl.every_record, 1)?;
+        // Nothing below fails.
         self.by_name.insert(desc.name.clone(), id);
         let ttl = desc.ttl;
-        self.states.push(StateEntry { desc, parts: vec![NO_TABLE; self.cfg.key_groups.len()], entries: 0, declared });
-        self.ttl.registered(id);
-        self.set_ttl(id, ttl);
+        self.states.push(StateEntry { desc, parts, entries: 0, declared });
+        self.set_ttl(id, ttl)?;
         Ok(id)
     }
 
@@ -284,6 +332,7 @@ impl Store {
         self.check_range(kg)?;
         let cur = self.current.get_or_insert_with(|| CurrentKey { bytes: Vec::new(), hash: 0, kg: 0 });
         cur.bytes.clear();
+        room::reserve_bytes(&mut cur.bytes, key.len())?;
         cur.bytes.extend_from_slice(key);
         cur.hash = hash;
         cur.kg = kg;
@@ -329,14 +378,14 @@ impl Store {
 
     /// The table of (state, key group) for writing, created if missing.
     #[inline]
-    pub(crate) fn part_for_write(mem: &mut Mem, entry: &mut StateEntry, part: usize) -> TableId {
+    pub(crate) fn part_for_write(mem: &mut Mem, entry: &mut StateEntry, part: usize, room: &mut Room) -> Result<TableId> {
         let t = entry.parts[part];
         if t != NO_TABLE {
-            return t;
+            return Ok(t);
         }
-        let t = mem.new_table(entry.desc.kind == StateKind::Map);
+        let t = mem.new_table(entry.desc.kind == StateKind::Map, room)?;
         entry.parts[part] = t;
-        t
+        Ok(t)
     }
 
     pub(crate) fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
@@ -348,13 +397,14 @@ impl Store {
 
     /// Sizes the table of (state, key group) for `n` more entries when it is
     /// still empty (value-like and list states; restore knows the counts).
-    pub(crate) fn reserve(&mut self, state: u32, kg: u32, n: usize) {
-        let Some(e) = self.states.get_mut(state as usize) else { return };
+    pub(crate) fn reserve(&mut self, state: u32, kg: u32, n: usize) -> Result<()> {
+        let mut room = self.room();
+        let Some(e) = self.states.get_mut(state as usize) else { return Ok(()) };
         if e.desc.kind == StateKind::Map || !self.cfg.key_groups.contains(kg) {
-            return;
+            return Ok(());
         }
-        let tid = Self::part_for_write(&mut self.mem, e, (kg - self.cfg.key_groups.start) as usize);
-        self.mem.reserve(tid, n);
+        let tid = Self::part_for_write(&mut self.mem, e, (kg - self.cfg.key_groups.start) as usize, &mut room)?;
+        Ok(self.mem.reserve(&mut room, tid, n)?)
     }
 
     // ---- value, reducing, aggregating and list state ------------------
@@ -402,14 +452,15 @@ impl Store {
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let mut room = self.room();
         let e = &mut self.states[state as usize];
-        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
-        if self.mem.put(tid, h, loc.key, ns, &[value]) == Change::Created {
+        let parts = e.parts.len();
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[])?;
+        if self.mem.put(&mut room, tid, h, loc.key, ns, &[value])? == Change::Created {
             e.entries += 1;
         }
-        let parts = e.parts.len();
-        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
@@ -427,19 +478,20 @@ impl Store {
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         self.entry_of_kind(state, |k| k == StateKind::List, "list")?;
         let loc = Self::locate(&self.cfg, &self.current, key)?;
+        let mut room = self.room();
         let e = &mut self.states[state as usize];
-        let tid = Self::part_for_write(&mut self.mem, e, loc.part);
+        let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
-        if self.mem.append(tid, h, loc.key, ns, tail) == Change::Created {
+        let parts = e.parts.len();
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[])?;
+        if self.mem.append(&mut room, tid, h, loc.key, ns, tail, MAX_VALUE_LEN)? == Change::Created {
             e.entries += 1;
         }
-        let parts = e.parts.len();
-        self.cps.mark(state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[]);
         Ok(())
     }
 
     /// Removes (key, ns) of a state of any kind (a map: all its entries).
-    /// Returns whether anything was there.
+    /// Returns whether anything was there. Not held to the memory budget.
     pub fn remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
         if self.ttl_of(state).is_some() {
             return self.ttl_remove(state, key, ns);
@@ -457,23 +509,27 @@ impl Store {
         }
         let h = entry_hash(loc.hash, ns);
         let is_map = e.desc.kind == StateKind::Map;
-        let removed = if is_map {
+        // A map's entries leave with it; for other kinds, one lookup (the
+        // removal's own) unless the delta log must hear of it first.
+        let head = if is_map || self.cps.tracking {
             match self.mem.get(tid, h, loc.key, ns) {
-                Some(head) => {
-                    e.entries -= crate::mapval::len(&self.mem, self.mem.rec(head).value, None) as u64;
-                    self.mem.remove(tid, h, loc.key, ns)
-                }
-                None => false,
+                Some(head) => Some(head),
+                None => return Ok(false),
             }
         } else {
-            let removed = self.mem.remove(tid, h, loc.key, ns);
-            e.entries -= u64::from(removed);
-            removed
+            None
         };
+        let mut room = Room::UNLIMITED;
+        let change = if is_map { delta::Change::WholeMap } else { delta::Change::Entry };
+        let parts = e.parts.len();
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, change, &[])?;
+        let n = match head {
+            Some(head) if is_map => crate::mapval::len(&self.mem, self.mem.rec(head).value, None) as u64,
+            _ => 1,
+        };
+        let removed = self.mem.remove(&mut room, tid, h, loc.key, ns)?;
         if removed {
-            let change = if is_map { delta::Change::WholeMap } else { delta::Change::Entry };
-            let parts = e.parts.len();
-            self.cps.mark(state, loc.part, parts, h, loc.key, ns, change, &[]);
+            e.entries -= n;
         }
         Ok(removed)
     }
@@ -517,10 +573,11 @@ impl Store {
 
     /// Takes a point-in-time snapshot in O(1). Writers never wait for it; it
     /// pins only what is written while it is open.
-    pub fn snapshot(&mut self) -> u64 {
-        let s = self.mem.snapshot();
+    pub fn snapshot(&mut self) -> Result<u64> {
+        self.ttl.reserve_snapshot()?;
+        let s = self.mem.snapshot()?;
         self.ttl.snapshot_taken(s);
-        s
+        Ok(s)
     }
 
     /// Releases a snapshot and the memory only it pinned.
@@ -578,6 +635,7 @@ impl Store {
             delta_log_bytes: self.cps.delta_bytes(),
             free_bytes: arena.reserved_bytes() - arena.used_bytes() + self.mem.reclaim_bytes(),
             arena_bytes: arena.reserved_bytes(),
+            total_bytes: self.used_bytes(),
             entries,
             open_snapshots: self.mem.open_snapshots() as u64,
             ttl_bytes: ttl,

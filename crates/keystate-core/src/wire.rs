@@ -157,6 +157,57 @@ fn field(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// A listing's buffer: each entry makes room for itself first, and the
+/// first that cannot stops the listing with `STORE_FULL`. A listing also
+/// stops past what a status (an i32 count) and the result slots (a u32
+/// length) can describe.
+struct Listing<'o> {
+    out: &'o mut Vec<u8>,
+    n: i32,
+    failed: Option<Error>,
+}
+
+impl<'o> Listing<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Self {
+        out.clear();
+        Listing { out, n: 0, failed: None }
+    }
+
+    /// Makes room for an entry of at most `bytes` bytes; false once the
+    /// listing failed.
+    #[inline]
+    fn room(&mut self, bytes: usize) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let fits = self.n < i32::MAX && self.out.len().saturating_add(bytes) <= u32::MAX as usize;
+        if !fits {
+            self.failed = Some(Error::TooLarge("a listing of more than 2^31 entries or 4 GiB".into()));
+            return false;
+        }
+        if let Err(e) = crate::room::reserve_bytes(self.out, bytes) {
+            self.failed = Some(e.into());
+            return false;
+        }
+        self.n += 1;
+        true
+    }
+
+    fn finish(self, r: Result<()>) -> Result<i32> {
+        r?;
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.n),
+        }
+    }
+}
+
+/// Bytes of a varint-prefixed field, at most.
+#[inline]
+fn field_len(b: &[u8]) -> usize {
+    10 + b.len()
+}
+
 /// Protocol state of one store: the listing buffer and the error behind the
 /// last [`FAILED`] status.
 #[derive(Debug, Default)]
@@ -300,16 +351,22 @@ impl Wire {
     /// into a listing of `u32 len, value` per key.
     pub fn read_many<'s>(&mut self, store: &mut Store, args: &[u8], state: u32, nl: u32, len: u32, snapshot: f64) -> Reply<'s> {
         let Some((ns, keys)) = batch(args, nl, len, false) else { return Reply::Status(self.fail(bad_layout())) };
-        let out = &mut self.out;
-        out.clear();
+        let mut list = Listing::new(&mut self.out);
         let r = store.read_many(state, ns, keys.map(|(k, _)| k), at(snapshot), |v| match v {
             Some(v) => {
-                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                out.extend_from_slice(v);
+                if list.room(4 + v.len()) {
+                    list.out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    list.out.extend_from_slice(v);
+                }
             }
-            None => out.extend_from_slice(&NO_VALUE.to_le_bytes()),
+            None => {
+                if list.room(4) {
+                    list.out.extend_from_slice(&NO_VALUE.to_le_bytes());
+                }
+            }
         });
-        self.listed(r.map(|n| n as i32))
+        let r = list.finish(r.map(drop));
+        self.listed(r)
     }
 
     #[allow(clippy::too_many_arguments)] // the call's arguments, as they cross the boundary
@@ -354,32 +411,32 @@ impl Wire {
     /// Lists the map of (key, ns).
     pub fn map_list<'s>(&mut self, store: &mut Store, args: &[u8], state: u32, kl: u32, nl: u32, snapshot: f64) -> Reply<'s> {
         let Some((k, ns, _, _)) = split(args, kl, nl, 0, 0) else { return Reply::Status(self.fail(bad_layout())) };
-        let out = &mut self.out;
-        out.clear();
-        let mut n = 0;
+        let mut list = Listing::new(&mut self.out);
         let r = store.map_for_each(state, key(k), ns, at(snapshot), |uk, v| {
-            field(out, uk);
-            field(out, v);
-            n += 1;
+            if list.room(field_len(uk) + field_len(v)) {
+                field(list.out, uk);
+                field(list.out, v);
+            }
         });
-        self.listed(r.map(|_| n))
+        let r = list.finish(r);
+        self.listed(r)
     }
 
     /// Lists every entry of a state.
     pub fn state_list<'s>(&mut self, store: &Store, state: u32, snapshot: f64) -> Reply<'s> {
-        let out = &mut self.out;
-        out.clear();
-        let mut n = 0;
+        let mut list = Listing::new(&mut self.out);
         let r = store.for_each_entry(state, at(snapshot), |k, ns, uk, v| {
-            field(out, k);
-            field(out, ns);
-            if let Some(uk) = uk {
-                field(out, uk);
+            if list.room(field_len(k) + field_len(ns) + uk.map_or(0, field_len) + field_len(v)) {
+                field(list.out, k);
+                field(list.out, ns);
+                if let Some(uk) = uk {
+                    field(list.out, uk);
+                }
+                field(list.out, v);
             }
-            field(out, v);
-            n += 1;
         });
-        self.listed(r.map(|_| n))
+        let r = list.finish(r);
+        self.listed(r)
     }
 }
 

@@ -219,7 +219,7 @@ fn table_growth_and_rehash_under_open_snapshots() {
         store.put(VALUE, Key::Bytes(&k), &[], &i.to_le_bytes()).unwrap();
         model.insert((VALUE, k, Vec::new(), None), i.to_le_bytes().to_vec());
         if i.is_power_of_two() && i >= 1024 {
-            snaps.push((store.snapshot(), model.clone()));
+            snaps.push((store.snapshot().unwrap(), model.clone()));
         }
         if i % 3 == 0 && i > 0 {
             // Rewrite an old key and remove another: copy-on-write under growth.

@@ -120,7 +120,7 @@ fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool) {
             87..=90 => {
                 // Snapshots are cheap here but the model's copy is not.
                 if snaps.len() < 5 && rng.below(keys) < 20 {
-                    snaps.push((store.snapshot(), model.clone()));
+                    snaps.push((store.snapshot().unwrap(), model.clone()));
                 }
             }
             91..=94 => {
@@ -184,7 +184,7 @@ fn memory_returns_to_baseline_after_snapshot_churn() {
     }
     let before = store.memory();
     for _ in 0..20 {
-        let s = store.snapshot();
+        let s = store.snapshot().unwrap();
         for i in 0..20_000u32 {
             if rng.chance(30) {
                 store.put(VALUE, Key::Bytes(format!("k{i}").as_bytes()), &[], &rng.bytes(16)).unwrap();

@@ -204,7 +204,7 @@ impl Scenario {
                     continue;
                 }
                 "expire" => {
-                    self.store.expire();
+                    self.store.expire().unwrap();
                     continue;
                 }
                 _ => {}

@@ -103,7 +103,7 @@ fn ops(store: &mut Store, spec: &Spec, rng: &mut Rng, n: u32) {
         if spec.ttl {
             store.set_time(store.time() + rng.below(12)).expect("a seed time");
             if rng.chance(5) {
-                store.expire();
+                store.expire().unwrap();
             }
         }
         let k = key(store, rng, spec.keys);

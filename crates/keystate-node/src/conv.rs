@@ -115,6 +115,7 @@ pub struct CoreMemory {
     pub delta_log_bytes: f64,
     pub free_bytes: f64,
     pub arena_bytes: f64,
+    pub total_bytes: f64,
     pub entries: f64,
     pub open_snapshots: f64,
     pub ttl_bytes: f64,
@@ -129,6 +130,7 @@ impl From<&MemoryReport> for CoreMemory {
             delta_log_bytes: m.delta_log_bytes as f64,
             free_bytes: m.free_bytes as f64,
             arena_bytes: m.arena_bytes as f64,
+            total_bytes: m.total_bytes as f64,
             entries: m.entries as f64,
             open_snapshots: m.open_snapshots as f64,
             ttl_bytes: m.ttl_bytes as f64,
@@ -166,5 +168,14 @@ impl From<&StateDescriptor> for CoreStateInfo {
             ttl_flags,
             cleanup_size,
         }
+    }
+}
+
+/// A memory budget from JavaScript: a whole number of bytes, at least 1.
+pub fn budget(bytes: f64) -> keystate_core::Result<u64> {
+    if bytes.is_finite() && bytes >= 1.0 {
+        Ok(bytes as u64)
+    } else {
+        Err(keystate_core::Error::InvalidArgument(format!("maxMemoryBytes must be a number of bytes >= 1, not {bytes}")))
     }
 }

@@ -28,6 +28,11 @@ pub fn js<T>(r: keystate_core::Result<T>) -> Result<T> {
     r.map_err(|e| to_js(&e))
 }
 
+/// A buffer of `bytes` that V8 could not allocate: the store is full.
+pub fn no_buffer(bytes: usize) -> Error {
+    Error::StoreFull(keystate_core::Full::OutOfMemory { need: bytes as u64 })
+}
+
 /// A napi failure (creating a value or buffer) as a coded error.
 pub fn napi_failed(e: napi::Error) -> napi::Error<Code> {
     napi::Error::new(Code("NATIVE"), format!("the native addon could not {}", e.reason))

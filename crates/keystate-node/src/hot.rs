@@ -130,10 +130,8 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info, op: Op) -> sys
                 None => status,
                 Some(b) => match Core::place(&mut core.res, &Env::from_raw(env), b) {
                     Ok(()) => status,
-                    Err(e) => {
-                        let msg = format!("cannot hand out a result of {} bytes: {}", b.len(), e.reason);
-                        core.wire.fail(Error::TooLarge(msg))
-                    }
+                    // V8 could not allocate a result buffer that large.
+                    Err(_) => core.wire.fail(crate::error::no_buffer(SLOTS + b.len())),
                 },
             }
         }

@@ -51,6 +51,12 @@ impl NativeRestorer {
         Ok(NativeRestorer { inner: Arc::new(Mutex::new(Some(r))) })
     }
 
+    /// Holds the restored store to a memory budget in bytes (`maxMemoryBytes`).
+    #[napi]
+    pub fn set_max_memory(&self, bytes: f64) -> Result<()> {
+        self.with(|r| crate::conv::budget(bytes).and_then(|b| r.set_memory_limit(Some(b))))
+    }
+
     #[napi]
     pub fn begin_piece(&self, new_chain: bool) -> Result<()> {
         self.with(|r| r.begin_piece(new_chain))

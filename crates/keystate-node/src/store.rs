@@ -20,7 +20,7 @@ use napi_derive::napi;
 
 use crate::buffers::Shared;
 use crate::conv::{CoreBase, CoreCheckpointInfo, CoreMemory, CoreProgress, CoreStateInfo};
-use crate::error::{js, napi_failed, to_js, ErrorInfo, Result};
+use crate::error::{js, napi_failed, no_buffer, to_js, ErrorInfo, Result};
 use crate::hot::{self, Core, SCRATCH_AT, SLOTS};
 
 /// Result buffer bytes kept after a large result was handed out.
@@ -108,9 +108,18 @@ impl NativeStore {
         let need = SCRATCH_AT + len as usize;
         if c.args.len() < need {
             let keep = c.args.len();
-            c.args.replace(&env, need.next_power_of_two(), keep).map_err(napi_failed)?;
+            // V8 refusing a buffer this large is the store being full.
+            if c.args.replace(&env, need.next_power_of_two(), keep).is_err() {
+                c.args.replace(&env, need, keep).map_err(|_| to_js(&no_buffer(need)))?;
+            }
         }
         Ok(SCRATCH_AT as u32)
+    }
+
+    /// Sets the store's memory budget in bytes (`maxMemoryBytes`).
+    #[napi]
+    pub fn set_max_memory(&self, bytes: f64) -> Result<()> {
+        self.with(|s| crate::conv::budget(bytes).and_then(|b| s.set_memory_limit(Some(b))))
     }
 
     /// Shrinks the scratch and result buffers to `len` bytes (after a large
@@ -160,7 +169,7 @@ impl NativeStore {
     /// Removes every expired value of the states with TTL; returns how many.
     #[napi]
     pub fn expire(&self) -> Result<f64> {
-        self.with(|s| Ok(s.expire() as f64))
+        self.with(|s| s.expire().map(|n| n as f64))
     }
 
     /// Registered states by id.
@@ -189,7 +198,7 @@ impl NativeStore {
     /// Takes an O(1) snapshot; returns its id.
     #[napi]
     pub fn snapshot(&self) -> Result<f64> {
-        self.with(|s| Ok(s.snapshot() as f64))
+        self.with(|s| s.snapshot().map(|id| id as f64))
     }
 
     #[napi]
@@ -229,7 +238,8 @@ impl NativeStore {
     /// The next chunk of a checkpoint's bytes, produced on this thread.
     #[napi]
     pub fn checkpoint_next(&self, id: f64, target: u32) -> Result<Buffer> {
-        let mut out = Vec::with_capacity(target as usize + 4096);
+        let mut out = Vec::new();
+        js(keystate_core::room::reserve_buffer(&mut out, target as usize + 4096))?;
         self.with(|s| s.checkpoint_next(id as u64, &mut out, target as usize))?;
         Ok(out.into())
     }

@@ -3,8 +3,17 @@
 //! core's wire protocol, `keystate_core::wire`.)
 
 use js_sys::{Object, Reflect};
-use keystate_core::{Base, CheckpointInfo, MemoryReport, PieceInfo, Progress, RestoreProgress};
+use keystate_core::{Base, CheckpointInfo, Error, MemoryReport, PieceInfo, Progress, RestoreProgress};
 use wasm_bindgen::JsValue;
+
+/// A memory budget from JavaScript: a whole number of bytes, at least 1.
+pub fn budget(bytes: f64) -> keystate_core::Result<u64> {
+    if bytes.is_finite() && bytes >= 1.0 {
+        Ok(bytes as u64)
+    } else {
+        Err(Error::InvalidArgument(format!("maxMemoryBytes must be a number of bytes >= 1, not {bytes}")))
+    }
+}
 
 /// Builds a plain JS object from (name, value) pairs.
 pub fn object(fields: &[(&str, JsValue)]) -> JsValue {
@@ -86,6 +95,7 @@ pub fn memory(m: &MemoryReport) -> JsValue {
         ("deltaLogBytes", num(m.delta_log_bytes)),
         ("freeBytes", num(m.free_bytes)),
         ("arenaBytes", num(m.arena_bytes)),
+        ("totalBytes", num(m.total_bytes)),
         ("entries", num(m.entries)),
         ("openSnapshots", num(m.open_snapshots)),
         ("ttlBytes", num(m.ttl_bytes)),

@@ -2,12 +2,30 @@
 //! core's stable error code. The TypeScript side turns it into a typed
 //! `KeystateError` subclass.
 
+use std::fmt::{self, Write};
+
 use keystate_core::Error;
 use wasm_bindgen::JsValue;
 
+/// A message that grows only while memory can be had (an error reported
+/// because memory is exhausted must not need much of it itself).
+struct Message(String);
+
+impl Write for Message {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.try_reserve(s.len()).map_err(|_| fmt::Error)?;
+        self.0.push_str(s);
+        Ok(())
+    }
+}
+
 /// A JS error object with `code` and `message`.
 pub fn to_js(e: &Error) -> JsValue {
-    let err = js_sys::Error::new(&e.to_string());
+    let mut m = Message(String::new());
+    let err = match write!(m, "{e}") {
+        Ok(()) => js_sys::Error::new(&m.0),
+        Err(_) => js_sys::Error::new("out of memory (the message of this error did not fit)"),
+    };
     // Setting a string property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code().into());
     err.into()

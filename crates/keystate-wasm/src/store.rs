@@ -5,6 +5,7 @@
 //! (`keystate_core::wire`) says; values are read in place through the result
 //! slots. Everything else returns `Result` with a coded JS error.
 
+use keystate_core::room::{reserve_buffer, resize_buffer};
 use keystate_core::wire::{self, Reply, Wire};
 use keystate_core::{Error, KeyGroupRange, Policy, StateDescriptor, StateKind, Store, StoreConfig};
 use wasm_bindgen::prelude::*;
@@ -58,12 +59,23 @@ impl WasmStore {
     }
 
     /// Makes the scratch buffer at least `len` bytes; returns its address
-    /// (it moves when it grows, and memory may grow: refresh views).
-    pub fn scratch(&mut self, len: u32) -> u32 {
-        if self.scratch.len() < len as usize {
-            self.scratch.resize((len as usize).next_power_of_two(), 0);
+    /// (it moves when it grows, and memory may grow: refresh views). Throws
+    /// `STORE_FULL` when memory cannot grow (the scratch is then unchanged).
+    pub fn scratch(&mut self, len: u32) -> JsResult<u32> {
+        let len = len as usize;
+        if self.scratch.len() < len {
+            let want = len.checked_next_power_of_two().unwrap_or(len);
+            if resize_buffer(&mut self.scratch, want).is_err() {
+                js(resize_buffer(&mut self.scratch, len))?;
+            }
         }
-        self.scratch.as_ptr() as u32
+        Ok(self.scratch.as_ptr() as u32)
+    }
+
+    /// Sets the store's memory budget in bytes (`maxMemoryBytes`).
+    #[wasm_bindgen(js_name = setMaxMemory)]
+    pub fn set_max_memory(&mut self, bytes: f64) -> JsResult<()> {
+        js(crate::conv::budget(bytes).and_then(|b| self.inner.set_memory_limit(Some(b))))
     }
 
     /// Shrinks the scratch and output buffers to `len` bytes (after a large
@@ -135,8 +147,8 @@ impl WasmStore {
     }
 
     /// Removes every expired value of the states with TTL; returns how many.
-    pub fn expire(&mut self) -> f64 {
-        self.inner.expire() as f64
+    pub fn expire(&mut self) -> JsResult<f64> {
+        js(self.inner.expire().map(|n| n as f64))
     }
 
     #[wasm_bindgen(js_name = maxParallelism)]
@@ -245,8 +257,8 @@ impl WasmStore {
     // ---- snapshots ------------------------------------------------------
 
     /// Takes an O(1) snapshot; returns its id.
-    pub fn snapshot(&mut self) -> f64 {
-        self.inner.snapshot() as f64
+    pub fn snapshot(&mut self) -> JsResult<f64> {
+        js(self.inner.snapshot()).map(|s| s as f64)
     }
 
     pub fn release(&mut self, snapshot: f64) -> JsResult<()> {
@@ -286,7 +298,8 @@ impl WasmStore {
     /// The next chunk of a checkpoint's bytes (empty once complete).
     #[wasm_bindgen(js_name = checkpointNext)]
     pub fn checkpoint_next(&mut self, id: f64, target: u32) -> JsResult<Vec<u8>> {
-        let mut out = Vec::with_capacity(target as usize + 4096);
+        let mut out = Vec::new();
+        js(reserve_buffer(&mut out, (target as usize).saturating_add(4096)))?;
         js(self.inner.checkpoint_next(id as u64, &mut out, target as usize))?;
         Ok(out)
     }

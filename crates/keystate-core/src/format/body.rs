@@ -26,6 +26,16 @@ pub struct BodyRecord<'a> {
     pub value: &'a [u8],
 }
 
+/// At least the bytes `put_record` appends for these fields.
+#[inline]
+pub fn record_bound(key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]) -> usize {
+    // Op, and four varints of at most ten bytes.
+    1 + 40 + key.len() + ns.len() + uk.len() + value.len()
+}
+
+/// At least the bytes `begin_block` appends.
+pub const BLOCK_HEAD: usize = 10 + 4;
+
 /// Opens a block; returns the position of its count to patch.
 pub fn begin_block(out: &mut Vec<u8>, state: u32) -> usize {
     varint::put(out, u64::from(state));

@@ -90,6 +90,12 @@ pub struct Header {
 }
 
 impl Header {
+    /// At least the bytes `encode` appends.
+    pub fn encoded_bound(&self) -> usize {
+        let states: usize = self.states.iter().map(|(_, d)| 10 + 1 + 30 + 1 + d.name.len() + d.value_codec.len() + d.user_key_codec.len()).sum();
+        1 + 4 * 8 + 16 + 3 * 4 + 10 + states
+    }
+
     /// Encodes the header body (what `header_len` counts).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(match self.kind {

@@ -107,6 +107,7 @@ impl Decoder {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        crate::room::reserve_bytes(&mut self.buf, chunk.len())?;
         self.buf.extend_from_slice(chunk);
         while self.step(on)? {}
         Ok(())

@@ -8,12 +8,13 @@
 
 use std::mem::take;
 
-use super::{elements, stamp_of, TtlConfig};
+use super::{elements, stamp_of, TtlConfig, STAMP_LEN};
 use crate::arena::Ref;
 use crate::mapval;
 use crate::mem::NO_TABLE;
 use crate::record::Rec;
 use crate::state::StateKind;
+use crate::error::Result;
 use crate::store::{Key, Store};
 
 /// What cleaning one entry did.
@@ -30,7 +31,7 @@ enum Cleaned {
 /// Whether any value of the entry in `rec` expired at `now`.
 fn has_expired(mem: &crate::mem::Mem, kind: StateKind, cfg: &TtlConfig, rec: &Rec<'_>, now: u64) -> bool {
     match kind {
-        StateKind::List => elements(rec.value).any(|e| cfg.expired(e.expect("stored lists are stamped").stamp, now)),
+        StateKind::List => elements(rec.value).flatten().any(|e| cfg.expired(e.stamp, now)),
         StateKind::Map => {
             let mut any = false;
             mapval::for_each(mem, rec.value, None, |_, v| any |= cfg.expired(stamp_of(v), now));
@@ -67,9 +68,14 @@ impl Store {
                 continue;
             };
             visited += 1;
-            // A removal shifts the next entry into this slot: look at it again.
-            if self.clean_record(state, cfg, r, now).0 != Cleaned::Removed {
-                cur.slot += 1;
+            // Best effort: a removal that cannot get memory (an open
+            // snapshot's undo layer) ends the step; the entry is looked at
+            // again by the next one.
+            match self.clean_record(state, cfg, r, now) {
+                // A removal shifts the next entry into this slot: look at it again.
+                Ok((Cleaned::Removed, _)) => {}
+                Ok(_) => cur.slot += 1,
+                Err(_) => break,
             }
         }
         self.ttl.cursors[state as usize] = cur;
@@ -78,24 +84,39 @@ impl Store {
     /// Removes what expired at `now` of the live entry in record `r`;
     /// returns what it did and how many values (entries, elements, map
     /// entries) went.
-    fn clean_record(&mut self, state: u32, cfg: TtlConfig, r: Ref, now: u64) -> (Cleaned, u64) {
+    fn clean_record(&mut self, state: u32, cfg: TtlConfig, r: Ref, now: u64) -> Result<(Cleaned, u64)> {
         let kind = self.states[state as usize].desc.kind;
         let rec = self.mem.rec(r);
         if !has_expired(&self.mem, kind, &cfg, &rec, now) {
-            return (Cleaned::Kept, 0);
+            return Ok((Cleaned::Kept, 0));
         }
         // Key and namespace, then what the entry keeps or the user keys it drops.
         let mut buf = take(&mut self.ttl.tmp);
         buf.clear();
+        // At most the entry's bytes (its key, namespace and value, user keys
+        // and all), and one position per value; reserved first.
+        let (mut values, mut uk_bytes) = (0usize, 0usize);
+        if kind == StateKind::Map {
+            mapval::for_each(&self.mem, rec.value, None, |uk, _| {
+                values += 1;
+                uk_bytes += uk.len();
+            });
+        }
+        let need = rec.key.len() + rec.ns.len() + rec.value.len() + uk_bytes;
+        let mut dropped: Vec<usize> = Vec::new();
+        let reserved = crate::room::reserve_bytes(&mut buf, need)
+            .and_then(|()| crate::room::reserve(&mut dropped, if kind == StateKind::Map { values } else { rec.value.len() / STAMP_LEN + 1 }));
+        if let Err(e) = reserved {
+            self.ttl.tmp = buf;
+            return Err(e.into());
+        }
         buf.extend_from_slice(rec.key);
         buf.extend_from_slice(rec.ns);
         let (kl, nl) = (rec.key.len(), rec.ns.len());
-        let mut dropped = Vec::new();
         let mut left = 0u64;
         match kind {
             StateKind::List => {
-                for e in elements(rec.value) {
-                    let e = e.expect("stored lists are stamped");
+                for e in elements(rec.value).flatten() {
                     if cfg.expired(e.stamp, now) {
                         dropped.push(0);
                     } else {
@@ -118,32 +139,38 @@ impl Store {
         let (key, rest) = buf.split_at(kl);
         let (ns, rest) = rest.split_at(nl);
         let key = Key::Bytes(key);
-        // These cannot fail: the entry exists, its key is in the store's
-        // range, and what is written is shorter than what was there.
-        let done = match kind {
+        // Each change is a store write, reserved before it commits; one that
+        // cannot get memory (an open snapshot's undo layer) fails whole.
+        let done = (|| match kind {
             StateKind::List if left == 0 => {
-                self.remove_raw(state, key, ns).expect("removing a stored entry");
-                (Cleaned::Removed, dropped.len() as u64)
+                self.remove_raw(state, key, ns)?;
+                Ok((Cleaned::Removed, dropped.len() as u64))
             }
             StateKind::List => {
-                self.put_raw(state, key, ns, rest).expect("trimming a stored list");
-                (Cleaned::Trimmed, dropped.len() as u64)
+                self.put_raw(state, key, ns, rest)?;
+                Ok((Cleaned::Trimmed, dropped.len() as u64))
             }
             StateKind::Map => {
                 let base = kl + nl;
+                let mut gone = 0;
                 for (i, &at) in dropped.iter().enumerate() {
-                    let end = dropped.get(i + 1).copied().unwrap_or(buf.len());
-                    self.map_remove_raw(state, key, ns, &rest[at - base..end - base]).expect("removing a stored map entry");
+                    let end = dropped.get(i + 1).copied().unwrap_or(kl + nl + rest.len());
+                    let uk = rest.get(at - base..end - base).unwrap_or_default();
+                    // Removals before a failure stay: each is whole, of an expired entry.
+                    if let Err(e) = self.map_remove_raw(state, key, ns, uk) {
+                        return if gone == 0 { Err(e) } else { Ok((Cleaned::Trimmed, gone)) };
+                    }
+                    gone += 1;
                 }
-                (if left == 0 { Cleaned::Removed } else { Cleaned::Trimmed }, dropped.len() as u64)
+                Ok((if left == 0 { Cleaned::Removed } else { Cleaned::Trimmed }, gone))
             }
             _ => {
-                self.remove_raw(state, key, ns).expect("removing a stored entry");
-                (Cleaned::Removed, 1)
+                self.remove_raw(state, key, ns)?;
+                Ok((Cleaned::Removed, 1))
             }
-        };
-        if kind == StateKind::List {
-            self.add_list_stamps(state, 0, done.1);
+        })();
+        if let (StateKind::List, Ok((_, n))) = (kind, &done) {
+            self.add_list_stamps(state, 0, *n);
         }
         self.ttl.tmp = buf;
         done
@@ -153,7 +180,7 @@ impl Store {
     /// cleanup settings (a pass over all their entries; for a store that is
     /// idle). Returns how many values went: entries of value-like states,
     /// list elements, map entries.
-    pub fn expire(&mut self) -> u64 {
+    pub fn expire(&mut self) -> Result<u64> {
         let now = self.ttl.now;
         let mut removed = 0;
         let mut keys: Vec<u8> = Vec::new();
@@ -170,26 +197,39 @@ impl Store {
                 // then their cleanup: removals move the others around.
                 keys.clear();
                 at.clear();
+                let mut full = None;
                 self.mem.for_each_visible(tid, None, |_, rec| {
-                    if has_expired(&self.mem, kind, &cfg, rec, now) {
-                        at.push((keys.len(), rec.key.len()));
-                        keys.extend_from_slice(rec.key);
-                        keys.extend_from_slice(rec.ns);
+                    if full.is_some() || !has_expired(&self.mem, kind, &cfg, rec, now) {
+                        return;
+                    }
+                    let r = crate::room::reserve(&mut at, 1).and_then(|()| crate::room::reserve_bytes(&mut keys, rec.key.len() + rec.ns.len()));
+                    match r {
+                        Ok(()) => {
+                            at.push((keys.len(), rec.key.len()));
+                            keys.extend_from_slice(rec.key);
+                            keys.extend_from_slice(rec.ns);
+                        }
+                        Err(e) => full = Some(e),
                     }
                 });
+                // What fits is cleaned before the error goes out: a pass that
+                // runs out of memory still frees what it can.
                 for (i, &(start, kl)) in at.iter().enumerate() {
                     let end = at.get(i + 1).map_or(keys.len(), |a| a.0);
-                    let (key, ns) = keys[start..end].split_at(kl);
+                    let Some((key, ns)) = keys.get(start..end).filter(|k| k.len() >= kl).map(|k| k.split_at(kl)) else { continue };
                     if kind.is_value_like() {
-                        self.remove_raw(state, Key::Bytes(key), ns).expect("removing a stored entry");
+                        self.remove_raw(state, Key::Bytes(key), ns)?;
                         removed += 1;
-                    } else if let Ok(Some(r)) = self.ref_at(state, Key::Bytes(key), ns, None) {
-                        removed += self.clean_record(state, cfg, r, now).1;
+                    } else if let Some(r) = self.ref_at(state, Key::Bytes(key), ns, None)? {
+                        removed += self.clean_record(state, cfg, r, now)?.1;
                     }
+                }
+                if let Some(e) = full {
+                    return Err(e.into());
                 }
             }
         }
-        removed
+        Ok(removed)
     }
 }
 
@@ -240,12 +280,12 @@ mod tests {
                 }
             }
             s.set_time(120).unwrap();
-            assert_eq!(s.expire(), 30, "{kind:?}");
-            assert_eq!(s.expire(), 0, "{kind:?}: a second pass finds nothing");
+            assert_eq!(s.expire().unwrap(), 30, "{kind:?}");
+            assert_eq!(s.expire().unwrap(), 0, "{kind:?}: a second pass finds nothing");
             assert_eq!(s.memory().ttl_bytes, 270 * STAMP_LEN as u64, "{kind:?}");
             s.check_invariants();
             s.set_time(150).unwrap();
-            assert_eq!(s.expire(), 270);
+            assert_eq!(s.expire().unwrap(), 270);
             assert_eq!(s.memory().entries, 0);
             s.check_invariants();
         }

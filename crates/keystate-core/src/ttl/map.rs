@@ -7,7 +7,8 @@ use std::mem::take;
 
 use super::{stamp, stamp_of, TtlConfig, TtlVisibility, STAMP_LEN};
 use crate::arena::Ref;
-use crate::error::Result;
+use super::ops::fill;
+use crate::error::{Error, Result};
 use crate::hash::{entry_hash, murmur3_32};
 use crate::mapval::{self, MapRef};
 use crate::mem::NO_TABLE;
@@ -21,7 +22,7 @@ fn is_map(k: StateKind) -> bool {
 
 impl Store {
     fn map_cfg(&self, state: u32, key: Key<'_>, at: Option<u64>) -> Result<TtlConfig> {
-        let cfg = self.entry_of_kind(state, is_map, "map")?.desc.ttl.expect("a state with TTL");
+        let cfg = self.entry_of_kind(state, is_map, "map")?.desc.ttl.ok_or_else(|| Error::InvalidArgument("not a state with TTL".into()))?;
         Self::locate(&self.cfg, &self.current, key)?;
         self.check_snapshot(at)?;
         Ok(cfg)
@@ -56,14 +57,14 @@ impl Store {
         check_len("value", value.len(), MAX_VALUE_LEN)?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         check_len("map key", uk.len(), MAX_KEY_LEN)?;
-        self.ttl_access(state);
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
-        tmp.extend_from_slice(&stamp(self.ttl.now));
-        tmp.extend_from_slice(value);
-        let done = self.map_put_raw(state, key, ns, uk, &tmp);
-        self.ttl.tmp = tmp;
-        done
+        let done = fill(&mut tmp, &[&stamp(self.ttl.now), value]).and_then(|()| self.map_put_raw(state, key, ns, uk, &tmp));
+        self.keep_tmp(tmp);
+        done?;
+        // After the write, as for the other kinds (see `ttl_put`).
+        self.ttl_access(state);
+        Ok(())
     }
 
     pub(crate) fn ttl_map_get(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], at: Option<u64>) -> Result<Option<&[u8]>> {
@@ -71,45 +72,50 @@ impl Store {
         if let Some(s) = at {
             let t = self.ttl.time_of(s);
             let v = self.map_get_raw(state, key, ns, uk, at)?;
-            return Ok(v.filter(|v| cfg.shows(stamp_of(v), t, true)).map(|v| &v[STAMP_LEN..]));
+            return Ok(v.filter(|v| cfg.shows(stamp_of(v), t, true)).map(|v| v.get(STAMP_LEN..).unwrap_or_default()));
         }
         self.ttl_access(state);
         let now = self.ttl.now;
         let Some((r, from, to)) = self.map_value_at(state, key, ns, uk)? else { return Ok(None) };
-        let ts = stamp_of(&self.mem.arena.bytes(r)[from..to]);
+        let ts = stamp_of(self.mem.arena.bytes(r).get(from..to).unwrap_or_default());
         if cfg.expired(ts, now) {
             let show = cfg.shows(ts, now, false);
             self.ttl.out.clear();
             if show {
-                self.ttl.out.extend_from_slice(&self.mem.arena.bytes(r)[from + STAMP_LEN..to]);
+                fill(&mut self.ttl.out, &[value_of(&self.mem, r, from, to)])?;
             }
-            self.map_remove_raw(state, key, ns, uk)?;
+            // Best effort, as for a value (see `ttl_get`).
+            let _ = self.map_remove_raw(state, key, ns, uk);
             return Ok(show.then_some(&self.ttl.out[..]));
         }
         if cfg.renews_on_read() && ts != now {
             let mut tmp = take(&mut self.ttl.tmp);
             tmp.clear();
-            tmp.extend_from_slice(&stamp(now));
-            tmp.extend_from_slice(&self.mem.arena.bytes(r)[from + STAMP_LEN..to]);
-            let done = self.map_put_raw(state, key, ns, uk, &tmp);
-            self.ttl.tmp = tmp;
+            let done = fill(&mut tmp, &[&stamp(now), value_of(&self.mem, r, from, to)]).and_then(|()| self.map_put_raw(state, key, ns, uk, &tmp));
+            self.keep_tmp(tmp);
             done?;
-            let (r, from, to) = self.map_value_at(state, key, ns, uk)?.expect("written above");
-            return Ok(Some(&self.mem.arena.bytes(r)[from + STAMP_LEN..to]));
+            let Some((r, from, to)) = self.map_value_at(state, key, ns, uk)? else { return Ok(None) };
+            return Ok(Some(value_of(&self.mem, r, from, to)));
         }
-        Ok(Some(&self.mem.arena.bytes(r)[from + STAMP_LEN..to]))
+        Ok(Some(value_of(&self.mem, r, from, to)))
     }
 
     /// The live entries of the map of (key, ns) into `buf`: repeated
     /// `u64 stamp, varint uk_len, uk, varint v_len, value` (without stamp).
     fn map_collect(&self, state: u32, key: Key<'_>, ns: &[u8], buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
+        // Sized first (a listing grows fallibly), then written.
+        let mut need = 0usize;
+        self.map_for_each_raw(state, key, ns, None, |uk, v| need = need.saturating_add(8 + 20 + uk.len() + v.len()))?;
+        crate::room::reserve_bytes(buf, need)?;
         self.map_for_each_raw(state, key, ns, None, |uk, v| {
-            buf.extend_from_slice(&stamp_of(v).to_le_bytes());
+            let ts = stamp_of(v);
+            let v = v.get(STAMP_LEN..).unwrap_or_default();
+            buf.extend_from_slice(&ts.to_le_bytes());
             varint::put(buf, uk.len() as u64);
             buf.extend_from_slice(uk);
-            varint::put(buf, (v.len() - STAMP_LEN) as u64);
-            buf.extend_from_slice(&v[STAMP_LEN..]);
+            varint::put(buf, v.len() as u64);
+            buf.extend_from_slice(v);
         })
     }
 
@@ -135,11 +141,11 @@ impl Store {
                 p += vl;
                 let dead = cfg.expired(ts, now);
                 if dead {
-                    self.map_remove_raw(state, key, ns, uk)?;
+                    // Best effort, as for a value (see `ttl_get`).
+                    let _ = self.map_remove_raw(state, key, ns, uk);
                 } else if renew && ts != now {
                     tmp.clear();
-                    tmp.extend_from_slice(&stamp(now));
-                    tmp.extend_from_slice(v);
+                    fill(&mut tmp, &[&stamp(now), v])?;
                     self.map_put_raw(state, key, ns, uk, &tmp)?;
                 }
                 f(uk, v, dead);
@@ -147,7 +153,7 @@ impl Store {
             Ok(())
         })();
         self.ttl.out = buf;
-        self.ttl.tmp = tmp;
+        self.keep_tmp(tmp);
         r
     }
 
@@ -169,7 +175,7 @@ impl Store {
             let t = self.ttl.time_of(s);
             return self.map_for_each_raw(state, key, ns, at, |uk, v| {
                 if cfg.shows(stamp_of(v), t, true) {
-                    f(uk, &v[STAMP_LEN..]);
+                    f(uk, v.get(STAMP_LEN..).unwrap_or_default());
                 }
             });
         }
@@ -179,4 +185,9 @@ impl Store {
             }
         })
     }
+}
+
+/// The user value of a stored map value at `from..to` of record `r` (after its stamp).
+fn value_of(mem: &crate::mem::Mem, r: Ref, from: usize, to: usize) -> &[u8] {
+    mem.arena.bytes(r).get(from + STAMP_LEN..to).unwrap_or_default()
 }

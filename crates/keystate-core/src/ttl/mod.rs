@@ -196,12 +196,28 @@ pub fn stamp(t: u64) -> [u8; STAMP_LEN] {
     [b[0], b[1], b[2], b[3], b[4], b[5]]
 }
 
-/// The time in the first [`STAMP_LEN`] bytes of `b` (which holds them).
+/// The time in the first [`STAMP_LEN`] bytes of `b`; 0 (long expired)
+/// for bytes too short to hold one, which restore refuses to store.
 #[inline]
 pub fn stamp_of(b: &[u8]) -> u64 {
     let mut t = [0u8; 8];
-    t[..STAMP_LEN].copy_from_slice(&b[..STAMP_LEN]);
+    if let Some(s) = b.get(..STAMP_LEN) {
+        t[..STAMP_LEN].copy_from_slice(s);
+    }
     u64::from_le_bytes(t)
+}
+
+/// How many list frames (varint length, bytes) `frames` holds, or `None`
+/// if it is not a sequence of frames.
+pub fn count_frames(frames: &[u8]) -> Option<u64> {
+    let mut p = 0;
+    let mut n = 0;
+    while p < frames.len() {
+        let len = usize::try_from(varint::get(frames, &mut p)?).ok()?;
+        p = p.checked_add(len).filter(|&e| e <= frames.len())?;
+        n += 1;
+    }
+    Some(n)
 }
 
 /// One element of a stamped list: its stamp, its frame (varint length and
@@ -228,7 +244,7 @@ pub fn elements(b: &[u8]) -> impl Iterator<Item = Option<Element<'_>>> {
             let n = usize::try_from(varint::get(b, &mut q)?).ok()?;
             let end = q.checked_add(n).filter(|&e| e <= b.len())?;
             p = end;
-            Some(Element { stamp: stamp_of(ts), frame: &b[at..end], bytes: &b[q..end] })
+            Some(Element { stamp: stamp_of(ts), frame: b.get(at..end)?, bytes: b.get(q..end)? })
         })();
         if el.is_none() {
             p = b.len();
@@ -258,7 +274,7 @@ pub fn stamp_frames(frames: &[u8], ts: u64, out: &mut Vec<u8>) -> Option<u64> {
         let len = usize::try_from(varint::get(frames, &mut p)?).ok()?;
         let end = p.checked_add(len).filter(|&e| e <= frames.len())?;
         out.extend_from_slice(&s);
-        out.extend_from_slice(&frames[start..end]);
+        out.extend_from_slice(frames.get(start..end)?);
         p = end;
         n += 1;
     }

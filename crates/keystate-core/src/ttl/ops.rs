@@ -20,6 +20,9 @@ use crate::record::Rec;
 use crate::state::StateKind;
 use crate::store::{check_len, Key, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 
+/// Scratch capacity kept between writes (as the arena's, see write.rs).
+const TMP_KEEP: usize = 64 * 1024;
+
 fn not_frames() -> Error {
     Error::InvalidArgument("a list value is a sequence of frames (varint length, bytes)".into())
 }
@@ -48,12 +51,16 @@ impl Store {
         self.ttl.now
     }
 
-    pub(crate) fn set_ttl(&mut self, id: u32, ttl: Option<TtlConfig>) {
+    /// Sets the TTL configuration of state `id` (registration, or the first
+    /// declaration of a restored state).
+    pub(crate) fn set_ttl(&mut self, id: u32, ttl: Option<TtlConfig>) -> Result<()> {
+        crate::room::reserve(&mut self.ttl.every_record, 1)?;
         self.states[id as usize].desc.ttl = ttl;
         self.ttl.every_record.retain(|s| *s != id);
         if ttl.is_some_and(|c| c.every_record) {
             self.ttl.every_record.push(id);
         }
+        Ok(())
     }
 
     /// Timestamps state `state` holds.
@@ -99,12 +106,12 @@ impl Store {
 
     /// Elements of the stored list of (key, ns).
     fn list_count(&self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<u64> {
-        Ok(self.ref_at(state, key, ns, None)?.map_or(0, |r| count_elements(self.mem.rec(r).value).expect("stored lists are stamped")))
+        Ok(self.ref_at(state, key, ns, None)?.map_or(0, |r| elements(self.mem.rec(r).value).flatten().count() as u64))
     }
 
     pub(crate) fn add_list_stamps(&mut self, state: u32, added: u64, removed: u64) {
         let n = &mut self.ttl.list_stamps[state as usize];
-        *n = *n + added - removed;
+        *n = (*n + added).saturating_sub(removed);
     }
 
     /// Refuses what a raw write would refuse, before an access runs a cleanup step.
@@ -131,7 +138,7 @@ impl Store {
     /// value only (Flink's TTL merge functions) and renews nothing.
     pub(crate) fn ttl_get(&mut self, state: u32, key: Key<'_>, ns: &[u8], at: Option<u64>, for_update: bool) -> Result<Option<&[u8]>> {
         let e = self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?;
-        let cfg = e.desc.ttl.expect("a state with TTL");
+        let Some(cfg) = e.desc.ttl else { return self.get_raw(state, key, ns, at) };
         let is_list = e.desc.kind == StateKind::List;
         Self::locate(&self.cfg, &self.current, key)?;
         self.check_snapshot(at)?;
@@ -141,10 +148,10 @@ impl Store {
             let stored = self.mem.rec(r).value;
             if is_list {
                 let out = &mut self.ttl.out;
-                let shown = shown_elements(&cfg, stored, t, true, out);
+                let shown = shown_elements(&cfg, stored, t, true, out)?;
                 return Ok(shown.then_some(&out[..]));
             }
-            return Ok(cfg.shows(stamp_of(stored), t, true).then(|| &stored[STAMP_LEN..]));
+            return Ok(cfg.shows(stamp_of(stored), t, true).then(|| stored.get(STAMP_LEN..).unwrap_or_default()));
         }
         self.ttl_access(state);
         let now = self.ttl.now;
@@ -158,23 +165,26 @@ impl Store {
             let show = !for_update && cfg.shows(ts, now, false);
             self.ttl.out.clear();
             if show {
-                self.ttl.out.extend_from_slice(&stored[STAMP_LEN..]);
+                fill(&mut self.ttl.out, &[stored.get(STAMP_LEN..).unwrap_or_default()])?;
             }
-            self.remove_raw(state, key, ns)?;
+            // Cleanup on read is best effort: a removal that cannot get
+            // memory (an open snapshot's undo layer) leaves the value for a
+            // later cleanup, and the read answers as if it went.
+            let _ = self.remove_raw(state, key, ns);
             return Ok(show.then_some(&self.ttl.out[..]));
         }
         if cfg.renews_on_read() && !for_update && ts != now {
+            // A renewal is a write: it reserves first, and a renewal that
+            // cannot get memory fails the read with STORE_FULL, changing nothing.
             let mut tmp = take(&mut self.ttl.tmp);
             tmp.clear();
-            tmp.extend_from_slice(&stamp(now));
-            tmp.extend_from_slice(&self.mem.rec(r).value[STAMP_LEN..]);
-            let done = self.put_raw(state, key, ns, &tmp);
-            self.ttl.tmp = tmp;
+            let done = fill(&mut tmp, &[&stamp(now), self.mem.rec(r).value.get(STAMP_LEN..).unwrap_or_default()]).and_then(|()| self.put_raw(state, key, ns, &tmp));
+            self.keep_tmp(tmp);
             done?;
-            let r = self.ref_at(state, key, ns, None)?.expect("written above");
-            return Ok(Some(&self.mem.rec(r).value[STAMP_LEN..]));
+            let Some(r) = self.ref_at(state, key, ns, None)? else { return Ok(None) };
+            return Ok(Some(self.mem.rec(r).value.get(STAMP_LEN..).unwrap_or_default()));
         }
-        Ok(Some(&self.mem.rec(r).value[STAMP_LEN..]))
+        Ok(Some(self.mem.rec(r).value.get(STAMP_LEN..).unwrap_or_default()))
     }
 
     /// A live read of the list in record `r`: expired elements are removed
@@ -187,9 +197,11 @@ impl Store {
         let (out, tmp) = (&mut self.ttl.out, &mut self.ttl.tmp);
         out.clear();
         tmp.clear();
+        // Both are at most the stored bytes: reserved first, nothing below allocates.
+        crate::room::reserve_bytes(out, stored.len())?;
+        crate::room::reserve_bytes(tmp, stored.len())?;
         let (mut total, mut expired, mut stale) = (0u64, 0u64, false);
-        for el in elements(stored) {
-            let el = el.expect("stored lists are stamped");
+        for el in elements(stored).flatten() {
             total += 1;
             let dead = cfg.expired(el.stamp, now);
             if !dead || (!for_update && cfg.shows(el.stamp, now, false)) {
@@ -205,40 +217,58 @@ impl Store {
         }
         let shown = total == 0 || !out.is_empty() || expired < total;
         if expired == total && total > 0 {
-            self.remove_raw(state, key, ns)?;
-            self.add_list_stamps(state, 0, total);
-        } else if expired > 0 || stale {
+            // Best effort, as for a value (see `ttl_get`).
+            if self.remove_raw(state, key, ns).is_ok() {
+                self.add_list_stamps(state, 0, total);
+            }
+        } else if stale {
+            // A renewal is a write (see `ttl_get`).
             let tmp = take(&mut self.ttl.tmp);
             let done = self.put_raw(state, key, ns, &tmp);
-            self.ttl.tmp = tmp;
+            self.keep_tmp(tmp);
             done?;
             self.add_list_stamps(state, 0, expired);
+        } else if expired > 0 {
+            let tmp = take(&mut self.ttl.tmp);
+            if self.put_raw(state, key, ns, &tmp).is_ok() {
+                self.add_list_stamps(state, 0, expired);
+            }
+            self.keep_tmp(tmp);
         }
         Ok(shown.then_some(&self.ttl.out[..]))
+    }
+
+    /// Gives the scratch buffer back, unless a large value grew it (then its memory goes).
+    pub(crate) fn keep_tmp(&mut self, tmp: Vec<u8>) {
+        if tmp.capacity() <= TMP_KEEP {
+            self.ttl.tmp = tmp;
+        }
     }
 
     pub(crate) fn ttl_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
         let is_list = self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?.desc.kind == StateKind::List;
         self.check_write(state, key, ns, value)?;
+        let now = self.ttl.now;
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
-        let n = if is_list { stamp_frames(value, self.ttl.now, &mut tmp) } else { Some(0) };
-        let Some(n) = n else {
-            self.ttl.tmp = tmp;
-            return Err(not_frames());
+        let built = if is_list {
+            stamped_list(value, now, &mut tmp)
+        } else {
+            fill(&mut tmp, &[&stamp(now), value]).map(|()| 0)
         };
-        self.ttl_access(state);
-        if !is_list {
-            tmp.extend_from_slice(&stamp(self.ttl.now));
-            tmp.extend_from_slice(value);
-        }
-        let old = if is_list { self.list_count(state, key, ns)? } else { 0 };
-        let done = self.put_raw(state, key, ns, &tmp);
-        self.ttl.tmp = tmp;
-        done?;
+        let done = built.and_then(|n| {
+            let old = if is_list { self.list_count(state, key, ns)? } else { 0 };
+            self.put_raw(state, key, ns, &tmp)?;
+            Ok((n, old))
+        });
+        self.keep_tmp(tmp);
+        let (n, old) = done?;
         if is_list {
             self.add_list_stamps(state, n, old);
         }
+        // After the write: a cleanup step never makes it fail, and a write
+        // that fails has not cleaned anything either.
+        self.ttl_access(state);
         Ok(())
     }
 
@@ -247,27 +277,22 @@ impl Store {
         self.check_write(state, key, ns, tail)?;
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
-        let Some(n) = stamp_frames(tail, self.ttl.now, &mut tmp) else {
-            self.ttl.tmp = tmp;
-            return Err(not_frames());
-        };
+        let done = stamped_list(tail, self.ttl.now, &mut tmp).and_then(|n| self.append_raw(state, key, ns, &tmp).map(|()| n));
+        self.keep_tmp(tmp);
+        self.add_list_stamps(state, done?, 0);
         self.ttl_access(state);
-        let done = self.append_raw(state, key, ns, &tmp);
-        self.ttl.tmp = tmp;
-        done?;
-        self.add_list_stamps(state, n, 0);
         Ok(())
     }
 
     pub(crate) fn ttl_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
         Self::locate(&self.cfg, &self.current, key)?;
-        self.ttl_access(state);
         let is_list = self.entry(state)?.desc.kind == StateKind::List;
         let old = if is_list { self.list_count(state, key, ns)? } else { 0 };
         let removed = self.remove_raw(state, key, ns)?;
         if is_list {
             self.add_list_stamps(state, 0, old);
         }
+        self.ttl_access(state);
         Ok(removed)
     }
 
@@ -308,24 +333,28 @@ impl Store {
         let t = at.map_or(self.ttl.now, |s| self.ttl.time_of(s));
         let snap = at.is_some();
         let mut buf = Vec::new();
+        let mut failed = None;
         for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
             self.mem.for_each_visible(tid, at, |_, rec: &Rec<'_>| match e.desc.kind {
                 StateKind::Map => crate::mapval::for_each(&self.mem, rec.value, at, |uk, v| {
                     if cfg.shows(stamp_of(v), t, snap) {
-                        f(rec.key, rec.ns, Some(uk), &v[STAMP_LEN..]);
+                        f(rec.key, rec.ns, Some(uk), v.get(STAMP_LEN..).unwrap_or_default());
                     }
                 }),
-                StateKind::List => {
-                    if shown_elements(&cfg, rec.value, t, snap, &mut buf) {
-                        f(rec.key, rec.ns, None, &buf);
-                    }
-                }
+                StateKind::List => match shown_elements(&cfg, rec.value, t, snap, &mut buf) {
+                    Ok(true) => f(rec.key, rec.ns, None, &buf),
+                    Ok(false) => {}
+                    Err(e) => failed = Some(e),
+                },
                 _ => {
                     if cfg.shows(stamp_of(rec.value), t, snap) {
-                        f(rec.key, rec.ns, None, &rec.value[STAMP_LEN..]);
+                        f(rec.key, rec.ns, None, rec.value.get(STAMP_LEN..).unwrap_or_default());
                     }
                 }
             });
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -348,15 +377,33 @@ impl Store {
 /// Writes into `out` the frames of the elements of stamped list `stored`
 /// that a read at `t` shows; false when it shows none of a list that has
 /// some (an empty list is shown as empty).
-fn shown_elements(cfg: &TtlConfig, stored: &[u8], t: u64, at_snapshot: bool, out: &mut Vec<u8>) -> bool {
+fn shown_elements(cfg: &TtlConfig, stored: &[u8], t: u64, at_snapshot: bool, out: &mut Vec<u8>) -> Result<bool> {
     out.clear();
+    crate::room::reserve_bytes(out, stored.len())?;
     let mut any = false;
-    for el in elements(stored) {
-        let el = el.expect("stored lists are stamped");
+    for el in elements(stored).flatten() {
         any = true;
         if cfg.shows(el.stamp, t, at_snapshot) {
             out.extend_from_slice(el.frame);
         }
     }
-    !any || !out.is_empty()
+    Ok(!any || !out.is_empty())
+}
+
+/// Clears nothing: appends `parts` to `buf`, reserving first.
+pub(crate) fn fill(buf: &mut Vec<u8>, parts: &[&[u8]]) -> Result<()> {
+    crate::room::reserve_bytes(buf, parts.iter().map(|p| p.len()).sum())?;
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    Ok(())
+}
+
+/// Appends the list frames `frames`, each stamped `ts`, to `out` (reserving
+/// first); returns how many.
+fn stamped_list(frames: &[u8], ts: u64, out: &mut Vec<u8>) -> Result<u64> {
+    let Some(n) = super::count_frames(frames) else { return Err(not_frames()) };
+    let extra = usize::try_from(n).ok().and_then(|n| n.checked_mul(STAMP_LEN)).ok_or_else(not_frames)?;
+    crate::room::reserve_bytes(out, frames.len().saturating_add(extra))?;
+    stamp_frames(frames, ts, out).ok_or_else(not_frames)
 }

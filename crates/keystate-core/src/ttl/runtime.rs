@@ -2,6 +2,9 @@
 //! time of each open snapshot, the incremental-cleanup cursor of each state,
 //! and the buffers reads build values in.
 
+use crate::error::Full;
+use crate::room;
+
 /// Where a state's incremental cleanup goes on: its table of key group
 /// `part`, slot `slot` of that table's index.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,8 +33,15 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
+    /// Room for the time of one more snapshot, taken before the snapshot is.
+    pub fn reserve_snapshot(&mut self) -> Result<(), Full> {
+        room::reserve(&mut self.snapshots, 1)
+    }
+
+    /// After [`Runtime::reserve_snapshot`]: allocates nothing.
     pub fn snapshot_taken(&mut self, epoch: u64) {
         // Epochs only grow: appending keeps the list sorted.
+        debug_assert!(self.snapshots.len() < self.snapshots.capacity());
         self.snapshots.push((epoch, self.now));
     }
 
@@ -47,12 +57,15 @@ impl Runtime {
     }
 
     /// Makes room for state `state`'s runtime fields.
-    pub fn registered(&mut self, state: u32) {
+    pub fn registered(&mut self, state: u32) -> Result<(), Full> {
         let n = state as usize + 1;
         if self.cursors.len() < n {
+            room::reserve_capacity(&mut self.cursors, n)?;
+            room::reserve_capacity(&mut self.list_stamps, n)?;
             self.cursors.resize(n, Cursor::default());
             self.list_stamps.resize(n, 0);
         }
+        Ok(())
     }
 
     /// Bytes held (for `memory()`).

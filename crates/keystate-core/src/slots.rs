@@ -1,0 +1,191 @@
+//! The slot array of an index ([`crate::index::Index`]): like `Arc<[Slot]>`
+//! (one allocation with a count in front, shared copy-on-write between a
+//! live index and the frozen copies checkpoints take), but allocated
+//! fallibly, so that an index that cannot grow or be copied is a
+//! `STORE_FULL` error instead of an abort. (Stable Rust has no fallible
+//! `Arc` constructor.)
+
+use std::alloc::{self, Layout};
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+
+/// `[meta, ref as 4 little-endian bytes]` (see `crate::index`).
+pub type Slot = [u8; 5];
+
+/// What sits in front of the slots.
+struct Head {
+    refs: AtomicUsize,
+}
+
+/// Bytes from the start of an allocation to its first slot.
+const OFF: usize = std::mem::size_of::<Head>();
+
+/// Layout of an allocation of `len` slots (`len > 0`).
+fn layout(len: usize) -> Option<Layout> {
+    let (l, off) = Layout::new::<Head>().extend(Layout::array::<Slot>(len).ok()?).ok()?;
+    debug_assert_eq!(off, OFF);
+    Some(l.pad_to_align())
+}
+
+/// A shared, counted array of slots. Empty arrays allocate nothing.
+pub struct Slots {
+    /// The first slot: `OFF` bytes into an allocation of `layout(len)`
+    /// whose `Head` counts the `Slots` that share it; dangling when `len == 0`.
+    ptr: NonNull<Slot>,
+    len: usize,
+}
+
+// Safety: the slots are plain bytes, changed only through `get_mut`, which
+// requires the one handle (`&mut` and a count of 1); the count is atomic. So
+// handles move and share across threads as `Arc<[Slot]>` does.
+unsafe impl Send for Slots {}
+// Safety: as for Send: through `&Slots` the bytes are only read.
+unsafe impl Sync for Slots {}
+
+impl Slots {
+    pub const EMPTY: Slots = Slots { ptr: NonNull::dangling(), len: 0 };
+
+    /// `len` empty (zeroed) slots, or `None` when the allocator refuses.
+    pub fn zeroed(len: usize) -> Option<Slots> {
+        if len == 0 {
+            return Some(Slots::EMPTY);
+        }
+        let layout = layout(len)?;
+        // Safety: the layout's size is not zero (it holds a `Head`).
+        let base = NonNull::new(crate::room::fallibly(|| unsafe { alloc::alloc_zeroed(layout) }))?;
+        // Safety: `base` is a fresh allocation of `layout`, aligned for a
+        // `Head` at its start, and `OFF` bytes in (within its size) start the
+        // slots, whose bytes are zeroed: `len` valid empty slots.
+        unsafe {
+            base.cast::<Head>().as_ptr().write(Head { refs: AtomicUsize::new(1) });
+            Some(Slots { ptr: base.add(OFF).cast::<Slot>(), len })
+        }
+    }
+
+    fn head(&self) -> &Head {
+        debug_assert!(self.len > 0);
+        // Safety: `len > 0`, so `ptr` is `OFF` bytes into an allocation made by
+        // `zeroed`, which starts with its `Head`; it lives while this handle does.
+        unsafe { &*self.ptr.cast::<u8>().sub(OFF).cast::<Head>().as_ptr() }
+    }
+
+    /// True when no other handle shares the slots.
+    #[inline]
+    pub fn is_unique(&self) -> bool {
+        self.len == 0 || self.head().refs.load(Ordering::Acquire) == 1
+    }
+
+    /// True when both are handles of one array.
+    pub fn ptr_eq(&self, other: &Slots) -> bool {
+        self.ptr == other.ptr
+    }
+
+    /// The slots, mutably, if no other handle shares them.
+    #[inline]
+    pub fn get_mut(&mut self) -> Option<&mut [Slot]> {
+        if !self.is_unique() {
+            return None;
+        }
+        // Safety: `len` valid slots (see `ptr`), and this is the one handle to
+        // them (count 1, and `&mut self`), so nothing else reads or writes them.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+    }
+
+    /// The slots, mutably: first replaced by `copy(self)` if another handle
+    /// shares them.
+    #[inline]
+    pub fn make_mut(&mut self, copy: impl FnOnce(&Slots) -> Slots) -> &mut [Slot] {
+        if !self.is_unique() {
+            *self = copy(self);
+            assert!(self.is_unique(), "a copy is unique");
+        }
+        // Safety: `len` valid slots (see `ptr`), and this is the one handle to
+        // them (checked above, and `&mut self`), so nothing else reads or
+        // writes them.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// A copy no other handle shares, or `None` when the allocator refuses.
+    pub fn copy(&self) -> Option<Slots> {
+        let mut c = Slots::zeroed(self.len)?;
+        if let Some(s) = c.get_mut() {
+            s.copy_from_slice(self);
+        }
+        Some(c)
+    }
+}
+
+impl Deref for Slots {
+    type Target = [Slot];
+
+    #[inline]
+    fn deref(&self) -> &[Slot] {
+        // Safety: `len` valid slots (dangling and empty when `len == 0`), alive
+        // while this handle is; shared slots are never written.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::EMPTY
+    }
+}
+
+impl Clone for Slots {
+    fn clone(&self) -> Self {
+        if self.len > 0 {
+            // As `Arc`: a count that could overflow means handles were leaked
+            // without end; stop rather than free while in use.
+            if self.head().refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+                std::process::abort();
+            }
+        }
+        Slots { ptr: self.ptr, len: self.len }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.len == 0 || self.head().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // As `Arc`: see every other handle's last use before freeing.
+        fence(Ordering::Acquire);
+        let layout = layout(self.len).expect("the layout it was allocated with");
+        // Safety: this was the last handle; the allocation starts `OFF` bytes
+        // before `ptr` and was made by `zeroed` with this layout.
+        unsafe { alloc::dealloc(self.ptr.cast::<u8>().as_ptr().sub(OFF), layout) };
+    }
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slots({} slots, {})", self.len, if self.is_unique() { "unique" } else { "shared" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_until_copied_freed_with_the_last_handle() {
+        let mut a = Slots::zeroed(10).unwrap();
+        assert!(a.iter().all(|s| *s == [0; 5]));
+        a.get_mut().unwrap()[3] = [1, 2, 3, 4, 5];
+        let b = a.clone();
+        assert!(!a.is_unique() && a.ptr_eq(&b));
+        assert!(a.get_mut().is_none(), "shared slots are not written");
+        let mut c = a.copy().unwrap();
+        assert!(c.is_unique() && !c.ptr_eq(&a));
+        c.get_mut().unwrap()[3] = [9; 5];
+        assert_eq!(b[3], [1, 2, 3, 4, 5]);
+        drop(b);
+        assert!(a.is_unique());
+        let e = Slots::zeroed(0).unwrap();
+        assert!(e.is_empty() && e.is_unique());
+        assert!(e.clone().ptr_eq(&Slots::EMPTY));
+    }
+}

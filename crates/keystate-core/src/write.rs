@@ -1,0 +1,460 @@
+//! Writes to tables, each in two steps: reserve, then commit.
+//!
+//! A write first finds out what it will allocate (a slot or a large record
+//! for the new record, a MARK record and room in an undo layer for an open
+//! snapshot, room in the live index, a copy of an index a checkpoint's frozen
+//! view shares) and reserves all of it with fallible calls, charged to the
+//! operation's [`Room`]. Only then does it change the table, and that step
+//! allocates nothing. A write that cannot get its memory returns [`Full`]
+//! having changed nothing; what it did reserve stays as spare room (pooled
+//! pages, index capacity, an empty layer), except large records, which go.
+//!
+//! The common write, an overwrite of a value of the same slot class with no
+//! snapshot open, needs nothing and reserves nothing.
+
+use crate::arena::{self, Arena};
+use crate::error::{Error, Full};
+use crate::index::Index;
+use crate::mem::{head_nested, record_hash, Change, Layer, Mem, TableId};
+use crate::record;
+use crate::room::{self, Room};
+
+/// Capacity of the scratch buffer kept between writes (a list grown past it
+/// gives its copy back).
+const TMP_KEEP: usize = 64 * 1024;
+
+/// What a write to an entry must save first for open snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Save {
+    /// Nothing: no open snapshot needs the entry's current state, or it is saved.
+    No,
+    /// Into the newest open snapshot's layer of the table.
+    Into,
+    /// Into a layer for the newest open snapshot, which the table lacks yet.
+    NewLayer,
+}
+
+/// What a write does to the live index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Live {
+    /// Adds an entry: room for one more.
+    Insert,
+    /// Changes or removes one: the slots must be its own.
+    Change,
+}
+
+/// Everything one write allocates.
+#[derive(Debug)]
+struct Want {
+    save: Save,
+    /// Length of the MARK record saved for an entry that did not exist.
+    mark: Option<usize>,
+    /// Length and slot class of the new record.
+    record: Option<(usize, Option<u8>)>,
+    live: Live,
+}
+
+impl Mem {
+    /// What a write to (key, ns) of table `tid` must save first (see `crate::mem`).
+    #[inline]
+    pub(crate) fn plan_save(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Save {
+        let Some(&n) = self.open.last() else { return Save::No };
+        let t = self.table(tid);
+        if t.born > n {
+            return Save::No;
+        }
+        match t.layers.last() {
+            Some(l) if l.epoch == n => {
+                if l.index.find(h, |r| record::matches(self.arena.bytes(r), key, ns)).is_some() {
+                    Save::No
+                } else {
+                    Save::Into
+                }
+            }
+            _ => Save::NewLayer,
+        }
+    }
+
+    /// True when writes to table `tid` save what they change for open snapshots.
+    pub(crate) fn saves(&self, tid: TableId) -> bool {
+        self.open.last().is_some_and(|&n| self.table(tid).born <= n)
+    }
+
+    /// Reserves what `w` needs; on an error, frees large records it reserved.
+    fn reserve_write(&mut self, room: &mut Room, tid: TableId, w: &Want) -> Result<(), Full> {
+        let r = self.try_reserve_write(room, tid, w);
+        if r.is_err() {
+            self.arena.drop_spares();
+        }
+        r
+    }
+
+    fn try_reserve_write(&mut self, room: &mut Room, tid: TableId, w: &Want) -> Result<(), Full> {
+        // Records, in the order the commit allocates them: the MARK, then the record.
+        let mut small = [(0u8, 0usize); 2];
+        let mut k = 0;
+        for (len, class) in [w.mark.map(|l| (l, None)), w.record].into_iter().flatten() {
+            match arena::class_for(len, class) {
+                Some(c) if k > 0 && small[0].0 == c => small[0].1 += 1,
+                Some(c) => {
+                    small[k] = (c, 1);
+                    k += 1;
+                }
+                None => self.reserve_large(len, room)?,
+            }
+        }
+        // Most writes take one slot of a class that has room.
+        let one_with_room = k == 1 && small[0].1 == 1 && self.arena.has_room(small[0].0);
+        if k > 0 && !one_with_room {
+            self.arena.reserve_slots(&small[..k], room)?;
+        }
+        self.reserve_live(tid, usize::from(w.live == Live::Insert), room)?;
+        if w.save != Save::No {
+            if w.save == Save::NewLayer {
+                self.new_layer(tid, room)?;
+            }
+            self.reserve_layer(tid, 1, room)?;
+        }
+        Ok(())
+    }
+
+    /// A large record of `len` bytes for the next allocation of that length
+    /// (one a batch reserved already serves).
+    pub(crate) fn reserve_large(&mut self, len: usize, room: &mut Room) -> Result<(), Full> {
+        if self.arena.has_spare(len) {
+            return Ok(());
+        }
+        self.arena.reserve_large(len, room)
+    }
+
+    /// Room for `n` more entries in the live index of `tid`, and its slots its own.
+    #[inline]
+    fn reserve_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+        if self.table(tid).live.has_room(n) {
+            return Ok(());
+        }
+        self.grow_live(tid, n, room)
+    }
+
+    #[inline(never)]
+    fn grow_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+        let Mem { arena, tables, acct, .. } = self;
+        let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
+        let before = ix.bytes();
+        let frozen = ix.try_reserve(n, room, |c| record_hash(arena, c))?;
+        acct.resized(before, ix.bytes());
+        acct.frozen_copies += frozen;
+        Ok(())
+    }
+
+    /// Room for `n` more entries in the newest layer of `tid`.
+    fn reserve_layer(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+        let Mem { arena, tables, acct, .. } = self;
+        let layer = tables[tid as usize].as_mut().expect("dangling table id").layers.last_mut().expect("a layer to save into");
+        let before = layer.index.bytes();
+        layer.index.try_reserve(n, room, |c| record_hash(arena, c))?;
+        acct.resized(before, layer.index.bytes());
+        Ok(())
+    }
+
+    /// An empty layer of `tid` for the newest open snapshot.
+    fn new_layer(&mut self, tid: TableId, room: &mut Room) -> Result<(), Full> {
+        let n = *self.open.last().expect("a snapshot is open");
+        let Mem { tables, touched, acct, .. } = self;
+        let t = tables[tid as usize].as_mut().expect("dangling table id");
+        // Sized for a sixteenth of the table rewritten: a layer that grows
+        // from empty rehashes (reading every saved record) over and over,
+        // and those stalls land on writers (p99 write latency during an
+        // export: 8.8 -> 2.0 us natively).
+        let want = t.live.len() / 16;
+        let bytes = Index::bytes_for(want);
+        room.take(bytes as u64)?;
+        room::reserve(&mut t.layers, 1)?;
+        room::reserve(touched, 1)?;
+        let index = Index::try_with_capacity(want).ok_or_else(|| room::oom(bytes))?;
+        t.layers.push(Layer { epoch: n, index, bytes: 0 });
+        acct.index_bytes += bytes as u64;
+        // `n` is the newest open epoch: pushing keeps `touched` sorted.
+        touched.push((n, tid));
+        Ok(())
+    }
+
+    /// Saves (key, ns) for the newest open snapshot, as reserved for
+    /// `Save::Into` or `Save::NewLayer`. Returns true when the live record
+    /// moved into the layer: the caller then writes the new value to a new
+    /// record and must not touch the old one.
+    fn commit_save(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
+        let (saved, moved) = match live_slot {
+            Some(slot) => (self.table(tid).live.get(slot), true),
+            None => (record::alloc(&mut self.arena, key, ns, &[], true, false).0, false),
+        };
+        let arena = &self.arena;
+        let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+        let layer = t.layers.last_mut().expect("a reserved layer");
+        layer.index.insert(h, saved, |r| record_hash(arena, r));
+        let rec = record::parse(arena.bytes(saved));
+        let size = record::slot_size(arena, saved, &rec);
+        t.layer_bytes += size as u64;
+        layer.bytes += size as u64;
+        if moved {
+            t.live_bytes -= size as u64;
+            if let Some(nested) = if t.heads { head_nested(&rec) } else { None } {
+                self.table_mut(nested).detached = true;
+            }
+        }
+        moved
+    }
+
+    #[inline]
+    fn find_live(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<usize> {
+        self.table(tid).live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
+    }
+
+    /// Sets the value of (key, ns) to the concatenation of `value`.
+    pub fn put(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Result<Change, Full> {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
+        let slot = self.find_live(tid, h, key, ns);
+        let save = self.plan_save(tid, h, key, ns);
+        let vlen: usize = value.iter().map(|v| v.len()).sum();
+        let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
+        let old = slot.map(|s| self.table(tid).live.get(s));
+        if let (Some(old), Save::No) = (old, save) {
+            if !Arena::is_large(old) && arena::slot_size_for(new_len) == self.slot_size(old) {
+                // Same slot class: overwrite in place.
+                record::write(self.arena.bytes_mut(old), key, ns, value, false, None);
+                return Ok(Change::Updated);
+            }
+        }
+        let mark = (save != Save::No && slot.is_none()).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
+        let live = if slot.is_some() { Live::Change } else { Live::Insert };
+        self.reserve_write(room, tid, &Want { save, mark, record: Some((new_len, None)), live })?;
+        let moved = save != Save::No && self.commit_save(tid, h, key, ns, slot);
+        let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
+        let Some((slot, old)) = slot.zip(old) else {
+            let arena = &self.arena;
+            let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+            t.live.insert(h, r, |c| record_hash(arena, c));
+            t.live_bytes += size as u64;
+            return Ok(Change::Created);
+        };
+        let t = self.table_mut(tid);
+        t.live.set(slot, r);
+        t.live_bytes += size as u64;
+        if !moved {
+            let old_size = self.slot_size(old);
+            self.table_mut(tid).live_bytes -= old_size as u64;
+            self.arena.free(old, old_size);
+        }
+        Ok(Change::Updated)
+    }
+
+    /// Appends `tail` to the value of (key, ns), creating it if absent. The
+    /// record keeps room to grow so that appends are amortized O(len(tail)).
+    /// A value that would grow past `max_len` bytes is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &mut self,
+        room: &mut Room,
+        tid: TableId,
+        h: u32,
+        key: &[u8],
+        ns: &[u8],
+        tail: &[u8],
+        max_len: usize,
+    ) -> Result<Change, Error> {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
+        let slot = self.find_live(tid, h, key, ns);
+        let save = self.plan_save(tid, h, key, ns);
+        let Some(slot) = slot else {
+            let mark = (save != Save::No).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
+            let record = Some(record::alloc_size(key.len(), ns.len(), tail.len(), false, true));
+            self.reserve_write(room, tid, &Want { save, mark, record, live: Live::Insert })?;
+            if save != Save::No {
+                self.commit_save(tid, h, key, ns, None);
+            }
+            let (r, size) = record::alloc(&mut self.arena, key, ns, &[tail], false, true);
+            let arena = &self.arena;
+            let t = self.tables[tid as usize].as_mut().expect("dangling table id");
+            t.live.insert(h, r, |c| record_hash(arena, c));
+            t.live_bytes += size as u64;
+            return Ok(Change::Created);
+        };
+        let old = self.table(tid).live.get(slot);
+        let (old_vlen, old_size, has_cap) = {
+            let rec = self.rec(old);
+            (rec.value.len(), record::slot_size(&self.arena, old, &rec), rec.cap.is_some())
+        };
+        let new_vlen = old_vlen + tail.len();
+        crate::store::check_len("value", new_vlen, max_len)?;
+        if save == Save::No && (has_cap || Arena::is_large(old)) {
+            let new_len = record::encoded_len(key.len(), ns.len(), new_vlen, false, has_cap);
+            if new_len <= old_size {
+                let same_header = crate::varint::len(new_vlen as u64) == crate::varint::len(old_vlen as u64);
+                if !same_header {
+                    self.tmp.clear();
+                    room::reserve_bytes(&mut self.tmp, old_vlen)?;
+                }
+                let rec = self.rec(old);
+                let cap = rec.cap;
+                let end = rec.len;
+                let bytes = self.arena.bytes_mut(old);
+                if same_header {
+                    // Rewrite the length in place and add the tail at the end.
+                    let mut p = 0;
+                    crate::varint::get_trusted(bytes, &mut p);
+                    if !ns.is_empty() {
+                        crate::varint::get_trusted(bytes, &mut p);
+                    }
+                    crate::varint::write(&mut bytes[p..], new_vlen as u64);
+                    bytes[end..end + tail.len()].copy_from_slice(tail);
+                } else {
+                    self.tmp.extend_from_slice(&bytes[end - old_vlen..end]);
+                    record::write(bytes, key, ns, &[&self.tmp, tail], false, cap);
+                }
+                self.trim_tmp();
+                return Ok(Change::Updated);
+            }
+        }
+        // Grow into a new record.
+        self.tmp.clear();
+        let r = room::reserve_bytes(&mut self.tmp, old_vlen).and_then(|()| {
+            let record = Some(record::alloc_size(key.len(), ns.len(), new_vlen, false, true));
+            self.reserve_write(room, tid, &Want { save, mark: None, record, live: Live::Change })
+        });
+        if let Err(e) = r {
+            self.trim_tmp();
+            return Err(e.into());
+        }
+        let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
+        let mut tmp = std::mem::take(&mut self.tmp);
+        tmp.extend_from_slice(self.rec(old).value);
+        let (r, size) = record::alloc(&mut self.arena, key, ns, &[&tmp, tail], false, true);
+        self.tmp = tmp;
+        self.trim_tmp();
+        let t = self.table_mut(tid);
+        t.live.set(slot, r);
+        t.live_bytes += size as u64;
+        if !moved {
+            t.live_bytes -= old_size as u64;
+            self.arena.free(old, old_size);
+        }
+        Ok(Change::Updated)
+    }
+
+    /// Gives back the scratch buffer's space after a large value passed through it.
+    fn trim_tmp(&mut self) {
+        if self.tmp.capacity() > TMP_KEEP {
+            self.tmp = Vec::new();
+        }
+    }
+
+    /// Removes (key, ns). Returns whether it existed. A removed map head's
+    /// nested table is freed, unless a snapshot still needs it. Needs memory
+    /// only to save the entry for an open snapshot, or to copy an index a
+    /// checkpoint's frozen view shares.
+    pub fn remove(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Result<bool, Full> {
+        if !self.reclaim.layers.is_empty() {
+            self.reclaim_some();
+        }
+        let Some(slot) = self.find_live(tid, h, key, ns) else { return Ok(false) };
+        let save = self.plan_save(tid, h, key, ns);
+        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change })?;
+        let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
+        let shrink = !self.keep_capacity;
+        let Mem { arena, tables, acct, .. } = self;
+        let t = tables[tid as usize].as_mut().expect("dangling table id");
+        let old = t.live.get(slot);
+        let heads = t.heads;
+        let before = t.live.bytes();
+        t.live.remove_at(slot, shrink, |c| record_hash(arena, c));
+        acct.resized(before, t.live.bytes());
+        if !moved {
+            let size = self.slot_size(old);
+            self.table_mut(tid).live_bytes -= size as u64;
+            self.free_record(old, heads);
+        }
+        Ok(true)
+    }
+
+    /// Reserves what removing (key, ns) needs, so that a `remove` of it
+    /// after other changes cannot fail.
+    pub fn reserve_remove(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Result<(), Full> {
+        if self.find_live(tid, h, key, ns).is_none() {
+            return Ok(());
+        }
+        let save = self.plan_save(tid, h, key, ns);
+        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change })
+    }
+
+    /// Reserves, for a batch, what up to `inserts` new entries and `writes`
+    /// writes of table `tid` need in its indexes: room in the live index and,
+    /// for open snapshots, a layer with room for all of them. (The batch
+    /// reserves records itself.)
+    pub(crate) fn reserve_table(&mut self, room: &mut Room, tid: TableId, inserts: usize, writes: usize) -> Result<(), Full> {
+        self.reserve_live(tid, inserts, room)?;
+        if self.saves(tid) {
+            let n = *self.open.last().expect("saves() saw an open snapshot");
+            if self.table(tid).layers.last().is_none_or(|l| l.epoch != n) {
+                self.new_layer(tid, room)?;
+            }
+            self.reserve_layer(tid, writes, room)?;
+        }
+        Ok(())
+    }
+
+    /// Presizes a table's live index for `n` entries when it is empty
+    /// (restore knows the counts up front).
+    pub fn reserve(&mut self, room: &mut Room, tid: TableId, n: usize) -> Result<(), Full> {
+        let Mem { tables, acct, .. } = self;
+        let t = tables[tid as usize].as_mut().expect("dangling table id");
+        let (have, want) = (t.live.bytes(), Index::bytes_for(n));
+        if !t.live.is_empty() || want <= have {
+            return Ok(());
+        }
+        room.take((want - have) as u64)?;
+        let ix = Index::try_with_capacity(n).ok_or_else(|| room::oom(want))?;
+        if t.live.is_shared() {
+            acct.frozen_copies += have as u64;
+        }
+        acct.resized(have, want);
+        t.live = ix;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{Error, Full};
+    use crate::{Key, StateDescriptor, StateKind, Store, StoreConfig};
+
+    #[test]
+    fn an_arena_out_of_addresses_refuses_writes_and_recovers() {
+        let mut s = Store::new(StoreConfig::new(4, None, [1; 16]).unwrap());
+        let v = s.register_state(StateDescriptor::new("v", StateKind::Value, "bytes", "").unwrap()).unwrap();
+        s.mem.arena.set_max_pages(8);
+        let mut n = 0;
+        let err = loop {
+            match s.put(v, Key::Bytes(format!("k{n}").as_bytes()), &[], &[7; 1000]) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, Error::StoreFull(Full::Arena));
+        assert_eq!(err.code(), "STORE_FULL");
+        assert!(n >= 8 * 16, "{n} records of ~1 KiB in 8 pages");
+        assert_eq!(s.entries(v).unwrap(), n as u64);
+        // Large records have their own allocations: they still fit.
+        s.put(v, Key::Bytes(b"large"), &[], &[1; 5000]).unwrap();
+        // Freeing slots makes room again, without new pages.
+        for i in 0..20 {
+            assert!(s.remove(v, Key::Bytes(format!("k{i}").as_bytes()), &[]).unwrap());
+        }
+        s.put(v, Key::Bytes(b"again"), &[], &[2; 1000]).unwrap();
+        s.check_invariants();
+        assert_eq!(s.get(v, Key::Bytes(b"k30"), &[], None).unwrap(), Some(&[7u8; 1000][..]));
+    }
+}
