@@ -13,7 +13,9 @@ export type {
   MapStateOptions,
   ReducingStateOptions,
   AggregatingStateOptions,
+  StateOptions,
 } from './store.js';
+export type { StateTtlConfig, Clock } from './ttl.js';
 export { ValueState, ListState, MapState, ReducingState, AggregatingState } from './states.js';
 export type { AggregateFunction } from './states.js';
 export { Snapshot, SnapshotValueView, SnapshotListView, SnapshotMapView, SnapshotAggregateView } from './snapshot.js';

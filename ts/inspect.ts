@@ -21,6 +21,8 @@ export interface CheckpointStateReport {
   kind: 'value' | 'list' | 'map' | 'reducing' | 'aggregating';
   valueCodec: string;
   userKeyCodec: string;
+  /** The state's time to live as declared, or null for none. */
+  ttl: import('./ttl.js').StateTtlConfig | null;
   /** Records of it in the checkpoint (entries; for maps, map entries; and removals). */
   records: number;
   /** Bytes of those records. */

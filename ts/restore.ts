@@ -40,6 +40,8 @@ export interface RestoreOptions {
   checkpoints?: CheckpointPolicy;
   /** The backend to restore into (default: the environment's; see `StoreOptions.backend`). */
   backend?: BackendName;
+  /** The restored store's clock (see `StoreOptions.clock`); default `Date.now`. */
+  clock?: () => number;
 }
 
 /** Progress of a restore, within its current piece. */

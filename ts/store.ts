@@ -19,6 +19,7 @@ import { builtinCodec, resolveCodec, writeKey, type Codec, type CodecName, type 
 import { checkU32, core, InvalidArgumentError, maxMemory, StateDefinitionError, StoreClosedError } from './errors.js';
 import { restoreInto, type RestoreOptions, type CheckpointSource } from './restore.js';
 import { Snapshot } from './snapshot.js';
+import { everyRecord, ttlArgs, type Clock, type StateTtlConfig } from './ttl.js';
 import type { CheckpointStorage, StoredCheckpoint } from './storage/types.js';
 import {
   AggregatingState,
@@ -62,6 +63,13 @@ export interface StoreOptions {
    * rejects with a `BackendLoadError` naming what was tried.
    */
   backend?: BackendName;
+  /**
+   * The store's clock for states with a time to live: milliseconds, an
+   * integer >= 0 (a fraction is dropped). Default `Date.now`. Inject one to
+   * control time in tests and replays; it is read before each operation on
+   * a state with TTL, and by `snapshot()`, `checkpoint()` and `expire()`.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -97,27 +105,37 @@ export interface CheckpointOptions {
 /** A codec option: a built-in codec's name or a user codec. */
 export type CodecOption<T> = CodecName | Codec<T>;
 
-export interface ValueStateOptions<T> {
+/** Options every state kind takes. */
+export interface StateOptions {
+  /**
+   * A time to live for the state's values (Flink's `StateTtlConfig`): each
+   * value, list element or map entry expires `ttlMs` after it was last
+   * written (or read, with `update: 'onReadAndWrite'`). See `StateTtlConfig`.
+   */
+  ttl?: StateTtlConfig;
+}
+
+export interface ValueStateOptions<T> extends StateOptions {
   default?: T;
   codec?: CodecOption<T>;
 }
 
-export interface ListStateOptions<T> {
+export interface ListStateOptions<T> extends StateOptions {
   codec?: CodecOption<T>;
 }
 
-export interface MapStateOptions<K, V> {
+export interface MapStateOptions<K, V> extends StateOptions {
   /** Codec of the map's keys; default: typed keys like the store's own. */
   keyCodec?: CodecOption<K>;
   valueCodec?: CodecOption<V>;
 }
 
-export interface ReducingStateOptions<T> {
+export interface ReducingStateOptions<T> extends StateOptions {
   reduce: (a: T, b: T) => T;
   codec?: CodecOption<T>;
 }
 
-export interface AggregatingStateOptions<IN, ACC, OUT> extends AggregateFunction<IN, ACC, OUT> {
+export interface AggregatingStateOptions<IN, ACC, OUT> extends AggregateFunction<IN, ACC, OUT>, StateOptions {
   /** Codec of the accumulator. */
   codec?: CodecOption<ACC>;
 }
@@ -151,7 +169,12 @@ export interface MemoryInfo {
   wasmMemoryBytes: number;
   entries: number;
   openSnapshots: number;
-  states: { name: string; entries: number; liveBytes: number }[];
+  /**
+   * Of `liveBytes`, the timestamps of states with a time to live: 6 bytes
+   * per value, list element or map entry.
+   */
+  ttlBytes: number;
+  states: { name: string; entries: number; liveBytes: number; ttlBytes: number }[];
 }
 
 const enum Kind {
@@ -187,12 +210,21 @@ export class StateStore implements StoreContext {
   private readonly b: Bridge;
   private readonly declared = new Map<string, Declared>();
   private current: Key | undefined;
+  private readonly clock: Clock;
+  /** The time last handed to the core (NaN: none yet). */
+  private now = NaN;
+  /** Some state has cleanup on every record: `setCurrentKey` hands the core the time. */
+  private everyRecord = false;
 
   /** @internal Use `StateStore.create` or `StateStore.restore`. */
-  constructor(backend: Backend, inner: CoreStore) {
+  constructor(backend: Backend, inner: CoreStore, clock?: Clock) {
+    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('INVALID_ARGUMENT', 'clock must be a function returning ms');
     this.impl = backend;
     this.inner = inner;
     this.b = new Bridge(inner, backend);
+    this.clock = clock ?? Date.now;
+    // A restored state with cleanup on every record counts before it is declared.
+    this.everyRecord = inner.states().some((st) => everyRecord(st.ttlFlags));
   }
 
   /** A new, empty store. */
@@ -214,7 +246,13 @@ export class StateStore implements StoreContext {
         throw e;
       }
     }
-    const store = new StateStore(backend, inner);
+    let store: StateStore;
+    try {
+      store = new StateStore(backend, inner, opts.clock);
+    } catch (e) {
+      inner.free();
+      throw e;
+    }
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
     return store;
   }
@@ -227,8 +265,9 @@ export class StateStore implements StoreContext {
    */
   static async restore(pieces: CheckpointSource[] | CheckpointSource[][], opts: RestoreOptions = {}): Promise<StateStore> {
     const backend = await getBackend(opts.backend);
+    if (opts.clock !== undefined && typeof opts.clock !== 'function') throw new InvalidArgumentError('INVALID_ARGUMENT', 'clock must be a function returning ms');
     const inner = await restoreInto(backend, pieces, opts, randomId());
-    const store = new StateStore(backend, inner);
+    const store = new StateStore(backend, inner, opts.clock);
     if (opts.checkpoints) store.setCheckpointPolicy(opts.checkpoints);
     return store;
   }
@@ -242,6 +281,32 @@ export class StateStore implements StoreContext {
   bridge(): Bridge {
     if (this.inner === null) throw new StoreClosedError('STORE_CLOSED', 'the store is closed');
     return this.b;
+  }
+
+  /**
+   * @internal Hands the core the clock's time, for states with TTL (before
+   * each of their operations, snapshots, checkpoints and `expire()`).
+   */
+  tick(): void {
+    const t = this.clock();
+    if (t === this.now) return;
+    const b = this.bridge();
+    b.check(b.core.setTime(t));
+    this.now = t;
+  }
+
+  /**
+   * Removes every expired value of every state with a time to live (a
+   * pass over all their entries, whatever their cleanup settings): for a
+   * store that is idle. Returns how many values went (entries of value,
+   * reducing and aggregating states, list elements, map entries). The
+   * removals travel in the next incremental checkpoint as deletes; open
+   * snapshots keep what they saw.
+   */
+  expire(): number {
+    const c = this.coreStore;
+    this.tick();
+    return core(() => c.expire());
   }
 
   /** @internal */
@@ -275,6 +340,7 @@ export class StateStore implements StoreContext {
   /** Sets the key that state handles read and write (Flink's keyed context). */
   setCurrentKey(key: Key): void {
     const b = this.bridge();
+    if (this.everyRecord) this.tick();
     const kl = writeKey(key, b, 0);
     b.check(b.core.setCurrentKey(kl));
     this.current = key;
@@ -287,14 +353,21 @@ export class StateStore implements StoreContext {
 
   // ---- states -------------------------------------------------------------------
 
-  private declare(name: string, kind: Kind, codec: FastCodec<unknown>, keyCodec?: FastCodec<unknown>, defaultValue?: unknown): number {
+  private declare(name: string, kind: Kind, ttl: StateTtlConfig | undefined, codec: FastCodec<unknown>, keyCodec?: FastCodec<unknown>, defaultValue?: unknown): number {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('INVALID_ARGUMENT', 'a state needs a name');
     // Refused before it crosses (the core takes 1 to 1024 bytes): crossing copies it.
     if (name.length > 1024) throw new InvalidArgumentError('INVALID_ARGUMENT', 'state names are 1 to 1024 bytes');
+    const [ttlMs, flags, size] = ttlArgs(name, ttl);
     const c = this.coreStore;
-    const id = core(() => c.registerState(name, kind, codec.id, keyCodec?.id ?? ''));
+    const id = core(() => c.registerState(name, kind, codec.id, keyCodec?.id ?? '', ttlMs, flags, size));
     this.declared.set(name, { id, kind, codec, keyCodec, defaultValue });
+    if (everyRecord(flags)) this.everyRecord = true;
     return id;
+  }
+
+  /** Where a new handle points: the current key, no namespace. */
+  private static addr(ttl: StateTtlConfig | undefined) {
+    return { key: null, ns: null, ttl: ttl !== undefined && ttl !== null };
   }
 
   /**
@@ -327,40 +400,40 @@ export class StateStore implements StoreContext {
   /** Declares (or gets) a ValueState. The codec is given, or inferred from `default`. */
   valueState<T>(name: string, opts: ValueStateOptions<T> = {}): ValueState<T> {
     const codec = resolveCodec<T>(opts.codec, opts.default);
-    const id = this.declare(name, Kind.Value, codec as FastCodec<unknown>, undefined, opts.default);
+    const id = this.declare(name, Kind.Value, opts.ttl, codec as FastCodec<unknown>, undefined, opts.default);
     let defaultBytes: Uint8Array | null = null;
     if (opts.default !== undefined && opts.default !== null && typeof opts.default === 'object') {
       const b = this.bridge();
       defaultBytes = b.scratchCopy(0, codec.write(opts.default, b, 0));
     }
-    return new ValueState<T>(this, name, id, { key: null, ns: null }, codec, opts.default, defaultBytes);
+    return new ValueState<T>(this, name, id, StateStore.addr(opts.ttl), codec, opts.default, defaultBytes);
   }
 
   listState<T>(name: string, opts: ListStateOptions<T> = {}): ListState<T> {
     const codec = resolveCodec<T>(opts.codec);
-    const id = this.declare(name, Kind.List, codec as FastCodec<unknown>);
-    return new ListState<T>(this, name, id, { key: null, ns: null }, codec);
+    const id = this.declare(name, Kind.List, opts.ttl, codec as FastCodec<unknown>);
+    return new ListState<T>(this, name, id, StateStore.addr(opts.ttl), codec);
   }
 
   mapState<K = Key, V = unknown>(name: string, opts: MapStateOptions<K, V> = {}): MapState<K, V> {
     const kc = resolveCodec<K>(opts.keyCodec ?? 'key');
     const vc = resolveCodec<V>(opts.valueCodec);
-    const id = this.declare(name, Kind.Map, vc as FastCodec<unknown>, kc as FastCodec<unknown>);
-    return new MapState<K, V>(this, name, id, { key: null, ns: null }, kc, vc);
+    const id = this.declare(name, Kind.Map, opts.ttl, vc as FastCodec<unknown>, kc as FastCodec<unknown>);
+    return new MapState<K, V>(this, name, id, StateStore.addr(opts.ttl), kc, vc);
   }
 
   reducingState<T>(name: string, opts: ReducingStateOptions<T>): ReducingState<T> {
     const codec = resolveCodec<T>(opts?.codec);
-    const id = this.declare(name, Kind.Reducing, codec as FastCodec<unknown>);
-    return new ReducingState<T>(this, name, id, { key: null, ns: null }, codec, opts?.reduce);
+    const id = this.declare(name, Kind.Reducing, opts?.ttl, codec as FastCodec<unknown>);
+    return new ReducingState<T>(this, name, id, StateStore.addr(opts?.ttl), codec, opts?.reduce);
   }
 
   aggregatingState<IN, ACC, OUT>(name: string, opts: AggregatingStateOptions<IN, ACC, OUT>): AggregatingState<IN, ACC, OUT> {
     const codec = resolveCodec<ACC>(opts?.codec);
-    const id = this.declare(name, Kind.Aggregating, codec as FastCodec<unknown>);
+    const id = this.declare(name, Kind.Aggregating, opts?.ttl, codec as FastCodec<unknown>);
     const d = this.declared.get(name) as Declared;
     d.result = typeof opts?.getResult === 'function' ? (acc) => opts.getResult(acc as ACC) : undefined;
-    return new AggregatingState<IN, ACC, OUT>(this, name, id, { key: null, ns: null }, codec, opts);
+    return new AggregatingState<IN, ACC, OUT>(this, name, id, StateStore.addr(opts?.ttl), codec, opts);
   }
 
   /** Names of the states this store holds (declared, or restored from a checkpoint). */
@@ -373,6 +446,8 @@ export class StateStore implements StoreContext {
   /** A point-in-time view, taken in O(1); writers never wait for it. Release it when done. */
   snapshot(): Snapshot {
     const c = this.coreStore;
+    // A snapshot reads states with TTL at the time it was taken.
+    this.tick();
     return new Snapshot(this, core(() => c.snapshot()));
   }
 
@@ -383,6 +458,8 @@ export class StateStore implements StoreContext {
   checkpoint(opts: CheckpointOptions = {}): Checkpoint {
     const c = this.coreStore;
     const mode = opts.incremental === undefined ? -1 : opts.incremental ? 1 : 0;
+    // A full checkpoint leaves out what expired by now (full-snapshot cleanup).
+    this.tick();
     const info = core(() => c.checkpoint(mode));
     return new Checkpoint(this, info);
   }
