@@ -157,6 +157,34 @@ export const cases = [
     target: null,
     how: 'A loop of 10,000,000 (`--quick`: 1,000,000) calls of the store\'s `ping`, a core call that does nothing (wasm: an exported method; native: a hot N-API function, reading its status from the result slots as every hot call does), against the same loop over a JS object\'s method: what crossing into the backend costs, per call. ratio = baseline / keystate.',
   },
+  {
+    name: 'ttl_get_number',
+    label: 'get with TTL / without',
+    module: './cases/ttl.mjs',
+    target: null,
+    how: `${KEYS} in two stores: a \`valueState<number>\` with \`ttl: { ttlMs: 3_600_000 }\` (Flink's defaults: renewed on write, expired never returned, incremental cleanup of 5 entries per access; the default clock, \`Date.now\`) and the same state without TTL. One pass of \`get(key)\` over all keys in random order on each, interleaved. ratio = with / without (1 means TTL is free).`,
+  },
+  {
+    name: 'ttl_set_number',
+    label: 'set with TTL / without',
+    module: './cases/ttl.mjs',
+    target: null,
+    how: 'The same two stores; one pass of `set(key, n)` over all keys in random order, each write stamping its value. ratio = with / without.',
+  },
+  {
+    name: 'ttl_bytes_per_entry',
+    label: 'bytes per entry with TTL',
+    module: './cases/ttl.mjs',
+    target: null,
+    how: '`memory().liveBytes` per entry of the two stores above (keystate: with TTL, baseline: without); `added_bytes_per_entry` is the difference (the 6-byte timestamp, plus any size-class step it causes), `ttl_bytes_per_entry` what `memory().ttlBytes` reports.',
+  },
+  {
+    name: 'ttl_expire_1m',
+    label: 'expire() of 1M entries, 10% expired',
+    module: './cases/ttl.mjs',
+    target: null,
+    how: '1,000,000 entries (also with `--quick`) in a `valueState<number>` with a TTL of 1 s and incremental cleanup off, a tenth written at time 0 and the rest at 500 ms (mock clock), then `store.expire()` at 1,200 ms: keystate = its time (ms). Baseline: the same entries as `{ value, at }` records in a Map and the sweep an app would write. ratio = baseline / keystate. Both must remove 100,000.',
+  },
 ];
 
 /** The case of this name. */
