@@ -13,37 +13,14 @@
 //! ```
 
 use crate::hash::murmur3_32;
-use crate::mem::{Mem, TableId};
+use crate::mem::Mem;
 use crate::varint;
 
-const INLINE: u8 = 0;
-const NESTED: u8 = 1;
+pub use crate::maphead::{nested, view, MapRef};
+use crate::maphead::INLINE;
+
 pub const MAX_INLINE_ENTRIES: usize = 16;
 pub const MAX_INLINE_BYTES: usize = 1024;
-
-/// A map head's value, decoded.
-#[derive(Debug, Clone, Copy)]
-pub enum MapRef<'a> {
-    /// The pairs (without the tag byte).
-    Inline(&'a [u8]),
-    Nested(TableId),
-}
-
-/// Decodes a head value (written by this module).
-#[inline]
-pub fn view(value: &[u8]) -> MapRef<'_> {
-    match value[0] {
-        INLINE => MapRef::Inline(&value[1..]),
-        NESTED => MapRef::Nested(u32::from_le_bytes(value[1..5].try_into().expect("a nested head holds a table id"))),
-        t => unreachable!("map head tag {t}"),
-    }
-}
-
-/// The head value of a nested map.
-pub fn nested(id: TableId) -> [u8; 5] {
-    let b = id.to_le_bytes();
-    [NESTED, b[0], b[1], b[2], b[3]]
-}
 
 /// The (user key, value) pairs of an inline map.
 pub fn pairs(blob: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {

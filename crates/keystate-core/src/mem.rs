@@ -141,9 +141,9 @@ pub fn record_hash(arena: &Arena, r: Ref) -> u32 {
 /// The nested table of a map head record, if the map is not inline.
 #[inline]
 pub fn head_nested(rec: &Rec<'_>) -> Option<TableId> {
-    match crate::mapval::view(rec.value) {
-        crate::mapval::MapRef::Nested(t) => Some(t),
-        crate::mapval::MapRef::Inline(_) => None,
+    match crate::maphead::view(rec.value) {
+        crate::maphead::MapRef::Nested(t) => Some(t),
+        crate::maphead::MapRef::Inline(_) => None,
     }
 }
 

@@ -3,6 +3,17 @@
 use crate::error::{Error, Result};
 use crate::ttl::TtlConfig;
 
+/// Largest key, namespace or map user key.
+pub const MAX_KEY_LEN: usize = 1 << 24;
+/// Largest value.
+pub const MAX_VALUE_LEN: usize = 1 << 30;
+/// Most states a store holds.
+pub const MAX_STATES: usize = 1 << 16;
+/// Most (state, owned key group) table slots a store holds: each state has
+/// one per key group (4 bytes each), so this caps what a checkpoint header
+/// of a few bytes per state can make restore allocate.
+pub const MAX_STATE_SLOTS: usize = 1 << 24;
+
 /// The kinds of keyed state, as in Flink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

@@ -15,50 +15,8 @@ use crate::record::Rec;
 use crate::room::{self, Room};
 use crate::state::{StateDescriptor, StateKind};
 
-/// Flink's default when nothing else is known.
-pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
-/// Flink's upper bound for max parallelism.
-pub const MAX_PARALLELISM_LIMIT: u32 = 1 << 15;
-/// Largest key, namespace or map user key.
-pub const MAX_KEY_LEN: usize = 1 << 24;
-/// Largest value.
-pub const MAX_VALUE_LEN: usize = 1 << 30;
-/// Most states a store holds.
-pub const MAX_STATES: usize = 1 << 16;
-/// Most (state, owned key group) table slots a store holds: each state has
-/// one per key group (4 bytes each), so this caps what a checkpoint header
-/// of a few bytes per state can make restore allocate.
-pub const MAX_STATE_SLOTS: usize = 1 << 24;
-
-/// An inclusive range of key groups, as Flink's `KeyGroupRange`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyGroupRange {
-    pub start: u32,
-    pub end: u32,
-}
-
-impl KeyGroupRange {
-    pub fn new(start: u32, end: u32) -> Self {
-        KeyGroupRange { start, end }
-    }
-
-    #[inline]
-    pub fn contains(&self, kg: u32) -> bool {
-        kg >= self.start && kg <= self.end
-    }
-
-    pub fn len(&self) -> usize {
-        (self.end - self.start) as usize + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn iter(&self) -> std::ops::RangeInclusive<u32> {
-        self.start..=self.end
-    }
-}
+pub use crate::keygroup::{KeyGroupRange, DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM_LIMIT};
+pub use crate::state::{MAX_KEY_LEN, MAX_STATES, MAX_STATE_SLOTS, MAX_VALUE_LEN};
 
 /// How a store is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,9 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::state::{StateDescriptor, StateKind};
+use crate::keygroup::{KeyGroupRange, MAX_PARALLELISM_LIMIT};
+use crate::state::MAX_STATES;
 use crate::ttl::TtlConfig;
-use crate::store::{KeyGroupRange, MAX_PARALLELISM_LIMIT, MAX_STATES};
 use crate::varint;
 
 pub const MAGIC: [u8; 8] = *b"\x89KSTATE\n";
