@@ -384,7 +384,7 @@ fn apply(store: &mut Store, sid: u32, kind: StateKind, r: &BodyRecord<'_>) -> Re
         // Bytes as they are: the values of a state with TTL keep their stamps.
         (op::PUT, false) => store.restore_put(sid, key, r.ns, r.value),
         (op::DELETE, false) => store.restore_remove(sid, key, r.ns).map(drop),
-        (op::MAP_PUT, true) => store.map_put_raw(sid, key, r.ns, r.uk, r.value),
+        (op::MAP_PUT, true) => store.restore_map_put(sid, key, r.ns, r.uk, r.value),
         (op::MAP_DELETE, true) => store.map_remove_raw(sid, key, r.ns, r.uk).map(drop),
         (op::MAP_CLEAR, true) => store.remove_raw(sid, key, r.ns).map(drop),
         _ => unreachable!("check() refused record op {} for a {} state", r.op, kind.name()),

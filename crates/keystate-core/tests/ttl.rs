@@ -400,3 +400,40 @@ fn the_timestamp_costs_six_bytes_per_value_and_memory_says_so() {
     // Records are slotted by size class: the stamp costs at most its class step.
     assert!(a >= b && a - b <= 1000 * 16, "{a} vs {b}");
 }
+
+#[test]
+fn cleanup_skips_states_with_nothing_expired_and_resumes_when_something_is() {
+    // A state's floor (its oldest stamp, at most) lets a step be skipped while
+    // nothing can have expired; writes, restores and expire() keep it honest.
+    for ctx in CTXS {
+        let c = TtlConfig { incremental: Some(5), every_record: true, ..on_write() };
+        let mut s = store(ctx, c);
+        for i in 0..1000u32 {
+            ctx.update(&mut s, format!("{i}").as_bytes(), b"", 1);
+        }
+        s.set_time(50).unwrap();
+        for i in 0..10u32 {
+            ctx.update(&mut s, format!("{i}").as_bytes(), b"", 2);
+        }
+        s.set_time(120).unwrap();
+        assert_eq!(s.expire().unwrap(), if matches!(ctx, Ctx::List) { 1000 } else { 990 }, "{ctx:?}");
+        s.check_invariants();
+        // A restore of what is left, and more writes at 130.
+        s = cycle(&mut s, ctx, c);
+        s.set_time(130).unwrap();
+        for i in 1000..1500u32 {
+            ctx.update(&mut s, format!("{i}").as_bytes(), b"", 1);
+        }
+        s.set_time(140).unwrap();
+        for i in 0..100u32 {
+            s.set_current_key(format!("{i}").as_bytes()).unwrap();
+        }
+        assert_eq!(s.entries(0).unwrap(), 510, "{ctx:?}: nothing had expired at 140");
+        s.set_time(300).unwrap();
+        for i in 0..1000u32 {
+            s.set_current_key(format!("{i}").as_bytes()).unwrap();
+        }
+        assert_eq!(s.entries(0).unwrap(), 0, "{ctx:?}: everything had at 300");
+        s.check_invariants();
+    }
+}

@@ -41,6 +41,21 @@ fn has_expired(mem: &crate::mem::Mem, kind: StateKind, cfg: &TtlConfig, rec: &Re
     }
 }
 
+/// The oldest stamp of the values of the entry in `rec` that have not
+/// expired at `now` (`u64::MAX`: none).
+fn oldest_live(mem: &crate::mem::Mem, kind: StateKind, cfg: &TtlConfig, rec: &Rec<'_>, now: u64) -> u64 {
+    let live = |ts: u64| if cfg.expired(ts, now) { u64::MAX } else { ts };
+    match kind {
+        StateKind::List => elements(rec.value).flatten().map(|e| live(e.stamp)).min().unwrap_or(u64::MAX),
+        StateKind::Map => {
+            let mut min = u64::MAX;
+            mapval::for_each(mem, rec.value, None, |_, v| min = min.min(live(stamp_of(v))));
+            min
+        }
+        _ => live(stamp_of(rec.value)),
+    }
+}
+
 impl Store {
     /// One incremental cleanup step of `state`: visits up to `size` entries
     /// from its cursor on and removes what expired, wrapping around at the
@@ -156,10 +171,9 @@ impl Store {
                 for (i, &at) in dropped.iter().enumerate() {
                     let end = dropped.get(i + 1).copied().unwrap_or(kl + nl + rest.len());
                     let uk = rest.get(at - base..end - base).unwrap_or_default();
-                    // Removals before a failure stay: each is whole, of an expired entry.
-                    if let Err(e) = self.map_remove_raw(state, key, ns, uk) {
-                        return if gone == 0 { Err(e) } else { Ok((Cleaned::Trimmed, gone)) };
-                    }
+                    // Removals before a failure stay (each is whole, of an
+                    // expired entry), but the entry is not clean: an error.
+                    self.map_remove_raw(state, key, ns, uk)?;
                     gone += 1;
                 }
                 Ok((if left == 0 { Cleaned::Removed } else { Cleaned::Trimmed }, gone))
@@ -188,6 +202,8 @@ impl Store {
         for state in 0..self.states.len() as u32 {
             let Some(cfg) = self.ttl_of(state).copied() else { continue };
             let kind = self.states[state as usize].desc.kind;
+            // The oldest stamp left once the pass is done: the state's exact floor.
+            let mut oldest = u64::MAX;
             for part in 0..self.states[state as usize].parts.len() {
                 let tid = self.states[state as usize].parts[part];
                 if tid == NO_TABLE {
@@ -199,6 +215,7 @@ impl Store {
                 at.clear();
                 let mut full = None;
                 self.mem.for_each_visible(tid, None, |_, rec| {
+                    oldest = oldest.min(oldest_live(&self.mem, kind, &cfg, rec, now));
                     if full.is_some() || !has_expired(&self.mem, kind, &cfg, rec, now) {
                         return;
                     }
@@ -227,6 +244,9 @@ impl Store {
                 if let Some(e) = full {
                     return Err(e.into());
                 }
+            }
+            if let Some(f) = self.ttl.floor.get_mut(state as usize) {
+                *f = oldest;
             }
         }
         Ok(removed)

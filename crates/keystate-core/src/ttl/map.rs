@@ -57,6 +57,7 @@ impl Store {
         check_len("value", value.len(), MAX_VALUE_LEN)?;
         check_len("namespace", ns.len(), MAX_KEY_LEN)?;
         check_len("map key", uk.len(), MAX_KEY_LEN)?;
+        self.ttl.stamped(state, self.ttl.now);
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
         let done = fill(&mut tmp, &[&stamp(self.ttl.now), value]).and_then(|()| self.map_put_raw(state, key, ns, uk, &tmp));
@@ -76,6 +77,7 @@ impl Store {
         }
         self.ttl_access(state);
         let now = self.ttl.now;
+        self.ttl.stamped(state, now);
         let Some((r, from, to)) = self.map_value_at(state, key, ns, uk)? else { return Ok(None) };
         let ts = stamp_of(self.mem.arena.bytes(r).get(from..to).unwrap_or_default());
         if cfg.expired(ts, now) {
@@ -125,6 +127,7 @@ impl Store {
     fn map_pass(&mut self, state: u32, cfg: TtlConfig, key: Key<'_>, ns: &[u8], renew: bool, mut f: impl FnMut(&[u8], &[u8], bool)) -> Result<()> {
         self.ttl_access(state);
         let now = self.ttl.now;
+        self.ttl.stamped(state, now);
         let mut buf = take(&mut self.ttl.out);
         let mut tmp = take(&mut self.ttl.tmp);
         let r = (|| {

@@ -76,9 +76,14 @@ impl Store {
     /// An access of a state with TTL: one incremental cleanup step, if it has those.
     #[inline]
     pub(crate) fn ttl_access(&mut self, state: u32) {
-        if let Some(n) = self.ttl_of(state).and_then(|c| c.incremental) {
-            self.clean_step(state, n as usize);
+        let Some(c) = self.ttl_of(state) else { return };
+        let Some(n) = c.incremental else { return };
+        // Nothing of the state can have expired yet: no step.
+        let floor = self.ttl.floor.get(state as usize).copied().unwrap_or(0);
+        if !c.expired(floor, self.ttl.now) {
+            return;
         }
+        self.clean_step(state, n as usize);
     }
 
     /// Cleanup on every record: a step for each state that asks for it.
@@ -155,6 +160,8 @@ impl Store {
         }
         self.ttl_access(state);
         let now = self.ttl.now;
+        // A renewal below stamps `now`.
+        self.ttl.stamped(state, now);
         let Some(r) = self.ref_at(state, key, ns, None)? else { return Ok(None) };
         if is_list {
             return self.list_read(state, cfg, key, ns, r, for_update);
@@ -249,6 +256,7 @@ impl Store {
         let is_list = self.entry_of_kind(state, |k| k != StateKind::Map, "value or list")?.desc.kind == StateKind::List;
         self.check_write(state, key, ns, value)?;
         let now = self.ttl.now;
+        self.ttl.stamped(state, now);
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
         let built = if is_list {
@@ -275,6 +283,7 @@ impl Store {
     pub(crate) fn ttl_append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
         self.entry_of_kind(state, |k| k == StateKind::List, "list")?;
         self.check_write(state, key, ns, tail)?;
+        self.ttl.stamped(state, self.ttl.now);
         let mut tmp = take(&mut self.ttl.tmp);
         tmp.clear();
         let done = stamped_list(tail, self.ttl.now, &mut tmp).and_then(|n| self.append_raw(state, key, ns, &tmp).map(|()| n));
@@ -299,6 +308,10 @@ impl Store {
     /// Restore's write of a record's bytes as they are (stamps included).
     pub(crate) fn restore_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
         let stamped_list = self.ttl_of(state).is_some() && self.entry(state)?.desc.kind == StateKind::List;
+        if self.ttl_of(state).is_some() {
+            let oldest = if stamped_list { elements(value).flatten().map(|e| e.stamp).min().unwrap_or(u64::MAX) } else { stamp_of(value) };
+            self.ttl.stamped(state, oldest);
+        }
         if !stamped_list {
             return self.put_raw(state, key, ns, value);
         }
@@ -307,6 +320,14 @@ impl Store {
         self.put_raw(state, key, ns, value)?;
         self.add_list_stamps(state, new, old);
         Ok(())
+    }
+
+    /// Restore's write of a map entry's bytes as they are.
+    pub(crate) fn restore_map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
+        if self.ttl_of(state).is_some() {
+            self.ttl.stamped(state, stamp_of(value));
+        }
+        self.map_put_raw(state, key, ns, uk, value)
     }
 
     /// Restore's removal of (key, ns).
@@ -361,6 +382,25 @@ impl Store {
 
     /// Checks that the stamp counts match the records (tests).
     pub(crate) fn check_ttl_invariants(&self) {
+        // The floor is at most every live stamp (else cleanup would skip steps it needs).
+        for (id, e) in self.states.iter().enumerate() {
+            let Some(_) = e.desc.ttl else { continue };
+            let floor = self.ttl.floor[id];
+            for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
+                self.mem.for_each_visible(tid, None, |_, rec| {
+                    let oldest = match e.desc.kind {
+                        StateKind::List => elements(rec.value).flatten().map(|el| el.stamp).min().unwrap_or(u64::MAX),
+                        StateKind::Map => {
+                            let mut m = u64::MAX;
+                            crate::mapval::for_each(&self.mem, rec.value, None, |_, v| m = m.min(stamp_of(v)));
+                            m
+                        }
+                        _ => stamp_of(rec.value),
+                    };
+                    assert!(floor <= oldest, "state '{}': floor {floor} above a live stamp {oldest}", e.desc.name);
+                });
+            }
+        }
         for (id, e) in self.states.iter().enumerate() {
             if e.desc.ttl.is_none() || e.desc.kind != StateKind::List {
                 continue;

@@ -23,6 +23,10 @@ pub(crate) struct Runtime {
     pub cursors: Vec<Cursor>,
     /// By state id: elements held by a list state with TTL (each has a stamp).
     pub list_stamps: Vec<u64>,
+    /// By state id: at most the oldest stamp the state's live values carry
+    /// (lowered by every write, set exactly by `expire()`). While it has not
+    /// expired, nothing of the state has: incremental cleanup skips its step.
+    pub floor: Vec<u64>,
     /// States whose incremental cleanup runs on every record.
     pub every_record: Vec<u32>,
     /// A value a read built (a list without its stamps, a copy of a value
@@ -62,10 +66,21 @@ impl Runtime {
         if self.cursors.len() < n {
             room::reserve_capacity(&mut self.cursors, n)?;
             room::reserve_capacity(&mut self.list_stamps, n)?;
+            room::reserve_capacity(&mut self.floor, n)?;
             self.cursors.resize(n, Cursor::default());
             self.list_stamps.resize(n, 0);
+            self.floor.resize(n, u64::MAX);
         }
         Ok(())
+    }
+
+    /// State `state` stamps a value with the store's time (or holds one
+    /// stamped `ts`, restored): the floor goes down to it.
+    #[inline]
+    pub fn stamped(&mut self, state: u32, ts: u64) {
+        if let Some(f) = self.floor.get_mut(state as usize) {
+            *f = (*f).min(ts);
+        }
     }
 
     /// Bytes held (for `memory()`).
@@ -73,6 +88,7 @@ impl Runtime {
         (self.snapshots.capacity() * 16
             + self.cursors.capacity() * std::mem::size_of::<Cursor>()
             + self.list_stamps.capacity() * 8
+            + self.floor.capacity() * 8
             + self.every_record.capacity() * 4
             + self.out.capacity()
             + self.tmp.capacity()) as u64
