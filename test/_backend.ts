@@ -68,6 +68,7 @@ export const {
   openBrowserStorage,
   initKeystate,
   compact,
+  inspectCheckpoint,
 } = api;
 
 // Instance types under the same names as the values above.

@@ -5,11 +5,12 @@
 // nothing, the other stores of the instance go on working (read, write,
 // snapshot, checkpoint, restore), and closing the full store gives its
 // memory to them. Then the instance is filled to the last page with smaller
-// and smaller values: still no trap. Node only (a browser may stop a tab
+// and smaller values: still no trap, and reading a checkpoint (inspect, with
+// its record listing) in the full instance is refused the same way. Node only (a browser may stop a tab
 // first); about 4 GiB of memory for a few seconds.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StateStore, StoreFullError } from './_backend.js';
+import { inspectCheckpoint, StateStore, StoreFullError } from './_backend.js';
 import { checkpointBytes } from './_util.js';
 
 const Fill = suite('memory: a full WebAssembly memory');
@@ -45,6 +46,10 @@ async function usable(other: StateStore, tag: string): Promise<void> {
   snap.release();
   o.set(1, 'one');
   const bytes = await checkpointBytes(other);
+  let listed = 0;
+  const report = await inspectCheckpoint(bytes, { backend: 'wasm', onRecord: () => listed++ });
+  assert.is(report.records, other.memory().entries, `${tag}: inspect`);
+  assert.is(listed, report.records, `${tag}: records listed`);
   const back = await StateStore.restore([bytes], { backend: 'wasm' });
   assert.is(back.valueState<string>('o').get(1), 'one', `${tag}: restore`);
   assert.is(back.memory().entries, other.memory().entries, `${tag}: restored entries`);
@@ -56,6 +61,7 @@ Fill('32 MiB values until memory.grow fails: STORE_FULL, nothing left, other sto
   const o = other.valueState<string>('o');
   o.set(1, 'one');
   for (let i = 2; i < 1000; i++) o.set(i, `value ${i}`);
+  const inspected = await checkpointBytes(other);
   const full = await StateStore.create({ backend: 'wasm' });
   const blob = full.valueState<Uint8Array>('blob', { codec: 'bytes' });
   const t0 = Date.now();
@@ -79,10 +85,13 @@ Fill('32 MiB values until memory.grow fails: STORE_FULL, nothing left, other sto
   // Nothing traps on a full instance: reads work, writes and snapshots work or are refused.
   assert.is(o.get(1), 'one');
   const outcomes: string[] = [];
-  const attempts = { write: () => o.set('x', 'y'.repeat(1000)), snapshot: () => other.snapshot().release(), tiny: () => blob.set('tiny', new Uint8Array(1)) };
+  const attempts = { write: () => o.set('x', 'y'.repeat(1000)), snapshot: () => other.snapshot().release(), tiny: () => blob.set('tiny', new Uint8Array(1)),
+    // Reading a checkpoint (the command line's inspect, with its record listing) in the same instance.
+    inspect: () => inspectCheckpoint(inspected, { backend: 'wasm', onRecord: () => undefined }).then((r) => assert.is(r.records, 1000)),
+  };
   for (const [what, attempt] of Object.entries(attempts)) {
     try {
-      attempt();
+      await attempt();
       outcomes.push(`${what} ok`);
     } catch (e) {
       if (!(e instanceof StoreFullError)) throw e;

@@ -30,13 +30,26 @@ function restorer(r: WasmRestorer, memory: WebAssembly.Memory): CoreRestorer {
   };
 }
 
+/** An inspector fed the same way as the restorer above. */
+function inspector(ins: WasmInspector, memory: WebAssembly.Memory): CoreInspector {
+  return {
+    free: () => ins.free(),
+    feed: (bytes) => {
+      const at = ins.feedBuffer(bytes.length);
+      new Uint8Array(memory.buffer, at, bytes.length).set(bytes);
+      return ins.feedFromBuffer(bytes.length);
+    },
+    finish: () => ins.finish(),
+  };
+}
+
 /** Arguments and results both live in linear memory: every view is of it, zero-copy. */
 export function wasmBackend(memory: WebAssembly.Memory): Backend {
   return {
     name: 'wasm',
     newStore: (mp, start, end, id) => new WasmStore(mp, start, end, id) as unknown as CoreStore,
     newRestorer: (start, end, id) => restorer(new WasmRestorer(start, end, id), memory),
-    newInspector: (list) => new WasmInspector(list) as unknown as CoreInspector,
+    newInspector: (list) => inspector(new WasmInspector(list), memory),
     argBuffer: () => memory.buffer,
     resultBuffer: () => memory.buffer,
     memoryBytes: () => memory.buffer.byteLength,

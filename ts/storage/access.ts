@@ -78,6 +78,24 @@ export function lockedError(label: string, holder: string, waitedMs: number, cau
   );
 }
 
+/** The commits under way of a writable storage, which its `close()` waits for (they may still list their checkpoint). */
+export class Commits implements Iterable<Promise<void>> {
+  private readonly pending = new Set<Promise<void>>();
+
+  /** Runs a writer's commit, tracked until it settles. */
+  run<T>(f: () => Promise<T>): Promise<T> {
+    const p = f();
+    const settled = p.then(() => undefined, () => undefined);
+    this.pending.add(settled);
+    void settled.then(() => this.pending.delete(settled));
+    return p;
+  }
+
+  [Symbol.iterator](): Iterator<Promise<void>> {
+    return this.pending.values();
+  }
+}
+
 /**
  * A writable storage's `close()`: aborts the writers not yet committing,
  * waits for the commits under way and the queued listing work, then releases

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appended, retention } from './chains.js';
-import { type AccessOptions, checkAccess, closeWriter, type LockOptions } from './access.js';
+import { type AccessOptions, checkAccess, closeWriter, Commits, type LockOptions } from './access.js';
 import { checkStale, DirectoryLock } from './dirlock.js';
 import { InvalidArgumentError } from '../errors.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
@@ -118,7 +118,7 @@ export class DirectoryStorage implements CheckpointStorage {
   /** Writers begun and not yet committed or aborted: close() aborts them. */
   private readonly writers = new Set<() => Promise<void>>();
   /** Commits under way (settled promises): close() waits for them. */
-  private readonly commits = new Set<Promise<void>>();
+  private readonly commits = new Commits();
   private closing: Promise<void> | null = null;
 
   private constructor(dir: string, retain: number, manifest: Manifest, removed: string[], held: DirectoryLock | null) {
@@ -245,7 +245,7 @@ export class DirectoryStorage implements CheckpointStorage {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
         await pieces.write(chunk);
       },
-      commit: (meta, retain) => this.committing(async () => {
+      commit: (meta, retain) => this.commits.run(async () => {
         if (done || failed || !fh) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
         this.writers.delete(abort);
@@ -330,15 +330,6 @@ export class DirectoryStorage implements CheckpointStorage {
     const k = checkRetain(keep, 'keep');
     this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
-  }
-
-  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
-  private committing<T>(f: () => Promise<T>): Promise<T> {
-    const p = f();
-    const settled = p.then(() => undefined, () => undefined);
-    this.commits.add(settled);
-    void settled.then(() => this.commits.delete(settled));
-    return p;
   }
 
   /** Throws unless this storage may write now: not read-only, not closed, the lock not known lost. */

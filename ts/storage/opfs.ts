@@ -21,7 +21,7 @@
  * page or worker goes away. `readOnly: true` takes no lock.
  */
 import { appended, retention } from './chains.js';
-import { checkAccess, closeWriter } from './access.js';
+import { checkAccess, closeWriter, Commits } from './access.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
 import { WebLock } from './weblock.js';
 import { type BrowserStorageOptions, checkName, hasOpfs, unavailable } from './browser-options.js';
@@ -80,7 +80,7 @@ export class OpfsStorage implements CheckpointStorage {
   /** Writers begun and not yet committed or aborted: close() aborts them. */
   private readonly writers = new Set<() => Promise<void>>();
   /** Commits under way (settled promises): close() waits for them. */
-  private readonly commits = new Set<Promise<void>>();
+  private readonly commits = new Commits();
   private closing: Promise<void> | null = null;
 
   private constructor(name: string, dir: FileSystemDirectoryHandle, retain: number, seq: number, removed: string[], held: WebLock | null) {
@@ -225,7 +225,7 @@ export class OpfsStorage implements CheckpointStorage {
         if (done || failed || !w) throw closed('write');
         await pieces.write(chunk);
       },
-      commit: (meta, retain) => this.committing(async () => {
+      commit: (meta, retain) => this.commits.run(async () => {
         if (done || failed || !w) throw closed('commit');
         done = true;
         this.writers.delete(abort);
@@ -291,15 +291,6 @@ export class OpfsStorage implements CheckpointStorage {
     const k = checkRetain(keep, 'keep');
     this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
-  }
-
-  /** Runs a writer's commit; close() waits for the commits under way (they may still list their checkpoint). */
-  private committing<T>(f: () => Promise<T>): Promise<T> {
-    const p = f();
-    const settled = p.then(() => undefined, () => undefined);
-    this.commits.add(settled);
-    void settled.then(() => this.commits.delete(settled));
-    return p;
   }
 
   /** Throws unless this storage may write now: not read-only, not closed, its lock not taken away. */

@@ -30,7 +30,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { InvalidArgumentError } from '../errors.js';
-import { type AccessOptions, checkAccess, type LockOptions } from './access.js';
+import { type AccessOptions, checkAccess, Commits, type LockOptions } from './access.js';
 import { appended, retention } from './chains.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
 import {
@@ -132,7 +132,7 @@ export class S3Storage implements CheckpointStorage {
   /** Set when MANIFEST changed under this writer: another writer has the prefix. */
   private fenced: StorageError | null = null;
   private readonly writers = new Set<() => Promise<void>>();
-  private readonly commits = new Set<Promise<void>>();
+  private readonly commits = new Commits();
   private closing: Promise<void> | null = null;
 
   private constructor(o: {
@@ -325,7 +325,7 @@ export class S3Storage implements CheckpointStorage {
         if (done || failed) throw new StorageError('STORAGE_IO', `checkpoint ${id}: write after the writer was closed`);
         await pieces.write(chunk);
       },
-      commit: (meta, retain) => this.committing(async () => {
+      commit: (meta, retain) => this.commits.run(async () => {
         if (done || failed) throw new StorageError('STORAGE_IO', `checkpoint ${id}: commit after the writer was closed`);
         done = true;
         this.writers.delete(abort);
@@ -395,14 +395,6 @@ export class S3Storage implements CheckpointStorage {
     const k = checkRetain(keep, 'keep');
     this.writable('apply retention');
     return this.update('applying retention', (list) => list, k, null);
-  }
-
-  private committing<T>(f: () => Promise<T>): Promise<T> {
-    const p = f();
-    const settled = p.then(() => undefined, () => undefined);
-    this.commits.add(settled);
-    void settled.then(() => this.commits.delete(settled));
-    return p;
   }
 
   private writable(what: string): void {

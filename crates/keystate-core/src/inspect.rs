@@ -14,6 +14,7 @@ use crate::format::body::{self, BodyRecord};
 use crate::format::read::{Decoder, Event};
 use crate::format::{op, CheckpointKind, Header};
 use crate::hash::{key_group_of_hash, murmur3_32};
+use crate::room;
 use crate::state::StateKind;
 use crate::varint;
 
@@ -83,7 +84,10 @@ impl Inspector {
         let at = decoder.position();
         decoder.feed(chunk, &mut |ev| match ev {
             Event::Header(h) => {
-                *states = vec![Counts::default(); h.states.len()];
+                // Allocations that take input bytes grow fallibly: a
+                // WebAssembly instance may be full (STORE_FULL, not a trap).
+                room::reserve(states, h.states.len())?;
+                states.resize(h.states.len(), Counts::default());
                 *header = Some(h.clone());
                 Ok(())
             }
@@ -91,6 +95,7 @@ impl Inspector {
                 let h = header.as_ref().expect("the header precedes sections");
                 let records = check_section(h, key_group, body, states, listing.as_mut())
                     .map_err(|e| in_section(e, key_group, at))?;
+                room::reserve(sections, 1)?;
                 sections.push(Section { key_group, offset: 0, bytes: body.len() as u64 + 17, records });
                 Ok(())
             }
@@ -117,7 +122,7 @@ impl Inspector {
             sec.offset = e.offset;
             sec.bytes = e.len;
         }
-        Ok(report(&s.header, &states, &sections, s.bytes, s.file_checksum, s.link()))
+        report(&s.header, &states, &sections, s.bytes, s.file_checksum, s.link())
     }
 }
 
@@ -153,6 +158,8 @@ fn check_section(h: &Header, kg: u32, body: &[u8], states: &mut [Counts], mut li
         states[i].records += 1;
         states[i].bytes += record_len(&r);
         if let Some(out) = listing.as_deref_mut() {
+            // op, state id and four length-prefixed fields.
+            room::reserve_bytes(out, 1 + 5 + 4 * 10 + r.key.len() + r.ns.len() + r.uk.len() + r.value.len())?;
             out.push(r.op);
             varint::put(out, u64::from(r.state));
             for f in [r.key, r.ns, r.uk, r.value] {
@@ -203,8 +210,14 @@ fn ttl_json(o: &mut String, ttl: Option<&crate::ttl::TtlConfig>) {
     ));
 }
 
-fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, checksum: u64, link: u64) -> String {
+fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, checksum: u64, link: u64) -> Result<String> {
+    // Reserved whole and fallibly (the pushes below stay within it): a state
+    // line is at most 400 bytes besides its strings (its TTL field included), each char of which
+    // escapes to at most 6; a section line at most 100.
+    let strings: usize = h.states.iter().map(|(_, d)| d.name.len() + d.value_codec.len() + d.user_key_codec.len()).sum();
+    let need = 512 + h.states.len() * 400 + strings * 6 + sections.len() * 100;
     let mut o = String::new();
+    room::fallibly(|| o.try_reserve(need)).map_err(|_| room::oom(need))?;
     o.push_str(&format!("{{\"version\":{},\"kind\":\"{}\",\"id\":{},", crate::format::VERSION, h.kind.as_str(), h.id));
     if h.kind == CheckpointKind::Incremental {
         o.push_str(&format!("\"parentId\":{},\"parentLink\":\"{:016x}\",", h.parent_id, h.parent_link));
@@ -242,7 +255,7 @@ fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, check
     }
     let records: u64 = sections.iter().map(|s| s.records).sum();
     o.push_str(&format!("],\"records\":{records}}}"));
-    o
+    Ok(o)
 }
 
 #[cfg(test)]

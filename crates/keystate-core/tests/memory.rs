@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use common::*;
-use keystate_core::{export_all, restore_chain, Error, Full, Key, Policy, Store};
+use keystate_core::{export_all, restore_chain, Error, Full, Inspector, Key, Policy, Store};
 
 thread_local! {
     /// Fallible allocations to grant before refusing one; `None`: grant all.
@@ -409,6 +409,34 @@ fn snapshots_checkpoints_and_restores_refuse_instead_of_aborting() {
             Err(e) => panic!("{e}"),
         }
     }
+    // So does reading it without restoring (the command line's inspect),
+    // record listing and report included.
+    let inspect = |bytes: &[u8]| -> Result<(String, usize), Error> {
+        let mut ins = Inspector::new(true);
+        let mut listed = 0;
+        for chunk in bytes.chunks(200) {
+            ins.feed(chunk)?;
+            listed += ins.records().len();
+        }
+        Ok((ins.finish()?, listed))
+    };
+    let whole = inspect(&out).unwrap();
+    let mut refused = 0;
+    for n in 0..10_000 {
+        let (r, hit, _) = refusing(n, || inspect(&out));
+        match r {
+            Ok(got) => assert_eq!(got, whole),
+            Err(Error::StoreFull(_)) => {
+                assert!(hit);
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        if !hit {
+            break;
+        }
+    }
+    assert!(refused > 2, "{refused} refusals");
 }
 
 /// Puts values of `len` bytes under new keys until the budget refuses one;

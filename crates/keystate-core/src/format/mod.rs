@@ -179,6 +179,7 @@ impl Header {
             if !sids.insert(sid) || !names.insert(d.name.clone()) {
                 return Err(Error::Corrupt(format!("state '{name}' (id {sid}) appears twice")));
             }
+            crate::room::reserve(&mut states, 1)?;
             states.push((sid, d));
         }
         if kind == CheckpointKind::Full && (parent_id != 0 || parent_link != 0) {
@@ -238,7 +239,10 @@ impl Footer {
         if n > b.len() as u64 / 28 {
             return Err(Error::Corrupt(format!("footer claims {n} sections")));
         }
-        let mut sections = Vec::with_capacity(n as usize);
+        // At most the footer's own size again (28 bytes each), and fallible:
+        // a WebAssembly memory may be full.
+        let mut sections = Vec::new();
+        crate::room::reserve(&mut sections, n as usize)?;
         for _ in 0..n {
             sections.push(IndexEntry { key_group: r.u32()?, offset: r.u64()?, len: r.u64()?, checksum: r.u64()? });
         }
