@@ -457,7 +457,7 @@ pub fn ttl_config(ttl_ms: f64, flags: u32, size: u32) -> Result<Option<TtlConfig
         return Ok(None);
     }
     // Any integer of at least 1 ms; past 2^64 (Number.MAX_VALUE) it saturates.
-    if !(ttl_ms >= 1.0) || ttl_ms.fract() != 0.0 {
+    if ttl_ms.is_nan() || ttl_ms < 1.0 || ttl_ms.fract() != 0.0 {
         return Err(Error::InvalidArgument(format!("ttlMs must be an integer >= 1, not {ttl_ms}")));
     }
     if flags & !(ON_READ_AND_WRITE | RETURN_EXPIRED | INCREMENTAL | EVERY_RECORD | FULL_SNAPSHOT) != 0 {
