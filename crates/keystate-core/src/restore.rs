@@ -367,7 +367,7 @@ fn check(kind: StateKind, incremental: bool, r: &BodyRecord<'_>) -> Result<()> {
         _ => false,
     };
     if !applies {
-        return Err(Error::Corrupt(format!("record op {} does not apply to a {} state", r.op, kind.name())));
+        return Err(Error::Corrupt(format!("record op {} does not apply to {} state", r.op, kind.a())));
     }
     if !incremental && matches!(r.op, op::DELETE | op::MAP_DELETE | op::MAP_CLEAR) {
         return Err(Error::Corrupt(format!("record op {} (a deletion) in a full checkpoint", r.op)));
@@ -387,7 +387,7 @@ fn apply(store: &mut Store, sid: u32, kind: StateKind, r: &BodyRecord<'_>) -> Re
         (op::MAP_PUT, true) => store.restore_map_put(sid, key, r.ns, r.uk, r.value),
         (op::MAP_DELETE, true) => store.map_remove_raw(sid, key, r.ns, r.uk).map(drop),
         (op::MAP_CLEAR, true) => store.remove_raw(sid, key, r.ns).map(drop),
-        _ => unreachable!("check() refused record op {} for a {} state", r.op, kind.name()),
+        _ => unreachable!("check() refused record op {} for {} state", r.op, kind.a()),
     }
 }
 

@@ -47,6 +47,17 @@ impl StateKind {
         }
     }
 
+    /// "a value", "an aggregating": the name with its article, for messages.
+    pub fn a(self) -> &'static str {
+        match self {
+            StateKind::Aggregating => "an aggregating",
+            StateKind::Value => "a value",
+            StateKind::List => "a list",
+            StateKind::Map => "a map",
+            StateKind::Reducing => "a reducing",
+        }
+    }
+
     /// Value, reducing and aggregating state hold one value per (key, namespace).
     pub fn is_value_like(self) -> bool {
         matches!(self, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
@@ -100,7 +111,7 @@ impl StateDescriptor {
     /// parameters themselves may differ (see `Store::register_state`).
     pub fn incompatibility(&self, other: &StateDescriptor) -> Option<String> {
         if self.kind != other.kind {
-            return Some(format!("it is a {} state, not a {} state", self.kind.name(), other.kind.name()));
+            return Some(format!("it is {} state, not {} state", self.kind.a(), other.kind.a()));
         }
         if self.value_codec != other.value_codec {
             return Some(format!(
