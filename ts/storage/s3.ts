@@ -30,7 +30,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { InvalidArgumentError } from '../errors.js';
-import { type AccessOptions, checkAccess, Commits, type LockOptions } from './access.js';
+import { type AccessOptions, checkAccess, closeWriter, Commits, type LockOptions } from './access.js';
 import { appended, retention } from './chains.js';
 import { closedError, deletedWhileRead, ioError, readOnlyError, StorageError } from './errors.js';
 import {
@@ -246,12 +246,7 @@ export class S3Storage implements CheckpointStorage {
    * again returns the same promise.
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all([...this.writers].map((abort) => abort()));
-      await Promise.all([...this.commits]);
-      await this.queue;
-      await this.held?.release();
-    })();
+    this.closing ??= closeWriter(this.writers, this.commits, this.queue, this.held);
     return this.closing;
   }
 
