@@ -6,7 +6,7 @@
 // `store.expire()` over 1M entries of which 10% expired.
 import { StateStore } from '../../dist/index.js';
 import { interleave, makeKeys, median, permutation, since } from '../lib.mjs';
-import { same } from './data.mjs';
+import { rateResult, same } from './data.mjs';
 
 /** @typedef {import('./data.mjs').Ctx} Ctx */
 
@@ -31,11 +31,7 @@ async function pair(/** @type {number} */ n) {
 }
 
 /** ops/s of both sides; ratio = with TTL / without (1 is free). */
-function rates(/** @type {number} */ n, /** @type {{ a: number, b: number }} */ ms, /** @type {string} */ what) {
-  const keystate = n / (ms.a / 1000);
-  const baseline = n / (ms.b / 1000);
-  return { keystate, baseline, ratio: keystate / baseline, unit: 'ops/s', baselineName: `${what} without TTL`, ttl_ms: ms.a, plain_ms: ms.b, count: n };
-}
+const rates = (/** @type {number} */ n, /** @type {{ a: number, b: number }} */ ms, /** @type {string} */ what) => rateResult(n, ms, 'ops/s', `${what} without TTL`);
 
 /** One timed pass of `f` over the keys in order, as interleave's sides. */
 const pass = (/** @type {number} */ n, /** @type {(j: number) => void} */ f) => () => {
