@@ -135,12 +135,29 @@ struct Page {
     /// Slot index + 1 of the first free slot; 0 for none. A free slot holds
     /// the next one as a u16.
     free: u16,
+    /// Being evacuated (see `crate::compact`): out of its class's room
+    /// list, so that no new record lands in it, until it empties or the
+    /// round ends.
+    evac: bool,
     /// Neighbours in its class's list of pages with room.
     prev: u32,
     next: u32,
 }
 
 const FREE_PAGE: u8 = u8::MAX;
+/// Class of a page index whose memory went back to the allocator.
+const HOLE: u8 = u8::MAX - 1;
+const EMPTY_PAGE: Page = Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, evac: false, prev: NONE, next: NONE };
+
+/// Slots in use above which a page is not worth evacuating (7/8 full).
+fn hi_limit(per_page: u16) -> u16 {
+    per_page - per_page / 8
+}
+
+/// A page index without memory (its page went back to the allocator).
+fn hole() -> NonNull<[u8]> {
+    NonNull::slice_from_raw_parts(NonNull::dangling(), 0)
+}
 
 /// The record arena.
 #[derive(Debug)]
@@ -153,6 +170,17 @@ pub struct Arena {
     /// Empty pages, for any class. Its capacity holds every page, so that
     /// freeing never allocates.
     pool: Vec<u32>,
+    /// Page indexes whose memory went back to the allocator, for new pages
+    /// to take; its capacity holds every page.
+    holes: Vec<u32>,
+    /// Pages with a class (neither pooled nor holes).
+    class_pages: usize,
+    /// Pages being evacuated.
+    evac_pages: usize,
+    /// Bytes of small slots in use.
+    small_used: u64,
+    /// Small slots freed so far (compaction plans again after enough).
+    frees: u64,
     /// Each from `boxed`; freed by `free` or on drop.
     large: Vec<Option<NonNull<[u8]>>>,
     /// Free indexes of `large`; its capacity holds all of them.
@@ -194,7 +222,8 @@ unsafe fn unboxed(p: NonNull<[u8]>) {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        for p in self.pages.drain(..).chain(self.large.drain(..).flatten()).chain(self.spare.drain(..)) {
+        let pages = self.pages.drain(..).filter(|p| !p.is_empty());
+        for p in pages.chain(self.large.drain(..).flatten()).chain(self.spare.drain(..)) {
             // Safety: each pointer came from `boxed`, is held once, and `&mut
             // self` means no borrow of the arena's bytes is alive.
             unsafe { unboxed(p) };
@@ -215,6 +244,11 @@ impl Arena {
             meta: Vec::new(),
             room: [NONE; NCLASS],
             pool: Vec::new(),
+            holes: Vec::new(),
+            class_pages: 0,
+            evac_pages: 0,
+            small_used: 0,
+            frees: 0,
             large: Vec::new(),
             large_free: Vec::new(),
             spare: VecDeque::new(),
@@ -269,18 +303,208 @@ impl Arena {
 
     /// A new page, into the pool.
     fn add_page(&mut self, room: &mut Room) -> Result<(), Full> {
-        if self.pages.len() >= self.max_pages {
+        if self.holes.is_empty() && self.pages.len() >= self.max_pages {
             return Err(Full::Arena);
         }
         room.take(PAGE_SIZE as u64)?;
+        if let Some(&p) = self.holes.last() {
+            let page = try_boxed(PAGE_SIZE).ok_or_else(|| oom(PAGE_SIZE))?;
+            self.holes.pop();
+            self.pages[p as usize] = page;
+            self.meta[p as usize] = EMPTY_PAGE;
+            self.pool.push(p);
+            return Ok(());
+        }
         room::reserve(&mut self.pages, 1)?;
         room::reserve(&mut self.meta, 1)?;
         room::reserve_capacity(&mut self.pool, self.pages.len() + 1)?;
+        room::reserve_capacity(&mut self.holes, self.pages.len() + 1)?;
         let page = try_boxed(PAGE_SIZE).ok_or_else(|| oom(PAGE_SIZE))?;
         self.pages.push(page);
-        self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
+        self.meta.push(EMPTY_PAGE);
         self.pool.push((self.pages.len() - 1) as u32);
         Ok(())
+    }
+
+    /// Gives pooled pages beyond `keep` back to the allocator (wasm memory
+    /// does not shrink, but the allocator reuses them for anything: index
+    /// arrays, large records). Only between writes: a write or batch that
+    /// reserved pool pages must find them there.
+    pub fn trim_pool(&mut self, keep: usize) {
+        while self.pool.len() > keep {
+            let p = self.pool.pop().expect("the pool holds more than `keep`");
+            let page = std::mem::replace(&mut self.pages[p as usize], hole());
+            // Safety: from `try_boxed`/`boxed`; a pooled page holds no record,
+            // so no ref and no export reads it, and it is freed once (its
+            // index now holds a hole).
+            unsafe { unboxed(page) };
+            self.meta[p as usize] = Page { class: HOLE, ..EMPTY_PAGE };
+            self.holes.push(p);
+        }
+    }
+
+    // ---- evacuation (driven by `crate::compact`) -------------------------
+
+    /// Bytes of free slots in pages that have a class: space only records of
+    /// that class can use until the page empties.
+    pub fn stranded_bytes(&self) -> u64 {
+        self.class_pages as u64 * PAGE_SIZE as u64 - self.small_used
+    }
+
+    /// Bytes of pages that have a class.
+    pub fn class_bytes(&self) -> u64 {
+        self.class_pages as u64 * PAGE_SIZE as u64
+    }
+
+    /// Small slots freed so far.
+    pub fn frees(&self) -> u64 {
+        self.frees
+    }
+
+    /// Pooled pages.
+    pub fn pooled(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Pages being evacuated.
+    pub fn evacuating_pages(&self) -> usize {
+        self.evac_pages
+    }
+
+    /// True when record `r` sits in a page being evacuated.
+    #[inline]
+    pub fn is_evacuating(&self, r: Ref) -> bool {
+        r & LARGE_BIT == 0 && self.meta[(r >> PAGE_BITS) as usize].evac
+    }
+
+    /// Size class of the page of small record `r`.
+    #[inline]
+    pub fn class_at(&self, r: Ref) -> u8 {
+        self.meta[(r >> PAGE_BITS) as usize].class
+    }
+
+    /// True when a slot of class `c` can be had from a page that is not
+    /// being evacuated, without taking a pooled page.
+    #[inline]
+    pub fn has_free_slot(&self, c: u8) -> bool {
+        self.room[c as usize] != NONE
+    }
+
+    /// For class `c`: the slots in use of its listed pages with at most
+    /// `t` in use, and the free slots of the others.
+    fn split_at(&self, c: usize, t: u16) -> (usize, usize) {
+        let per_page = PAGE_SIZE / CLASSES[c] as usize;
+        let (mut moved, mut room, mut p) = (0, 0, self.room[c]);
+        while p != NONE {
+            let m = &self.meta[p as usize];
+            if m.used <= t {
+                moved += m.used as usize;
+            } else {
+                room += per_page - m.used as usize;
+            }
+            p = m.next;
+        }
+        (moved, room)
+    }
+
+    /// Marks pages to evacuate: per class, its emptiest pages with room,
+    /// as many as the free slots of its other pages can take in. Marked
+    /// pages leave their room list, so no new record lands in them; each
+    /// goes to the pool when its last record moves out or is freed.
+    /// Returns the pages marked. Allocates nothing.
+    pub fn plan_evacuation(&mut self) -> usize {
+        let mut marked = 0;
+        for (c, &size) in CLASSES.iter().enumerate() {
+            if self.room[c] == NONE {
+                continue;
+            }
+            let per_page = (PAGE_SIZE / size as usize) as u16;
+            // The largest threshold whose pages fit in the others' room
+            // (what moves grows with it, the room shrinks: a binary search).
+            // Pages more than 7/8 full are not worth moving.
+            let (mut lo, mut hi) = (0u16, hi_limit(per_page));
+            let mut best = None;
+            while lo <= hi {
+                let t = lo + (hi - lo) / 2;
+                let (moved, room) = self.split_at(c, t);
+                if moved <= room {
+                    best = Some(t);
+                    lo = t + 1;
+                } else if t == 0 {
+                    break;
+                } else {
+                    hi = t - 1;
+                }
+            }
+            let Some(t) = best else { continue };
+            let (mut moved, mut room) = self.split_at(c, t);
+            marked += self.mark_pages(c, |used| used <= t);
+            // Pages with equal counts just above the threshold did not fit
+            // all together: take them, emptiest first, while they fit.
+            for _ in 0..16 {
+                let mut level = None;
+                let mut p = self.room[c];
+                while p != NONE {
+                    let used = self.meta[p as usize].used;
+                    if used <= hi_limit(per_page) && level.is_none_or(|l| used < l) {
+                        level = Some(used);
+                    }
+                    p = self.meta[p as usize].next;
+                }
+                let Some(level) = level else { break };
+                let each = level as usize + (per_page - level) as usize;
+                let mut budget = room.saturating_sub(moved) / each;
+                if budget == 0 {
+                    break;
+                }
+                marked += self.mark_pages(c, |used| {
+                    let take = used == level && budget > 0;
+                    budget -= usize::from(take);
+                    take
+                });
+                let n = (room.saturating_sub(moved) / each) - budget;
+                moved += n * level as usize;
+                room -= n * (per_page - level) as usize;
+            }
+        }
+        marked
+    }
+
+    /// Marks the pages of class `c`'s room list whose slots in use `pick`
+    /// accepts; returns how many.
+    fn mark_pages(&mut self, c: usize, mut pick: impl FnMut(u16) -> bool) -> usize {
+        let (mut n, mut p) = (0, self.room[c]);
+        while p != NONE {
+            let next = self.meta[p as usize].next;
+            if pick(self.meta[p as usize].used) {
+                self.unlink(p, c);
+                self.meta[p as usize].evac = true;
+                self.evac_pages += 1;
+                n += 1;
+            }
+            p = next;
+        }
+        n
+    }
+
+    /// Ends an evacuation: pages still marked (records that could not move:
+    /// pinned by snapshots, or no room was left) return to their room lists.
+    pub fn end_evacuation(&mut self) {
+        if self.evac_pages == 0 {
+            return;
+        }
+        for p in 0..self.meta.len() {
+            let m = self.meta[p];
+            if !m.evac {
+                continue;
+            }
+            self.meta[p].evac = false;
+            let per_page = (PAGE_SIZE / CLASSES[m.class as usize] as usize) as u16;
+            if m.free != 0 || m.bumped < per_page {
+                self.link(p as u32, m.class as usize);
+            }
+        }
+        self.evac_pages = 0;
     }
 
     /// Allocates a large record of `len` bytes (`> MAX_SMALL`) for the next
@@ -354,6 +578,7 @@ impl Arena {
             self.unlink(p, c);
         }
         self.used += size as u64;
+        self.small_used += size as u64;
         ((p << PAGE_BITS) | (u32::from(slot) * size as u32), size)
     }
 
@@ -366,11 +591,12 @@ impl Arena {
                 debug_assert!(false, "a page taken without a reservation");
                 assert!(self.pages.len() < self.max_pages, "record arena exhausted (2 GiB of small records)");
                 self.pages.push(boxed(PAGE_SIZE));
-                self.meta.push(Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE });
+                self.meta.push(EMPTY_PAGE);
                 (self.pages.len() - 1) as u32
             }
         };
-        self.meta[p as usize] = Page { class: c, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE };
+        self.meta[p as usize] = Page { class: c, ..EMPTY_PAGE };
+        self.class_pages += 1;
         self.link(p, c as usize);
         p
     }
@@ -440,16 +666,23 @@ impl Arena {
         let c = self.meta[p as usize].class as usize;
         assert_eq!(CLASSES[c] as usize, slot_size, "free with a size that is not the page's slot size");
         self.used -= slot_size as u64;
+        self.small_used -= slot_size as u64;
+        self.frees += 1;
         let per_page = (PAGE_SIZE / slot_size) as u16;
         let slot = ((r & OFFSET_MASK) as usize / slot_size) as u16;
         let m = self.meta[p as usize];
-        let had_room = m.free != 0 || m.bumped < per_page;
+        // In its class's room list: it has room and is not being evacuated.
+        let listed = !m.evac && (m.free != 0 || m.bumped < per_page);
         if m.used == 1 {
             // Last slot: the page goes back to the pool, for any class.
-            if had_room {
+            if listed {
                 self.unlink(p, c);
             }
-            self.meta[p as usize] = Page { class: FREE_PAGE, used: 0, bumped: 0, free: 0, prev: NONE, next: NONE };
+            if m.evac {
+                self.evac_pages -= 1;
+            }
+            self.class_pages -= 1;
+            self.meta[p as usize] = EMPTY_PAGE;
             self.pool.push(p);
             return;
         }
@@ -458,7 +691,7 @@ impl Arena {
         let m = &mut self.meta[p as usize];
         m.free = slot + 1;
         m.used -= 1;
-        if !had_room {
+        if !listed && !m.evac {
             self.link(p, c);
         }
     }
@@ -523,13 +756,46 @@ impl Arena {
 
     /// Bytes the arena holds from the allocator (pages plus large records).
     pub fn reserved_bytes(&self) -> u64 {
-        self.pages.len() as u64 * PAGE_SIZE as u64 + self.large_bytes
+        (self.pages.len() - self.holes.len()) as u64 * PAGE_SIZE as u64 + self.large_bytes
     }
 
-    /// Empty pages waiting in the pool.
-    #[cfg(test)]
-    pub fn pooled_pages(&self) -> usize {
-        self.pool.len()
+    /// Checks the page lists and counters; for tests. Panics with a
+    /// description.
+    #[doc(hidden)]
+    pub fn check(&self) {
+        let mut listed = vec![false; self.meta.len()];
+        for c in 0..NCLASS {
+            let (mut p, mut prev) = (self.room[c], NONE);
+            while p != NONE {
+                let m = &self.meta[p as usize];
+                assert_eq!(m.class as usize, c, "page {p} listed under class {c}");
+                assert!(!m.evac, "page {p} is being evacuated yet listed");
+                assert_eq!(m.prev, prev, "page {p}: broken room list");
+                assert!(!listed[p as usize], "page {p} listed twice");
+                listed[p as usize] = true;
+                prev = p;
+                p = m.next;
+            }
+        }
+        let (mut class_pages, mut evac, mut small_used) = (0, 0, 0u64);
+        for (p, m) in self.meta.iter().enumerate() {
+            match m.class {
+                FREE_PAGE => assert!(self.pool.contains(&(p as u32)), "empty page {p} not pooled"),
+                HOLE => assert!(self.pages[p].is_empty() && self.holes.contains(&(p as u32)), "hole {p}"),
+                c => {
+                    class_pages += 1;
+                    let per_page = (PAGE_SIZE / CLASSES[c as usize] as usize) as u16;
+                    let room = m.free != 0 || m.bumped < per_page;
+                    assert_eq!(listed[p], room && !m.evac, "page {p}: listed {} with room {room}, evacuating {}", listed[p], m.evac);
+                    assert!(m.used > 0, "page {p} of class {c} holds nothing but is not pooled");
+                    evac += usize::from(m.evac);
+                    small_used += u64::from(m.used) * u64::from(CLASSES[c as usize]);
+                }
+            }
+        }
+        assert_eq!(class_pages, self.class_pages, "pages with a class");
+        assert_eq!(evac, self.evac_pages, "pages being evacuated");
+        assert_eq!(small_used, self.small_used, "bytes of small slots in use");
     }
 }
 
@@ -663,7 +929,70 @@ mod tests {
         for (r, s) in refs.drain(..).skip(1) {
             a.free(r, s);
         }
-        assert!(a.pooled_pages() > 0);
+        assert!(a.pooled() > 0);
+    }
+
+    #[test]
+    fn evacuation_marks_sparse_pages_and_empties_them_into_the_pool() {
+        let mut a = Arena::new();
+        // Four pages of 32-byte slots (512 a page), then every other slot of
+        // the first two freed: those two are half empty.
+        let refs: Vec<Ref> = (0..2048).map(|_| take(&mut a, 32, None).0).collect();
+        let page = |r: Ref| r >> PAGE_BITS;
+        let first_two: Vec<Ref> = refs.iter().copied().filter(|&r| page(r) <= page(refs[600])).collect();
+        for (i, &r) in first_two.iter().enumerate() {
+            if i % 2 == 0 {
+                a.free(r, 32);
+            }
+        }
+        // Some room in the other pages, for the moves.
+        for &r in refs.iter().rev().take(600) {
+            a.free(r, 32);
+        }
+        a.check();
+        let stranded = a.stranded_bytes();
+        assert!(stranded > 0);
+        let marked = a.plan_evacuation();
+        assert!(marked >= 1, "a half-empty page is marked");
+        a.check();
+        // New records never land in a marked page.
+        let kept: Vec<Ref> = first_two.iter().copied().skip(1).step_by(2).collect();
+        let fresh: Vec<Ref> = (0..300).map(|_| take(&mut a, 32, None).0).collect();
+        assert!(fresh.iter().all(|&r| !a.is_evacuating(r)));
+        // Its last record gone, a marked page goes to the pool.
+        let pooled = a.pooled();
+        let last: Vec<Ref> = kept.iter().copied().filter(|&r| a.is_evacuating(r)).collect();
+        for r in last {
+            a.free(r, 32);
+        }
+        assert_eq!(a.evacuating_pages(), 0);
+        assert_eq!(a.pooled(), pooled + marked);
+        a.check();
+        // Pooled pages go back to the allocator; a new page reuses the hole.
+        let before = a.reserved_bytes();
+        a.trim_pool(0);
+        assert_eq!(a.pooled(), 0);
+        assert_eq!(a.reserved_bytes(), before - (pooled + marked) as u64 * PAGE_SIZE as u64);
+        a.check();
+        let pages = a.pages.len();
+        let big: Vec<(Ref, usize)> = (0..2000).map(|_| take(&mut a, 700, None)).collect();
+        assert!(a.pages.len() > pages, "more pages than holes were needed");
+        assert!(a.holes.is_empty(), "holes are taken first");
+        for (i, &(r, _)) in big.iter().enumerate() {
+            a.bytes_mut(r)[..4].copy_from_slice(&(i as u32).to_le_bytes());
+        }
+        for (i, &(r, _)) in big.iter().enumerate() {
+            assert_eq!(&a.bytes(r)[..4], &(i as u32).to_le_bytes());
+        }
+        a.check();
+        // A round that ends with records left unmarks their pages.
+        for &(r, size) in big.iter().step_by(2) {
+            a.free(r, size);
+        }
+        a.plan_evacuation();
+        a.end_evacuation();
+        assert_eq!(a.evacuating_pages(), 0);
+        a.check();
     }
 
     #[test]

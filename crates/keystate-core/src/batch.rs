@@ -43,6 +43,11 @@ impl Store {
             room::reserve(&mut locs, 1)?;
             locs.push(Located { part: loc.part as u32, hash: loc.hash });
         }
+        // Compaction's share of the batch, before anything is reserved (it
+        // must not take the free slots and pages reserved for the batch).
+        for _ in 0..locs.len().div_ceil(8) {
+            self.mem.compact_step();
+        }
         // A batch of deletes only is not held to the budget, as a delete is not.
         let mut room = if puts { self.room() } else { Room::UNLIMITED };
         self.mark_many(&mut room, state, ns, ops.clone(), &locs)?;

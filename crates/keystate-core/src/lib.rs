@@ -9,6 +9,7 @@
 mod arena;
 mod batch;
 mod checkpoint;
+mod compact;
 mod delta;
 mod error;
 mod export;

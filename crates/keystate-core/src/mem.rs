@@ -174,6 +174,7 @@ pub struct Mem {
     pub(crate) acct: Acct,
     /// While set, removals do not shrink indexes (a batch reserved room).
     pub(crate) keep_capacity: bool,
+    pub(crate) compaction: crate::compact::Compaction,
 }
 
 impl Default for Mem {
@@ -195,6 +196,7 @@ impl Mem {
             tmp: Vec::new(),
             acct: Acct::default(),
             keep_capacity: false,
+            compaction: Default::default(),
         }
     }
 
@@ -621,6 +623,7 @@ impl Mem {
     /// Checks structural invariants; for tests. Panics with a description.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
+        self.arena.check();
         let mut seen = std::collections::HashSet::new();
         let mut used = 0u64;
         let mut reclaiming = 0u64;

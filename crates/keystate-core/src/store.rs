@@ -398,6 +398,7 @@ impl Store {
 
     /// Sets the value of (key, ns) (for list state: replaces the list bytes).
     pub fn put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
+        self.mem.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_put(state, key, ns, value);
         }
@@ -424,6 +425,7 @@ impl Store {
 
     /// Appends bytes to the value of (key, ns), creating it: list state's add.
     pub fn append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
+        self.mem.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_append(state, key, ns, tail);
         }
@@ -451,6 +453,7 @@ impl Store {
     /// Removes (key, ns) of a state of any kind (a map: all its entries).
     /// Returns whether anything was there. Not held to the memory budget.
     pub fn remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
+        self.mem.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_remove(state, key, ns);
         }
@@ -557,6 +560,12 @@ impl Store {
         let released = self.mem.release(snapshot);
         debug_assert!(released, "checkpoint snapshot released twice");
         self.ttl.snapshot_released(snapshot);
+    }
+
+    /// Records compaction moved, and its rounds finished, so far.
+    pub fn compacted(&self) -> (u64, u64) {
+        let c = self.mem.compaction();
+        (c.moved, c.rounds)
     }
 
     /// Checks internal invariants (tests only).

@@ -183,7 +183,7 @@ impl Mem {
     /// `Save::Into` or `Save::NewLayer`. Returns true when the live record
     /// moved into the layer: the caller then writes the new value to a new
     /// record and must not touch the old one.
-    fn commit_save(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
+    pub(crate) fn commit_save(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
         let (saved, moved) = match live_slot {
             Some(slot) => (self.table(tid).live.get(slot), true),
             None => (record::alloc(&mut self.arena, key, ns, &[], true, false).0, false),
