@@ -46,7 +46,7 @@ impl Store {
         // Compaction's share of the batch, before anything is reserved (it
         // must not take the free slots and pages reserved for the batch).
         for _ in 0..locs.len().div_ceil(8) {
-            self.mem.compact_step();
+            self.compact_step();
         }
         // A batch of deletes only is not held to the budget, as a delete is not.
         let mut room = if puts { self.room() } else { Room::UNLIMITED };

@@ -169,9 +169,7 @@ impl Checkpoints {
         for tables in self.pending.iter().filter_map(|p| p.frozen.as_ref()) {
             for (tid, ix) in tables.iter().enumerate() {
                 let Some(ix) = ix else { continue };
-                if !mem.live_index(tid as TableId).is_some_and(|l| l.shares(ix)) {
-                    n += ix.bytes() as u64;
-                }
+                n += ix.bytes_not_shared_with(mem.live_index(tid as TableId)) as u64;
             }
         }
         n
@@ -229,7 +227,7 @@ impl Checkpoints {
             while self.current.len() <= state {
                 let mut sets = Vec::new();
                 room::reserve(&mut sets, parts)?;
-                sets.resize(parts, Index::new());
+                sets.resize_with(parts, Index::new);
                 self.current.push(sets);
             }
         }
@@ -323,7 +321,9 @@ fn clone_sets(sets: &[StateSets]) -> Result<Vec<StateSets>> {
     for s in sets {
         let mut c = Vec::new();
         room::reserve(&mut c, s.len())?;
-        c.extend(s.iter().cloned());
+        for ix in s {
+            c.push(ix.try_clone().ok_or_else(|| room::oom(ix.bytes()))?);
+        }
         out.push(c);
     }
     Ok(out)

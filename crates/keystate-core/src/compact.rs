@@ -23,20 +23,23 @@
 //! only records their snapshot pins) never see a record move or vanish. The
 //! delta log is not told: the entry's value did not change.
 //!
-//! Compaction allocates nothing and so never fails: a move happens only
+//! Compaction never fails and allocates almost nothing: a move happens only
 //! when a free slot of the class is at hand and, under a snapshot, when the
 //! snapshot's layer of the table exists and has room; otherwise the record
-//! stays and its page is unmarked when the round ends. It skips what it
-//! must not touch: detached map tables (frozen for a snapshot), live indexes a
-//! frozen view shares (a change would copy them), and map heads under a
-//! snapshot (saving one detaches its nested table). It runs at the start of a
-//! public write, never inside a batch, whose reservation counts the free
-//! slots and pooled pages it would take.
+//! stays and its page is unmarked when the round ends. The one thing it
+//! allocates is a copy of an index chunk a checkpoint's frozen view shares
+//! (`crate::index`), at most one a step, within the budget less a
+//! sixteenth; refused, the record waits for the next sweep. It skips what
+//! it must not touch: detached map tables (frozen for a snapshot) and map
+//! heads under a snapshot (saving one detaches its nested table). It runs
+//! at the start of a public write, never inside a batch, whose reservation
+//! counts the free slots and pooled pages it would take.
 
 use crate::arena::{CLASSES, MAX_SMALL};
 use crate::hash::{entry_hash, murmur3_32};
 use crate::mem::{Mem, TableId};
 use crate::record;
+use crate::room::Room;
 use crate::write::Save;
 
 /// Index slots a step looks at, and records it moves at most.
@@ -86,7 +89,7 @@ impl Mem {
     /// One bounded step of compaction (see the module docs), and a trim of
     /// the pool. Called at the start of a public write, when no record ref
     /// is held outside the tables.
-    pub fn compact_step(&mut self) {
+    pub fn compact_step(&mut self, room: &mut Room) {
         if self.keep_capacity {
             return;
         }
@@ -106,7 +109,7 @@ impl Mem {
             self.compaction.pinned_by = None;
             self.compaction.waiting = false;
         }
-        let (mut slots, mut moves) = (STEP_SLOTS, STEP_MOVES);
+        let (mut slots, mut moves, mut copies) = (STEP_SLOTS, STEP_MOVES, 1);
         while slots > 0 && moves > 0 {
             if self.arena.evacuating_pages() == 0 {
                 self.end_round();
@@ -118,12 +121,6 @@ impl Mem {
                 return;
             }
             let (movable, cap) = match &self.tables[c.tid as usize] {
-                Some(t) if t.live.is_shared() => {
-                    // A frozen view shares the index: come back next pass
-                    // (the writer's first write to the table copies it).
-                    self.compaction.skipped_in_pass = true;
-                    (false, 0)
-                }
                 Some(t) => (!t.detached, t.live.capacity()),
                 None => (false, 0),
             };
@@ -133,7 +130,7 @@ impl Mem {
                 slots -= 1;
                 continue;
             }
-            if self.relocate(c.tid, c.slot) {
+            if self.relocate(c.tid, c.slot, &mut copies, room) {
                 moves -= 1;
                 self.compaction.moved_in_pass = true;
             }
@@ -188,9 +185,10 @@ impl Mem {
     }
 
     /// Moves the record at `slot` of table `tid`'s live index out of its page
-    /// if that page is being evacuated and the move needs no memory. True
-    /// when it moved.
-    fn relocate(&mut self, tid: TableId, slot: usize) -> bool {
+    /// if that page is being evacuated and the move needs no memory (but a
+    /// copy of the slot's index chunk, if `copies` allows). True when it
+    /// moved.
+    fn relocate(&mut self, tid: TableId, slot: usize, copies: &mut usize, room: &mut Room) -> bool {
         let t = self.table(tid);
         let Some(r) = t.live.slot_at(slot) else { return false };
         if !self.arena.is_evacuating(r) {
@@ -219,6 +217,15 @@ impl Mem {
                 }
             }
         }
+        if !self.table(tid).live.owns_slot(slot) {
+            // A frozen view shares the slot's chunk: copy it (one a step, in
+            // the budget), or come back next pass.
+            if *copies == 0 || !self.own_live_slot(tid, slot, room) {
+                self.compaction.skipped_in_pass = true;
+                return false;
+            }
+            *copies -= 1;
+        }
         let (nr, got) = self.arena.alloc(size, Some(c));
         debug_assert_eq!(got, size);
         self.arena.bytes_mut(nr)[..size].copy_from_slice(&buf[..size]);
@@ -234,6 +241,20 @@ impl Mem {
         }
         self.compaction.moved += 1;
         true
+    }
+
+    /// Makes the chunk of `slot` of the live index of `tid` its own; false
+    /// when the budget or the allocator refuses.
+    fn own_live_slot(&mut self, tid: TableId, slot: usize, room: &mut Room) -> bool {
+        let Mem { tables, acct, .. } = self;
+        let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
+        match ix.try_own_slot(slot, room) {
+            Ok(frozen) => {
+                acct.frozen_copies += frozen;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// What compaction did so far.

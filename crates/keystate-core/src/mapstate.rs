@@ -75,7 +75,7 @@ impl Store {
     /// that moves to a nested table and cannot get the memory for it stays
     /// as it was.
     pub fn map_put(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8], value: &[u8]) -> Result<()> {
-        self.mem.compact_step();
+        self.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_map_put(state, key, ns, uk, value);
         }
@@ -153,7 +153,7 @@ impl Store {
     /// Removes user key `uk` from the map of (key, ns); a map left empty is
     /// removed. Not held to the memory budget.
     pub fn map_remove(&mut self, state: u32, key: Key<'_>, ns: &[u8], uk: &[u8]) -> Result<bool> {
-        self.mem.compact_step();
+        self.compact_step();
         let removed = self.map_remove_raw(state, key, ns, uk)?;
         if self.ttl_of(state).is_some() {
             self.ttl_access(state);

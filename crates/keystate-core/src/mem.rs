@@ -234,7 +234,13 @@ impl Mem {
     pub fn freeze(&self) -> Result<Vec<Option<Index>>, Full> {
         let mut v = Vec::new();
         room::reserve(&mut v, self.tables.len())?;
-        v.extend(self.tables.iter().map(|t| t.as_ref().map(|t| t.live.clone())));
+        for t in &self.tables {
+            let ix = match t {
+                Some(t) => Some(t.live.try_clone().ok_or_else(|| room::oom(t.live.capacity()))?),
+                None => None,
+            };
+            v.push(ix);
+        }
         Ok(v)
     }
 
@@ -262,10 +268,8 @@ impl Mem {
             self.acct.resized(l.index.bytes(), 0);
         }
         self.acct.resized(t.live.bytes(), 0);
-        if t.live.is_shared() {
-            // A frozen view keeps the live index's array.
-            self.acct.frozen_copies += t.live.bytes() as u64;
-        }
+        // A frozen view keeps the chunks of the live index it shares.
+        self.acct.frozen_copies += t.live.shared_bytes() as u64;
         self.free_tables.push(id);
     }
 

@@ -182,6 +182,14 @@ impl Store {
         }
     }
 
+    /// One step of compaction (`crate::compact`), which may copy an index
+    /// chunk a frozen view shares: within the budget less a sixteenth, so
+    /// that it never takes the last bytes a write could use.
+    pub(crate) fn compact_step(&mut self) {
+        let mut room = if self.limit == 0 { Room::UNLIMITED } else { Room::new(self.used_bytes(), self.limit - self.limit / 16) };
+        self.mem.compact_step(&mut room);
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.cfg
     }
@@ -398,7 +406,7 @@ impl Store {
 
     /// Sets the value of (key, ns) (for list state: replaces the list bytes).
     pub fn put(&mut self, state: u32, key: Key<'_>, ns: &[u8], value: &[u8]) -> Result<()> {
-        self.mem.compact_step();
+        self.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_put(state, key, ns, value);
         }
@@ -425,7 +433,7 @@ impl Store {
 
     /// Appends bytes to the value of (key, ns), creating it: list state's add.
     pub fn append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
-        self.mem.compact_step();
+        self.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_append(state, key, ns, tail);
         }
@@ -453,7 +461,7 @@ impl Store {
     /// Removes (key, ns) of a state of any kind (a map: all its entries).
     /// Returns whether anything was there. Not held to the memory budget.
     pub fn remove(&mut self, state: u32, key: Key<'_>, ns: &[u8]) -> Result<bool> {
-        self.mem.compact_step();
+        self.compact_step();
         if self.ttl_of(state).is_some() {
             return self.ttl_remove(state, key, ns);
         }

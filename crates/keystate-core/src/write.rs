@@ -37,10 +37,13 @@ pub(crate) enum Save {
 /// What a write does to the live index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Live {
-    /// Adds an entry: room for one more.
-    Insert,
-    /// Changes or removes one: the slots must be its own.
-    Change,
+    /// Adds an entry of this hash: room for one more, and the chunks from
+    /// its home slot to the next empty one its own (see `Index::try_own_run`).
+    Insert(u32),
+    /// Changes or removes the entry in this slot: the chunks from it to the
+    /// next empty slot its own. `None`: its slot may move before the change
+    /// (other changes come first): every chunk its own.
+    Change(Option<usize>),
 }
 
 /// Everything one write allocates.
@@ -108,7 +111,7 @@ impl Mem {
         if k > 0 && !one_with_room {
             self.arena.reserve_slots(&small[..k], room)?;
         }
-        self.reserve_live(tid, usize::from(w.live == Live::Insert), room)?;
+        self.reserve_live(tid, w.live, room)?;
         if w.save != Save::No {
             if w.save == Save::NewLayer {
                 self.new_layer(tid, room)?;
@@ -127,15 +130,30 @@ impl Mem {
         self.arena.reserve_large(len, room)
     }
 
-    /// Room for `n` more entries in the live index of `tid`, and its slots its own.
+    /// What the live index of `tid` needs for change `live`: room for a new
+    /// entry, and the chunks the change touches its own (copied from a
+    /// checkpoint's frozen view that shares them).
     #[inline]
-    fn reserve_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
-        if self.table(tid).live.has_room(n) {
+    fn reserve_live(&mut self, tid: TableId, live: Live, room: &mut Room) -> Result<(), Full> {
+        let ix = &self.table(tid).live;
+        let ready = match live {
+            Live::Insert(h) => ix.fits(1) && ix.owns_run(ix.home_of(h)),
+            Live::Change(Some(slot)) => ix.owns_run(slot),
+            Live::Change(None) => ix.has_room(0),
+        };
+        if ready {
             return Ok(());
         }
-        self.grow_live(tid, n, room)
+        match live {
+            Live::Insert(h) if ix.fits(1) => self.own_live_run(tid, ix.home_of(h), room),
+            Live::Insert(_) => self.grow_live(tid, 1, room),
+            Live::Change(Some(slot)) => self.own_live_run(tid, slot, room),
+            Live::Change(None) => self.grow_live(tid, 0, room),
+        }
     }
 
+    /// Room for `n` more entries in the live index of `tid`, and every chunk
+    /// of it its own.
     #[inline(never)]
     fn grow_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
         let Mem { arena, tables, acct, .. } = self;
@@ -144,6 +162,16 @@ impl Mem {
         let frozen = ix.try_reserve(n, room, |c| record_hash(arena, c))?;
         acct.resized(before, ix.bytes());
         acct.frozen_copies += frozen;
+        Ok(())
+    }
+
+    /// The chunks of the live index of `tid` a change from slot `from`
+    /// touches, its own.
+    #[inline(never)]
+    fn own_live_run(&mut self, tid: TableId, from: usize, room: &mut Room) -> Result<(), Full> {
+        let Mem { tables, acct, .. } = self;
+        let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
+        acct.frozen_copies += ix.try_own_run(from, room)?;
         Ok(())
     }
 
@@ -228,7 +256,7 @@ impl Mem {
             }
         }
         let mark = (save != Save::No && slot.is_none()).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
-        let live = if slot.is_some() { Live::Change } else { Live::Insert };
+        let live = slot.map_or(Live::Insert(h), |s| Live::Change(Some(s)));
         self.reserve_write(room, tid, &Want { save, mark, record: Some((new_len, None)), live })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, slot);
         let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
@@ -272,7 +300,7 @@ impl Mem {
         let Some(slot) = slot else {
             let mark = (save != Save::No).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
             let record = Some(record::alloc_size(key.len(), ns.len(), tail.len(), false, true));
-            self.reserve_write(room, tid, &Want { save, mark, record, live: Live::Insert })?;
+            self.reserve_write(room, tid, &Want { save, mark, record, live: Live::Insert(h) })?;
             if save != Save::No {
                 self.commit_save(tid, h, key, ns, None);
             }
@@ -323,7 +351,7 @@ impl Mem {
         self.tmp.clear();
         let r = room::reserve_bytes(&mut self.tmp, old_vlen).and_then(|()| {
             let record = Some(record::alloc_size(key.len(), ns.len(), new_vlen, false, true));
-            self.reserve_write(room, tid, &Want { save, mark: None, record, live: Live::Change })
+            self.reserve_write(room, tid, &Want { save, mark: None, record, live: Live::Change(Some(slot)) })
         });
         if let Err(e) = r {
             self.trim_tmp();
@@ -362,7 +390,7 @@ impl Mem {
         }
         let Some(slot) = self.find_live(tid, h, key, ns) else { return Ok(false) };
         let save = self.plan_save(tid, h, key, ns);
-        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change })?;
+        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change(Some(slot)) })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
         let shrink = !self.keep_capacity;
         let Mem { arena, tables, acct, .. } = self;
@@ -387,7 +415,8 @@ impl Mem {
             return Ok(());
         }
         let save = self.plan_save(tid, h, key, ns);
-        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change })
+        // Other changes come before the removal: its slot may move by then.
+        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change(None) })
     }
 
     /// Reserves, for a batch, what up to `inserts` new entries and `writes`
@@ -395,7 +424,10 @@ impl Mem {
     /// for open snapshots, a layer with room for all of them. (The batch
     /// reserves records itself.)
     pub(crate) fn reserve_table(&mut self, room: &mut Room, tid: TableId, inserts: usize, writes: usize) -> Result<(), Full> {
-        self.reserve_live(tid, inserts, room)?;
+        // A batch's changes go anywhere in the index: all of it its own.
+        if !self.table(tid).live.has_room(inserts) {
+            self.grow_live(tid, inserts, room)?;
+        }
         if self.saves(tid) {
             let n = *self.open.last().expect("saves() saw an open snapshot");
             if self.table(tid).layers.last().is_none_or(|l| l.epoch != n) {
@@ -417,9 +449,7 @@ impl Mem {
         }
         room.take((want - have) as u64)?;
         let ix = Index::try_with_capacity(n).ok_or_else(|| room::oom(want))?;
-        if t.live.is_shared() {
-            acct.frozen_copies += have as u64;
-        }
+        acct.frozen_copies += t.live.shared_bytes() as u64;
         acct.resized(have, want);
         t.live = ix;
         Ok(())
