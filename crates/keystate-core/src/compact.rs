@@ -42,9 +42,13 @@ use crate::record;
 use crate::room::Room;
 use crate::write::Save;
 
-/// Index slots a step looks at, and records it moves at most.
-const STEP_SLOTS: usize = 64;
-const STEP_MOVES: usize = 8;
+/// Index slots a step looks at, and records it moves at most: a move costs
+/// about a write (its record is a cache miss) and looking at a slot a few
+/// nanoseconds, so a step adds about a tenth to a write while a round runs
+/// (64 slots and 8 moves added 30-90%), and still keeps up with values that
+/// change class (bench `arena_reuse_100`: 1.06x).
+const STEP_SLOTS: usize = 32;
+const STEP_MOVES: usize = 1;
 /// A round is planned once stranded bytes exceed this fraction (1/n) of the
 /// pages that have a class...
 const STRANDED_DEN: u64 = 16;
@@ -120,22 +124,23 @@ impl Mem {
                 self.end_pass();
                 return;
             }
-            let (movable, cap) = match &self.tables[c.tid as usize] {
-                Some(t) => (!t.detached, t.live.capacity()),
-                None => (false, 0),
-            };
-            if !movable || c.slot >= cap {
+            let Some(t) = self.tables[c.tid as usize].as_ref().filter(|t| !t.detached && c.slot < t.live.capacity()) else {
                 self.compaction.tid += 1;
                 self.compaction.slot = 0;
                 slots -= 1;
                 continue;
+            };
+            // The next record in a marked page, looking at `slots` slots at most.
+            let arena = &self.arena;
+            let (found, next) = t.live.scan(c.slot, slots, |r| arena.is_evacuating(r));
+            slots -= next - c.slot;
+            self.compaction.slot = next;
+            if let Some(slot) = found {
+                if self.relocate(c.tid, slot, &mut copies, room) {
+                    moves -= 1;
+                    self.compaction.moved_in_pass = true;
+                }
             }
-            if self.relocate(c.tid, c.slot, &mut copies, room) {
-                moves -= 1;
-                self.compaction.moved_in_pass = true;
-            }
-            self.compaction.slot += 1;
-            slots -= 1;
         }
     }
 

@@ -494,6 +494,25 @@ impl Index {
         (i < self.cap).then(|| self.slot(i)).filter(|s| s[0] != EMPTY).map(slot_ref)
     }
 
+    /// Looks at slots `from..from + max` (up to the capacity) for the first
+    /// occupied one whose ref `pick` accepts: returns it, if any, and the
+    /// slot to look at next (after it, or after the range).
+    pub fn scan(&self, from: usize, max: usize, mut pick: impl FnMut(Ref) -> bool) -> (Option<usize>, usize) {
+        let end = from.saturating_add(max).min(self.cap);
+        let mut i = from;
+        while i < end {
+            let c = i >> CHUNK_BITS;
+            let base = c << CHUNK_BITS;
+            let stop = end.min(base + CHUNK);
+            let chunk = &self.chunk(c)[i - base..stop - base];
+            if let Some(k) = chunk.iter().position(|s| s[0] != EMPTY && pick(slot_ref(s))) {
+                return (Some(i + k), i + k + 1);
+            }
+            i = stop;
+        }
+        (None, end)
+    }
+
     /// Occupied slots and their refs, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
         self.chunks().flat_map(|c| c.iter()).enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_ref(s)))
@@ -690,6 +709,14 @@ mod tests {
         assert_eq!(ix.shared_bytes(), 0);
         assert_eq!(frozen.bytes_not_shared_with(Some(&ix)), frozen.bytes());
         assert_eq!(frozen.len(), n as usize);
+        // A scan finds what `find` finds, across chunks, a window at a time.
+        let want = ix.find(h(12345), |c| c == 12345).unwrap();
+        let (mut at, mut found) = (0, None);
+        while found.is_none() && at < ix.capacity() {
+            (found, at) = ix.scan(at, 700, |r| r == 12345);
+        }
+        assert_eq!(found, Some(want));
+        assert_eq!(ix.scan(0, usize::MAX, |r| r == n + 1), (None, ix.capacity()));
     }
 
     #[test]

@@ -21,7 +21,8 @@ fn v(i: u32, big: bool) -> Vec<u8> {
 /// The arena-reuse workload of the bench (`bench/cases/memory.mjs`): cycles of
 /// a full checkpoint drained in chunks, with 1% of the keys rewritten
 /// between chunks into the other size class. After them the arena holds at
-/// most 1.15x what its live and pinned records occupy, and every read,
+/// most 1.15x what its live and pinned records occupy (and a few pooled
+/// pages), and every read,
 /// live, at an open snapshot and from the exported bytes, is right.
 #[test]
 fn values_that_change_class_under_checkpoints_leave_little_free() {
@@ -74,8 +75,10 @@ fn values_that_change_class_under_checkpoints_leave_little_free() {
     let (moved, rounds) = store.compacted();
     eprintln!("arena {} bytes for {needed} needed: {:.3}x; {moved} moved in {rounds} rounds", m.arena_bytes, m.arena_bytes as f64 / needed as f64);
     assert!(moved > 0 && rounds > 0, "compaction ran: {moved} moved in {rounds} rounds");
+    // The bench's target (at 1M keys) plus the few pooled pages a store
+    // keeps for its next writes, which weigh more in a store this small.
     assert!(
-        m.arena_bytes * 100 <= needed * 115,
+        m.arena_bytes * 100 <= needed * 115 + 4 * 16384 * 100,
         "arena {} bytes for {} needed ({:.3}x); {moved} moved in {rounds} rounds",
         m.arena_bytes,
         needed,
