@@ -452,17 +452,20 @@ impl Arena {
                     p = self.meta[p as usize].next;
                 }
                 let Some(level) = level else { break };
-                let each = level as usize + (per_page - level) as usize;
-                let mut budget = room.saturating_sub(moved) / each;
-                if budget == 0 {
+                // A page of this level fits while the others keep room for
+                // its records after losing its free slots: moved + level <=
+                // room - (per_page - level), that is moved + per_page <= room.
+                let fit = room.saturating_sub(moved) / per_page as usize;
+                if fit == 0 {
                     break;
                 }
-                marked += self.mark_pages(c, |used| {
-                    let take = used == level && budget > 0;
-                    budget -= usize::from(take);
+                let mut left = fit;
+                let n = self.mark_pages(c, |used| {
+                    let take = used == level && left > 0;
+                    left -= usize::from(take);
                     take
                 });
-                let n = (room.saturating_sub(moved) / each) - budget;
+                marked += n;
                 moved += n * level as usize;
                 room -= n * (per_page - level) as usize;
             }

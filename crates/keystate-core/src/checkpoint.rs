@@ -322,7 +322,7 @@ fn clone_sets(sets: &[StateSets]) -> Result<Vec<StateSets>> {
         let mut c = Vec::new();
         room::reserve(&mut c, s.len())?;
         for ix in s {
-            c.push(ix.try_clone().ok_or_else(|| room::oom(ix.bytes()))?);
+            c.push(ix.try_clone()?);
         }
         out.push(c);
     }

@@ -113,7 +113,7 @@ impl Mem {
             self.compaction.pinned_by = None;
             self.compaction.waiting = false;
         }
-        let (mut slots, mut moves, mut copies) = (STEP_SLOTS, STEP_MOVES, 1);
+        let (mut slots, mut moves) = (STEP_SLOTS, STEP_MOVES);
         while slots > 0 && moves > 0 {
             if self.arena.evacuating_pages() == 0 {
                 self.end_round();
@@ -136,7 +136,7 @@ impl Mem {
             slots -= next - c.slot;
             self.compaction.slot = next;
             if let Some(slot) = found {
-                if self.relocate(c.tid, slot, &mut copies, room) {
+                if self.relocate(c.tid, slot, room) {
                     moves -= 1;
                     self.compaction.moved_in_pass = true;
                 }
@@ -190,10 +190,10 @@ impl Mem {
     }
 
     /// Moves the record at `slot` of table `tid`'s live index out of its page
-    /// if that page is being evacuated and the move needs no memory (but a
-    /// copy of the slot's index chunk, if `copies` allows). True when it
-    /// moved.
-    fn relocate(&mut self, tid: TableId, slot: usize, copies: &mut usize, room: &mut Room) -> bool {
+    /// if that page is being evacuated and the move needs no memory but a
+    /// copy of the slot's index chunk (at most one a step, since a step
+    /// moves at most one record). True when it moved.
+    fn relocate(&mut self, tid: TableId, slot: usize, room: &mut Room) -> bool {
         let t = self.table(tid);
         let Some(r) = t.live.slot_at(slot) else { return false };
         if !self.arena.is_evacuating(r) {
@@ -223,13 +223,12 @@ impl Mem {
             }
         }
         if !self.table(tid).live.owns_slot(slot) {
-            // A frozen view shares the slot's chunk: copy it (one a step, in
-            // the budget), or come back next pass.
-            if *copies == 0 || !self.own_live_slot(tid, slot, room) {
+            // A frozen view shares the slot's chunk: copy it (within the
+            // budget), or come back next pass.
+            if !self.own_live_slot(tid, slot, room) {
                 self.compaction.skipped_in_pass = true;
                 return false;
             }
-            *copies -= 1;
         }
         let (nr, got) = self.arena.alloc(size, Some(c));
         debug_assert_eq!(got, size);

@@ -118,12 +118,12 @@ impl Index {
     }
 
     /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks),
-    /// allocation-free for a small index. `None` when the allocator refuses.
-    pub fn try_clone(&self) -> Option<Index> {
+    /// allocation-free for a small index. An error when the allocator refuses.
+    pub fn try_clone(&self) -> Result<Index, Full> {
         let mut rest = Vec::new();
-        room::reserve(&mut rest, self.rest.len()).ok()?;
+        room::reserve(&mut rest, self.rest.len())?;
         rest.extend(self.rest.iter().cloned());
-        Some(Index { head: self.head.clone(), rest, cap: self.cap, len: self.len })
+        Ok(Index { head: self.head.clone(), rest, cap: self.cap, len: self.len })
     }
 
     #[inline]
@@ -214,8 +214,8 @@ impl Index {
     }
 
     /// Copies the shared chunks among `chunks`, charging `room`; all or
-    /// nothing. Returns the bytes of the chunks
-    /// replaced, which frozen copies still hold.
+    /// nothing. Returns the bytes of the chunks replaced, which frozen
+    /// copies still hold.
     fn own(&mut self, chunks: impl Iterator<Item = usize> + Clone, room: &mut Room) -> Result<u64, Full> {
         let shared = chunks.clone().filter(|&c| !self.chunk(c).is_unique());
         let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * SLOT));

@@ -236,7 +236,7 @@ impl Mem {
         room::reserve(&mut v, self.tables.len())?;
         for t in &self.tables {
             let ix = match t {
-                Some(t) => Some(t.live.try_clone().ok_or_else(|| room::oom(t.live.capacity()))?),
+                Some(t) => Some(t.live.try_clone()?),
                 None => None,
             };
             v.push(ix);

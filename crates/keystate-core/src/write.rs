@@ -136,20 +136,17 @@ impl Mem {
     #[inline]
     fn reserve_live(&mut self, tid: TableId, live: Live, room: &mut Room) -> Result<(), Full> {
         let ix = &self.table(tid).live;
-        let ready = match live {
-            Live::Insert(h) => ix.fits(1) && ix.owns_run(ix.home_of(h)),
-            Live::Change(Some(slot)) => ix.owns_run(slot),
-            Live::Change(None) => ix.has_room(0),
+        let from = match live {
+            Live::Insert(_) if !ix.fits(1) => return self.grow_live(tid, 1, room),
+            Live::Insert(h) => ix.home_of(h),
+            Live::Change(Some(slot)) => slot,
+            Live::Change(None) if ix.has_room(0) => return Ok(()),
+            Live::Change(None) => return self.grow_live(tid, 0, room),
         };
-        if ready {
+        if ix.owns_run(from) {
             return Ok(());
         }
-        match live {
-            Live::Insert(h) if ix.fits(1) => self.own_live_run(tid, ix.home_of(h), room),
-            Live::Insert(_) => self.grow_live(tid, 1, room),
-            Live::Change(Some(slot)) => self.own_live_run(tid, slot, room),
-            Live::Change(None) => self.grow_live(tid, 0, room),
-        }
+        self.own_live_run(tid, from, room)
     }
 
     /// Room for `n` more entries in the live index of `tid`, and every chunk
