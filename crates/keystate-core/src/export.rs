@@ -32,7 +32,7 @@ use crate::error::{Error, Full, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
 use crate::hash::{entry_hash, murmur3_32};
-use crate::index::Index;
+use crate::index::{Index, NO_REF};
 use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
 use crate::record::{self, Records};
@@ -123,11 +123,13 @@ pub(crate) struct Export {
     checksum: u64,
     /// Scratch for lists written without their expired elements.
     tmp: Vec<u8>,
+    /// Scratch for a table's refs in export order (`for_each_spread`).
+    order: Vec<Ref>,
 }
 
 impl Export {
     pub fn new(header: Header, frozen: Frozen) -> Export {
-        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0, tmp: Vec::new() }
+        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0, tmp: Vec::new(), order: Vec::new() }
     }
 
     pub fn finished(&self) -> bool {
@@ -158,6 +160,7 @@ impl Export {
     /// Drops the frozen view (writers stop paying copies for it).
     pub fn thaw(&mut self) {
         self.frozen = Frozen::default();
+        self.order = Vec::new();
     }
 
     /// Appends the next chunk to `out`: at least one part, cut once `out`
@@ -244,20 +247,23 @@ impl Export {
                 if incremental {
                     write_delta(frozen, recs, i, part, tid, is_map, &mut emit);
                 } else {
-                    for r in frozen.index(tid).refs_spread() {
-                        let head = recs.rec(r);
-                        frozen.map_for_each(recs, head.value, |uk, v| {
-                            if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
-                                emit(op::MAP_PUT, head.key, head.ns, uk, v);
-                            }
-                        });
-                    }
+                    for_each_spread(frozen.index(tid), &mut self.order, |batch| {
+                        for &r in batch {
+                            let head = recs.rec(r);
+                            frozen.map_for_each(recs, head.value, |uk, v| {
+                                if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
+                                    emit(op::MAP_PUT, head.key, head.ns, uk, v);
+                                }
+                            });
+                        }
+                        Ok(())
+                    })?;
                 }
                 count
             } else if let Some((cfg, t)) = expire {
-                write_unexpired(recs, frozen.index(tid), *kind == StateKind::List, &cfg, t, &mut self.tmp, out)
+                write_unexpired(recs, frozen.index(tid), &mut self.order, *kind == StateKind::List, &cfg, t, &mut self.tmp, out)?
             } else {
-                write_entries(recs, frozen.index(tid), out)?
+                write_entries(recs, frozen.index(tid), &mut self.order, out)?
             };
             if let Some(f) = full {
                 return Err(f.into());
@@ -269,74 +275,123 @@ impl Export {
     }
 }
 
-/// Writes every entry of a value-like or list table as a PUT record; returns
-/// how many.
-fn write_entries(recs: &impl Records, ix: &Index, out: &mut Vec<u8>) -> Result<u32> {
-    let count = u32::try_from(ix.len()).map_err(|_| Error::TooLarge("a key group of more than 2^32 entries".into()))?;
-    // Records are scattered over the arena: touch a batch of them with
-    // independent loads first, so that their cache misses overlap, then copy
-    // them; most are copied as they are (see format::body).
-    let flush = |batch: &[Ref], out: &mut Vec<u8>| -> Result<()> {
-        let mut touch = 0u8;
-        for &r in batch {
-            touch ^= recs.bytes(r)[0];
-        }
-        std::hint::black_box(touch);
-        for &r in batch {
-            let rec = recs.rec(r);
-            room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
-            if rec.cap.is_none() {
-                body::put_entry(out, &recs.bytes(r)[..rec.len]);
-            } else {
-                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+/// Largest index whose `refs_spread` order an export reads through a scratch
+/// array of 4 bytes a slot (`Index::spread_into`); a larger one is walked
+/// in place, so an export never holds more than 4 MiB for it.
+const SPREAD_SCRATCH_SLOTS: usize = 1 << 20;
+
+/// Refs per batch of [`for_each_spread`].
+const BATCH: usize = 32;
+
+/// Calls `f` with every ref of `ix` in `refs_spread` order, in batches of at
+/// most `BATCH`.
+/// Through `order` when it can hold the whole order (see
+/// `Index::spread_into`), else walking the index.
+fn for_each_spread(ix: &Index, order: &mut Vec<Ref>, mut f: impl FnMut(&[Ref]) -> Result<()>) -> Result<()> {
+    if ix.capacity() <= SPREAD_SCRATCH_SLOTS && ix.spread_into(order).is_ok() {
+        let mut batch = [0 as Ref; BATCH];
+        let mut n = 0;
+        for &r in order.iter() {
+            if r != NO_REF {
+                batch[n] = r;
+                n += 1;
+                if n == BATCH {
+                    f(&batch)?;
+                    n = 0;
+                }
             }
         }
-        Ok(())
-    };
-    let mut batch = [0 as Ref; 32];
+        return f(&batch[..n]);
+    }
+    let mut batch = [0 as Ref; BATCH];
     let mut n = 0;
     for r in ix.refs_spread() {
         batch[n] = r;
         n += 1;
-        if n == batch.len() {
-            flush(&batch, out)?;
+        if n == BATCH {
+            f(&batch)?;
             n = 0;
         }
     }
-    flush(&batch[..n], out)?;
+    f(&batch[..n])
+}
+
+/// Writes every entry of a value-like or list table as a PUT record; returns
+/// how many.
+fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, out: &mut Vec<u8>) -> Result<u32> {
+    let count = u32::try_from(ix.len()).map_err(|_| Error::TooLarge("a key group of more than 2^32 entries".into()))?;
+    // Records are scattered over the arena: touch a batch of them with
+    // independent loads first, so that their cache misses overlap, then copy
+    // them; most are copied as they are (see format::body).
+    for_each_spread(ix, order, |batch| {
+        let mut slots: [&[u8]; BATCH] = [&[]; BATCH];
+        let mut touch = 0u8;
+        for (slot, &r) in slots.iter_mut().zip(batch) {
+            *slot = recs.bytes(r);
+            touch ^= slot[0];
+        }
+        std::hint::black_box(touch);
+        for &b in &slots[..batch.len()] {
+            let rec = record::parse(b);
+            if rec.cap.is_none() {
+                room::reserve_bytes(out, 1 + rec.len)?;
+                body::put_entry(out, &b[..rec.len]);
+            } else {
+                room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
+                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+            }
+        }
+        Ok(())
+    })?;
     Ok(count)
 }
 
 /// Writes the entries of a value-like or list table of a state with TTL
 /// without what expired at `t` (lists: without their expired elements, and
 /// not at all when none is left); returns how many.
-fn write_unexpired(recs: &impl Records, ix: &Index, is_list: bool, cfg: &TtlConfig, t: u64, tmp: &mut Vec<u8>, out: &mut Vec<u8>) -> u32 {
+#[allow(clippy::too_many_arguments)]
+fn write_unexpired(
+    recs: &impl Records,
+    ix: &Index,
+    order: &mut Vec<Ref>,
+    is_list: bool,
+    cfg: &TtlConfig,
+    t: u64,
+    tmp: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<u32> {
     let mut n = 0;
-    for r in ix.refs_spread() {
-        let rec = recs.rec(r);
-        if !is_list {
-            if !cfg.expired(ttl::stamp_of(rec.value), t) {
-                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+    for_each_spread(ix, order, |batch| {
+        for &r in batch {
+            let rec = recs.rec(r);
+            if !is_list {
+                if !cfg.expired(ttl::stamp_of(rec.value), t) {
+                    room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
+                    body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+                    n += 1;
+                }
+                continue;
+            }
+            tmp.clear();
+            room::reserve_bytes(tmp, rec.value.len())?;
+            let mut any = false;
+            for e in ttl::elements(rec.value) {
+                let e = e.expect("stored lists are stamped");
+                any = true;
+                if !cfg.expired(e.stamp, t) {
+                    tmp.extend_from_slice(&ttl::stamp(e.stamp));
+                    tmp.extend_from_slice(e.frame);
+                }
+            }
+            if !any || !tmp.is_empty() {
+                room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], tmp))?;
+                body::put_record(out, op::PUT, rec.key, rec.ns, &[], tmp);
                 n += 1;
             }
-            continue;
         }
-        tmp.clear();
-        let mut any = false;
-        for e in ttl::elements(rec.value) {
-            let e = e.expect("stored lists are stamped");
-            any = true;
-            if !cfg.expired(e.stamp, t) {
-                tmp.extend_from_slice(&ttl::stamp(e.stamp));
-                tmp.extend_from_slice(e.frame);
-            }
-        }
-        if !any || !tmp.is_empty() {
-            body::put_record(out, op::PUT, rec.key, rec.ns, &[], tmp);
-            n += 1;
-        }
-    }
-    n
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 /// Emits the changes of one state in one key group: each distinct member of
