@@ -31,6 +31,9 @@ use std::ptr::NonNull;
 use crate::error::Full;
 use crate::room::{self, fallibly, oom, Room};
 
+mod runs;
+pub use runs::{Run, Runs};
+
 /// Address of a record: `page << PAGE_BITS | offset` for small records, or
 /// `LARGE_BIT | index` for records with their own allocation.
 pub type Ref = u32;
@@ -177,8 +180,12 @@ pub struct Arena {
     class_pages: usize,
     /// Pages being evacuated.
     evac_pages: usize,
-    /// Bytes of small slots in use.
+    /// Bytes of small slots in use, the unused slots of runs included.
     small_used: u64,
+    /// Bytes of the slots runs hold and have not handed out (see `runs`).
+    stashed: u64,
+    /// Runs claimed so far.
+    runs_claimed: u64,
     /// Small slots freed so far (compaction plans again after enough).
     frees: u64,
     /// Each from `boxed`; freed by `free` or on drop.
@@ -248,6 +255,8 @@ impl Arena {
             class_pages: 0,
             evac_pages: 0,
             small_used: 0,
+            stashed: 0,
+            runs_claimed: 0,
             frees: 0,
             large: Vec::new(),
             large_free: Vec::new(),
@@ -348,7 +357,8 @@ impl Arena {
     /// Bytes of free slots in pages that have a class: space only records of
     /// that class can use until the page empties.
     pub fn stranded_bytes(&self) -> u64 {
-        self.class_pages as u64 * PAGE_SIZE as u64 - self.small_used
+        // Runs' slots not handed out are free too: compaction releases them.
+        self.class_pages as u64 * PAGE_SIZE as u64 - self.small_used + self.stashed
     }
 
     /// Bytes of pages that have a class.
@@ -557,14 +567,24 @@ impl Arena {
     /// Needs no memory when the write reserved it (see the module docs).
     pub fn alloc(&mut self, len: usize, class: Option<u8>) -> (Ref, usize) {
         let Some(c) = class_for(len, class) else { return self.alloc_large(len) };
-        let c = c as usize;
+        let p = self.page_with_room(c);
+        self.take_slot(p)
+    }
+
+    /// The first page of class `c`'s room list, or a pooled one.
+    fn page_with_room(&mut self, c: u8) -> u32 {
+        match self.room[c as usize] {
+            NONE => self.new_page(c),
+            p => p,
+        }
+    }
+
+    /// Hands out a slot of page `p`, which has room.
+    fn take_slot(&mut self, p: u32) -> (Ref, usize) {
+        let m = self.meta[p as usize];
+        let c = m.class as usize;
         let size = CLASSES[c] as usize;
         let per_page = (PAGE_SIZE / size) as u16;
-        let mut p = self.room[c];
-        if p == NONE {
-            p = self.new_page(c as u8);
-        }
-        let m = self.meta[p as usize];
         let slot = if m.free != 0 {
             let slot = m.free - 1;
             let b = self.slot_mut(p, slot as usize * size, 2);
@@ -669,10 +689,18 @@ impl Arena {
         let c = self.meta[p as usize].class as usize;
         assert_eq!(CLASSES[c] as usize, slot_size, "free with a size that is not the page's slot size");
         self.used -= slot_size as u64;
-        self.small_used -= slot_size as u64;
         self.frees += 1;
+        self.release_slot(p, (r & OFFSET_MASK) as usize, slot_size);
+    }
+
+    /// Puts the slot at byte `at` of page `p` (of slot size `slot_size`)
+    /// back on its page's free list; the page goes to the pool when it was
+    /// its last slot in use.
+    fn release_slot(&mut self, p: u32, at: usize, slot_size: usize) {
+        let c = self.meta[p as usize].class as usize;
+        self.small_used -= slot_size as u64;
         let per_page = (PAGE_SIZE / slot_size) as u16;
-        let slot = ((r & OFFSET_MASK) as usize / slot_size) as u16;
+        let slot = (at / slot_size) as u16;
         let m = self.meta[p as usize];
         // In its class's room list: it has room and is not being evacuated.
         let listed = !m.evac && (m.free != 0 || m.bumped < per_page);
@@ -689,7 +717,6 @@ impl Arena {
             self.pool.push(p);
             return;
         }
-        let at = (r & OFFSET_MASK) as usize;
         self.slot_mut(p, at, 2).copy_from_slice(&m.free.to_le_bytes());
         let m = &mut self.meta[p as usize];
         m.free = slot + 1;

@@ -170,6 +170,15 @@ impl Mem {
             self.compaction.plan_at = a.frees() + PLAN_AFTER_FREES;
             return false;
         }
+        // Runs' unused slots count as used in their pages: give them back
+        // first, so that the plan sees records only, and pages that a run
+        // alone kept can empty.
+        if self.arena.stashed_bytes() > 0 {
+            let Mem { tables, arena, .. } = self;
+            for r in tables.iter_mut().flatten().flat_map(|t| &mut t.runs) {
+                arena.release_run(r);
+            }
+        }
         let marked = self.arena.plan_evacuation();
         if marked == 0 {
             self.compaction.plan_at = self.arena.frees() + PLAN_AFTER_FREES;

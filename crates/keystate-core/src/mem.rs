@@ -27,7 +27,7 @@
 //! (removing a table, releasing a snapshot, reclaiming), allocates nothing,
 //! so it cannot fail when memory is exhausted.
 
-use crate::arena::{Arena, Ref};
+use crate::arena::{Arena, Ref, Run, Runs};
 use crate::error::Full;
 use crate::hash::{entry_hash, murmur3_32};
 use crate::index::Index;
@@ -106,7 +106,14 @@ pub struct Table {
     pub live_bytes: u64,
     /// Slot bytes of records in layers.
     pub layer_bytes: u64,
+    /// Where its next records go, once it holds `RUN_MIN_ENTRIES` (see
+    /// `crate::arena::Runs`).
+    pub runs: Runs,
 }
+
+/// Entries a table holds before its records are allocated in runs: its runs'
+/// unused slots (at most 31 per class) then stay under 1/16 of its records.
+pub const RUN_MIN_ENTRIES: usize = 512;
 
 impl Table {
     fn new(born: u64, heads: bool) -> Self {
@@ -118,6 +125,7 @@ impl Table {
             detached: false,
             live_bytes: 0,
             layer_bytes: 0,
+            runs: [Run::EMPTY; 2],
         }
     }
 
@@ -256,7 +264,10 @@ impl Mem {
     /// Frees a table, its records, its layers and (for heads) the nested
     /// tables its records own.
     pub fn free_table(&mut self, id: TableId) {
-        let t = self.tables[id as usize].take().expect("double free of a table");
+        let mut t = self.tables[id as usize].take().expect("double free of a table");
+        for r in &mut t.runs {
+            self.arena.release_run(r);
+        }
         let heads = t.heads;
         for r in t.live.refs() {
             self.free_record(r, heads);
@@ -628,6 +639,7 @@ impl Mem {
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         self.arena.check();
+        self.arena.check_runs(self.tables().flat_map(|t| &t.runs));
         let mut seen = std::collections::HashSet::new();
         let mut used = 0u64;
         let mut reclaiming = 0u64;

@@ -12,7 +12,7 @@
 //! snapshot". With no namespace and a short key and value, the header is two
 //! bytes, which is most of keystate's per-entry overhead.
 
-use crate::arena::{self, Arena, Pointers, Ref};
+use crate::arena::{self, Arena, Pointers, Ref, Runs};
 use crate::varint;
 
 /// Where records are read: the arena, or copies of its pointers (an export
@@ -211,9 +211,22 @@ pub fn alloc_size(klen: usize, nslen: usize, vlen: usize, mark: bool, grow: bool
 /// reserved the slot (`Arena::reserve_slots` or `reserve_large` for
 /// `alloc_size`).
 pub fn alloc(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool, grow: bool) -> (Ref, usize) {
+    alloc_with(arena, key, ns, value, mark, grow, None)
+}
+
+/// As [`alloc`] (not a mark), in one of a table's runs (see
+/// `Arena::alloc_in`).
+pub fn alloc_in(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], grow: bool, runs: &mut Runs) -> (Ref, usize) {
+    alloc_with(arena, key, ns, value, false, grow, Some(runs))
+}
+
+fn alloc_with(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool, grow: bool, runs: Option<&mut Runs>) -> (Ref, usize) {
     let vlen: usize = value.iter().map(|v| v.len()).sum();
     let (want, cap) = alloc_size(key.len(), ns.len(), vlen, mark, grow);
-    let (r, size) = arena.alloc(want, cap);
+    let (r, size) = match runs {
+        Some(runs) => arena.alloc_in(want, cap, runs),
+        None => arena.alloc(want, cap),
+    };
     let n = write(arena.bytes_mut(r), key, ns, value, mark, cap);
     debug_assert!(n <= size);
     (r, size)

@@ -425,7 +425,7 @@ impl Store {
         let h = entry_hash(loc.hash, ns);
         let parts = e.parts.len();
         self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[])?;
-        if self.mem.put(&mut room, tid, h, loc.key, ns, &[value])? == Change::Created {
+        if self.mem.put_last(&mut room, tid, h, loc.key, ns, &[value])? == Change::Created {
             e.entries += 1;
         }
         Ok(())
@@ -574,6 +574,12 @@ impl Store {
     pub fn compacted(&self) -> (u64, u64) {
         let c = self.mem.compaction();
         (c.moved, c.rounds)
+    }
+
+    /// Runs of slots tables claimed so far (`crate::arena::Runs`), for tests.
+    #[doc(hidden)]
+    pub fn runs_claimed(&self) -> u64 {
+        self.mem.arena.runs_claimed()
     }
 
     /// Checks internal invariants (tests only).

@@ -12,10 +12,10 @@
 //! The common write, an overwrite of a value of the same slot class with no
 //! snapshot open, needs nothing and reserves nothing.
 
-use crate::arena::{self, Arena};
+use crate::arena::{self, Arena, Ref};
 use crate::error::{Error, Full};
 use crate::index::Index;
-use crate::mem::{head_nested, record_hash, Change, Layer, Mem, TableId};
+use crate::mem::{head_nested, record_hash, Change, Layer, Mem, TableId, RUN_MIN_ENTRIES};
 use crate::record;
 use crate::room::{self, Room};
 
@@ -237,6 +237,32 @@ impl Mem {
 
     /// Sets the value of (key, ns) to the concatenation of `value`.
     pub fn put(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Result<Change, Full> {
+        self.put_in(room, tid, h, key, ns, value, false)
+    }
+
+    /// As [`Mem::put`], for a write that allocates nothing after it (a single
+    /// put, not one of a batch): a new entry's record may claim a run.
+    pub fn put_last(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Result<Change, Full> {
+        self.put_in(room, tid, h, key, ns, value, true)
+    }
+
+    /// Allocates and writes a record of table `tid`. With `run` (a new
+    /// entry, and nothing is allocated after it in this write) and a table
+    /// of `RUN_MIN_ENTRIES`, in one of the table's runs, so that its records
+    /// lie together. Rewrites take any free slot instead: runs for them cost
+    /// the arena-reuse workload (values that change class) a tenth more
+    /// arena (1.25-1.33x its needs against 1.15-1.20x at 100k keys), and the
+    /// slot a rewrite frees is usually the one it reuses.
+    fn alloc_record(&mut self, tid: TableId, key: &[u8], ns: &[u8], value: &[&[u8]], grow: bool, run: bool) -> (Ref, usize) {
+        let Mem { tables, arena, .. } = self;
+        match tables[tid as usize].as_mut() {
+            Some(t) if run && !t.detached && t.live.len() >= RUN_MIN_ENTRIES => record::alloc_in(arena, key, ns, value, grow, &mut t.runs),
+            _ => record::alloc(arena, key, ns, value, false, grow),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put_in(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]], last: bool) -> Result<Change, Full> {
         if !self.reclaim.layers.is_empty() {
             self.reclaim_some();
         }
@@ -256,7 +282,7 @@ impl Mem {
         let live = slot.map_or(Live::Insert(h), |s| Live::Change(Some(s)));
         self.reserve_write(room, tid, &Want { save, mark, record: Some((new_len, None)), live })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, slot);
-        let (r, size) = record::alloc(&mut self.arena, key, ns, value, false, false);
+        let (r, size) = self.alloc_record(tid, key, ns, value, false, last && slot.is_none());
         let Some((slot, old)) = slot.zip(old) else {
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
@@ -277,7 +303,9 @@ impl Mem {
 
     /// Appends `tail` to the value of (key, ns), creating it if absent. The
     /// record keeps room to grow so that appends are amortized O(len(tail)).
-    /// A value that would grow past `max_len` bytes is refused.
+    /// A value that would grow past `max_len` bytes is refused. A write of
+    /// its own (allocating nothing after it), so a new entry's record may
+    /// claim a run.
     #[allow(clippy::too_many_arguments)]
     pub fn append(
         &mut self,
@@ -301,7 +329,7 @@ impl Mem {
             if save != Save::No {
                 self.commit_save(tid, h, key, ns, None);
             }
-            let (r, size) = record::alloc(&mut self.arena, key, ns, &[tail], false, true);
+            let (r, size) = self.alloc_record(tid, key, ns, &[tail], true, true);
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
             t.live.insert(h, r, |c| record_hash(arena, c));
@@ -357,7 +385,7 @@ impl Mem {
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
         let mut tmp = std::mem::take(&mut self.tmp);
         tmp.extend_from_slice(self.rec(old).value);
-        let (r, size) = record::alloc(&mut self.arena, key, ns, &[&tmp, tail], false, true);
+        let (r, size) = self.alloc_record(tid, key, ns, &[&tmp, tail], true, false);
         self.tmp = tmp;
         self.trim_tmp();
         let t = self.table_mut(tid);
