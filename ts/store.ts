@@ -148,7 +148,7 @@ export interface MemoryInfo {
   pinnedBytes: number;
   /** Delta tracking for incremental checkpoints. */
   deltaLogBytes: number;
-  /** Arena space free for reuse (WebAssembly memory never shrinks, so it is reused). */
+  /** Arena space free for reuse (WebAssembly memory never shrinks, so it is reused), slots a large table has claimed for its next records included. */
   freeBytes: number;
   /** Everything the core's record arena holds. */
   arenaBytes: number;
