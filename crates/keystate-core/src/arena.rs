@@ -38,6 +38,11 @@ pub use runs::{Run, Runs};
 /// `LARGE_BIT | index` for records with their own allocation.
 pub type Ref = u32;
 
+/// The ref of slot `slot` (of `size` bytes) of page `p`.
+fn slot_ref(p: u32, slot: u16, size: usize) -> Ref {
+    (p << PAGE_BITS) | (u32::from(slot) * size as u32)
+}
+
 const PAGE_BITS: u32 = 14;
 /// Bytes per slab page.
 pub const PAGE_SIZE: usize = 1 << PAGE_BITS;
@@ -579,30 +584,45 @@ impl Arena {
         }
     }
 
-    /// Hands out a slot of page `p`, which has room.
+    /// Hands out a slot of page `p`, which has room: a freed one first.
     fn take_slot(&mut self, p: u32) -> (Ref, usize) {
         let m = self.meta[p as usize];
-        let c = m.class as usize;
-        let size = CLASSES[c] as usize;
-        let per_page = (PAGE_SIZE / size) as u16;
+        let size = CLASSES[m.class as usize] as usize;
         let slot = if m.free != 0 {
             let slot = m.free - 1;
             let b = self.slot_mut(p, slot as usize * size, 2);
             let next = u16::from_le_bytes([b[0], b[1]]);
             self.meta[p as usize].free = next;
+            self.mark_used(p, 1);
             slot
         } else {
-            self.meta[p as usize].bumped += 1;
-            m.bumped
+            self.bump(p, 1)
         };
+        self.used += size as u64;
+        (slot_ref(p, slot, size), size)
+    }
+
+    /// Marks the next `n` never-used slots of page `p` used and returns the
+    /// first; the page must have them.
+    fn bump(&mut self, p: u32, n: u16) -> u16 {
         let m = &mut self.meta[p as usize];
-        m.used += 1;
-        if m.free == 0 && m.bumped == per_page {
+        let first = m.bumped;
+        m.bumped += n;
+        self.mark_used(p, n);
+        first
+    }
+
+    /// Counts `n` more slots of page `p` in use (taken from its free list or
+    /// bumped); the page leaves its room list when it has no room left.
+    fn mark_used(&mut self, p: u32, n: u16) {
+        let m = &mut self.meta[p as usize];
+        let c = m.class as usize;
+        let size = CLASSES[c] as usize;
+        m.used += n;
+        if m.free == 0 && m.bumped == (PAGE_SIZE / size) as u16 {
             self.unlink(p, c);
         }
-        self.used += size as u64;
-        self.small_used += size as u64;
-        ((p << PAGE_BITS) | (u32::from(slot) * size as u32), size)
+        self.small_used += u64::from(n) * size as u64;
     }
 
     /// A page for class `c` (from the pool, or new), at the head of its room list.

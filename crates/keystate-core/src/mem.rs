@@ -112,7 +112,8 @@ pub struct Table {
 }
 
 /// Entries a table holds before its records are allocated in runs: its runs'
-/// unused slots (at most 31 per class) then stay under 1/16 of its records.
+/// unused slots (at most 31 for each of two classes) are then at most an
+/// eighth of its records, and far less in the large tables runs are for.
 pub const RUN_MIN_ENTRIES: usize = 512;
 
 impl Table {

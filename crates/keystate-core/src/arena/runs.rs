@@ -34,7 +34,7 @@
 //! planning sees records only), and when its table is freed; its remaining
 //! slots then go back on the page's free list.
 
-use super::{class_for, Arena, Ref, CLASSES, NONE, PAGE_BITS, PAGE_SIZE};
+use super::{class_for, slot_ref, Arena, Ref, CLASSES, NONE, PAGE_SIZE};
 
 /// Slots a run claims.
 pub const RUN_SLOTS: u16 = 32;
@@ -87,10 +87,7 @@ impl Arena {
                 runs[i].next += 1;
                 self.stashed -= size as u64;
                 self.used += size as u64;
-                return (
-                    (run.page << PAGE_BITS) | (u32::from(run.next) * size as u32),
-                    size,
-                );
+                return (slot_ref(run.page, run.next, size), size);
             }
             self.release_run(&mut runs[i]);
         }
@@ -114,14 +111,7 @@ impl Arena {
                 1
             }
         };
-        let first = m.bumped;
-        let meta = &mut self.meta[p as usize];
-        meta.bumped += RUN_SLOTS;
-        meta.used += RUN_SLOTS;
-        if meta.bumped == per_page {
-            self.unlink(p, c as usize);
-        }
-        self.small_used += u64::from(RUN_SLOTS) * size as u64;
+        let first = self.bump(p, RUN_SLOTS);
         self.stashed += u64::from(RUN_SLOTS - 1) * size as u64;
         self.runs_claimed += 1;
         self.used += size as u64;
@@ -134,7 +124,7 @@ impl Arena {
         if i == 1 {
             runs.swap(0, 1);
         }
-        ((p << PAGE_BITS) | (u32::from(first) * size as u32), size)
+        (slot_ref(p, first, size), size)
     }
 
     /// Gives a run's slots not handed out back to its page (which goes to
@@ -192,6 +182,7 @@ impl Arena {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arena::PAGE_BITS;
     use crate::room::Room;
 
     fn reserve(a: &mut Arena, class: u8, n: usize) {
