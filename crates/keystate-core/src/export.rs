@@ -332,11 +332,10 @@ fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, out: &mu
         }
         std::hint::black_box(touch);
         for &b in &slots[..batch.len()] {
-            let rec = record::parse(b);
-            if rec.cap.is_none() {
-                room::reserve_bytes(out, 1 + rec.len)?;
-                body::put_entry(out, &b[..rec.len]);
+            if let Some(len) = record::plain_len(b) {
+                body::put_entry(out, &b[..len])?;
             } else {
+                let rec = record::parse(b);
                 room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
                 body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
             }

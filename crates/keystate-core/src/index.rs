@@ -566,14 +566,15 @@ impl Index {
         // Slot s is visited at position j with s = j * step (mod cap), so
         // j = s * step^-1, and consecutive slots are `inv` apart.
         let inv = inverse_mod(spread_step(cap), cap);
+        let out = &mut out[..cap];
         let mut j = 0usize;
-        for s in self.chunks().flat_map(|c| c.iter()) {
-            if s[0] != EMPTY {
-                out[j] = slot_ref(s);
-            }
-            j += inv;
-            if j >= cap {
-                j -= cap;
+        for c in self.chunks() {
+            for s in c.iter() {
+                if s[0] != EMPTY {
+                    out[j] = slot_ref(s);
+                }
+                j += inv;
+                j = if j >= cap { j - cap } else { j };
             }
         }
         Ok(())

@@ -71,6 +71,20 @@ pub fn parse(b: &[u8]) -> Rec<'_> {
     parse_general(b)
 }
 
+/// The length of the record at the start of `b` when it has no room to grow
+/// (its bytes are then a checkpoint's PUT record without the op, see
+/// `format::body`), else `None`. What a full export asks of most records,
+/// without the slices `parse` makes.
+#[inline(always)]
+pub fn plain_len(b: &[u8]) -> Option<usize> {
+    let (h, v) = (b[0], b[1]);
+    if h < 0x80 && h & 7 == 0 && v < 0x80 {
+        return Some(2 + (h >> 3) as usize + v as usize);
+    }
+    let r = parse_general(b);
+    r.cap.is_none().then_some(r.len)
+}
+
 #[inline(never)]
 fn parse_general(b: &[u8]) -> Rec<'_> {
     let mut p = 0;

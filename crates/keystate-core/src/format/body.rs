@@ -11,9 +11,11 @@
 //! (crates/keystate-core/src/record.rs) without room to grow, so a full
 //! export copies most records as they are.
 
+use std::mem::MaybeUninit;
+
 use super::{op, Reader};
-use crate::error::{Error, Result};
-use crate::varint;
+use crate::error::{Error, Full, Result};
+use crate::{room, varint};
 
 /// A decoded record.
 #[derive(Debug, Clone, Copy)]
@@ -77,22 +79,96 @@ pub fn put_record(out: &mut Vec<u8>, op_code: u8, key: &[u8], ns: &[u8], uk: &[u
     if with_value {
         varint::put(out, value.len() as u64);
     }
-    out.extend_from_slice(key);
-    out.extend_from_slice(ns);
+    append(out, key);
+    append(out, ns);
     if with_uk {
-        out.extend_from_slice(uk);
+        append(out, uk);
     }
     if with_value {
-        out.extend_from_slice(value);
+        append(out, value);
     }
 }
 
 /// Appends a PUT record whose bytes after the op are `entry`, an arena
-/// record without flags other than the namespace flag (see `record`).
-#[inline]
-pub fn put_entry(out: &mut Vec<u8>, entry: &[u8]) {
-    out.push(op::PUT);
-    out.extend_from_slice(entry);
+/// record without flags other than the namespace flag (see `record`), or
+/// refuses, appending nothing, when `out` cannot grow.
+#[inline(always)]
+pub fn put_entry(out: &mut Vec<u8>, entry: &[u8]) -> Result<(), Full> {
+    let n = entry.len();
+    room::reserve_bytes(out, 1 + n)?;
+    if n > 32 {
+        out.push(op::PUT);
+        out.extend_from_slice(entry);
+        return Ok(());
+    }
+    let at = out.len();
+    let spare = &mut out.spare_capacity_mut()[..1 + n];
+    spare[0].write(op::PUT);
+    move_short(&mut spare[1..], entry);
+    // Safety: the `1 + n` bytes after `at` were written just above, and lie
+    // within `out`'s capacity (reserved first).
+    unsafe { out.set_len(at + 1 + n) };
+    Ok(())
+}
+
+/// `out.extend_from_slice(src)`, with copies of at most 32 bytes done by
+/// [`move_short`].
+#[inline(always)]
+pub fn append(out: &mut Vec<u8>, src: &[u8]) {
+    let n = src.len();
+    if n > 32 || out.capacity() - out.len() < n {
+        out.extend_from_slice(src);
+        return;
+    }
+    let at = out.len();
+    move_short(&mut out.spare_capacity_mut()[..n], src);
+    // Safety: the `n` bytes after `at` were written by `move_short`, and lie
+    // within `out`'s capacity (checked above).
+    unsafe { out.set_len(at + n) };
+}
+
+/// Copies `src` (at most 32 bytes) into `dst` of the same length: from 4
+/// bytes on, as two overlapping fixed-size moves instead of a call to
+/// `memcpy`. Most records are that short, and in WebAssembly `memcpy` is
+/// `memory.copy`, a call into the engine that costs more than the copy.
+#[inline(always)]
+fn move_short(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    let n = src.len();
+    assert!(n == dst.len() && n <= 32, "move_short takes equal lengths of at most 32 bytes");
+    if n < 4 {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            d.write(s);
+        }
+        return;
+    }
+    let w = if n >= 16 {
+        16
+    } else if n >= 8 {
+        8
+    } else {
+        4
+    };
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<u8>());
+    // Safety: `dst` and `src` are `n` bytes long (asserted) and do not
+    // overlap (one is borrowed mutably). With `w <= n < 2 * w + 1`, the moves
+    // of `w` bytes at offsets 0 and `n - w` stay within both and together
+    // write all `n` bytes of `dst`.
+    unsafe {
+        match w {
+            16 => {
+                std::ptr::copy_nonoverlapping(s, d, 16);
+                std::ptr::copy_nonoverlapping(s.add(n - 16), d.add(n - 16), 16);
+            }
+            8 => {
+                std::ptr::copy_nonoverlapping(s, d, 8);
+                std::ptr::copy_nonoverlapping(s.add(n - 8), d.add(n - 8), 8);
+            }
+            _ => {
+                std::ptr::copy_nonoverlapping(s, d, 4);
+                std::ptr::copy_nonoverlapping(s.add(n - 4), d.add(n - 4), 4);
+            }
+        }
+    }
 }
 
 /// Calls `f` for each record of a (checksum-verified) body; every length is
@@ -148,4 +224,37 @@ pub fn for_each_block<'a>(
         total += u64::from(count);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_moves_copy_exactly() {
+        let src: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        for n in 0..=40usize {
+            for spare in [0, 1, n.saturating_sub(1), n, n + 1, 64] {
+                for at in [0, 3] {
+                    let mut out = vec![0xAAu8; at];
+                    out.reserve_exact(spare);
+                    let cap = out.capacity();
+                    append(&mut out, &src[5..5 + n]);
+                    let mut want = vec![0xAAu8; at];
+                    want.extend_from_slice(&src[5..5 + n]);
+                    assert_eq!(out, want, "n {n}, spare {spare}, at {at}");
+                    if cap - at >= n {
+                        assert_eq!(out.capacity(), cap, "no growth when it fits");
+                    }
+                    let mut rec = vec![0xAAu8; at];
+                    rec.reserve_exact(spare);
+                    put_entry(&mut rec, &src[5..5 + n]).expect("room");
+                    want.truncate(at);
+                    want.push(op::PUT);
+                    want.extend_from_slice(&src[5..5 + n]);
+                    assert_eq!(rec, want, "put_entry: n {n}, spare {spare}, at {at}");
+                }
+            }
+        }
+    }
 }
