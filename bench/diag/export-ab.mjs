@@ -4,7 +4,10 @@
 // the layout steps of docs/LAYOUT.md.
 //   filled    1M number entries set one by one, keys in a scrambled order
 //   restored  the same store checkpointed and restored (a table at a time)
-// Usage: node bench/diag/export-ab.mjs <other dist dir> [wasm|native] [filled|restored]
+//   incremental  filled, then each rep changes 1% of the keys (10,000) and
+//             times an incremental checkpoint of them (v8.serialize of the
+//             whole Map stays the yardstick)
+// Usage: node bench/diag/export-ab.mjs <other dist dir> [wasm|native] [filled|restored|incremental]
 // e.g.   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && npm ci) && node bench/diag/export-ab.mjs /tmp/base/dist wasm
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,7 +15,7 @@ import v8 from 'node:v8';
 
 const [baseDist, backend = 'wasm', mode = 'filled'] = process.argv.slice(2);
 if (!baseDist) {
-  console.error('usage: node bench/diag/export-ab.mjs <other dist dir> [wasm|native] [filled|restored]');
+  console.error('usage: node bench/diag/export-ab.mjs <other dist dir> [wasm|native] [filled|restored|incremental]');
   process.exit(2);
 }
 const N = 1_000_000;
@@ -29,7 +32,7 @@ async function drain(s) {
 
 /** @param {any} M */
 async function make(M) {
-  let store = await M.StateStore.create({ backend });
+  let store = await M.StateStore.create({ backend, ...(mode === 'incremental' ? { checkpoints: { incremental: true } } : {}) });
   const v = store.valueState('count', { codec: 'number' });
   const t = performance.now();
   for (let i = 0; i < N; i++) v.set(`user-${(i * 7919) % N}`, i);
@@ -44,10 +47,17 @@ async function make(M) {
   return { store, fillMs };
 }
 
+let round = 0;
 /** @param {any} store */
 async function exportMs(store) {
+  const incremental = mode === 'incremental';
+  if (incremental) {
+    const v = store.valueState('count', { codec: 'number' });
+    const at = (Math.floor(round++ / 2) * 10_000) % N;
+    for (let i = at; i < at + 10_000; i++) v.set(`user-${i}`, -i);
+  }
   const t = performance.now();
-  const cp = store.checkpoint({ incremental: false });
+  const cp = store.checkpoint({ incremental });
   await drain(cp.stream());
   cp.confirm();
   return performance.now() - t;
@@ -55,6 +65,7 @@ async function exportMs(store) {
 
 const a = await make(A);
 const b = await make(B);
+if (mode === 'incremental') for (const s of [a.store, b.store]) await exportMs(s), round--; // the confirmed base (a full)
 const map = new Map();
 for (let i = 0; i < N; i++) map.set(`user-${i}`, i);
 const ms = { a: /** @type {number[]} */ ([]), b: /** @type {number[]} */ ([]), v8: /** @type {number[]} */ ([]) };

@@ -233,16 +233,19 @@ impl Export {
             let expire = if incremental { None } else { frozen.expire.get(i).copied().flatten() };
             let count = if incremental || is_map {
                 let mut count = 0u32;
-                let mut emit = |o: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]| {
+                let mut emit = |e: Emit<'_>| {
                     if full.is_some() {
                         return;
                     }
-                    if let Err(e) = room::reserve_bytes(out, body::record_bound(key, ns, uk, value)) {
-                        full = Some(e);
-                        return;
+                    let done = match e {
+                        Emit::Entry(entry) => body::put_entry(out, entry),
+                        Emit::Record(o, key, ns, uk, value) => room::reserve_bytes(out, body::record_bound(key, ns, uk, value))
+                            .map(|()| body::put_record(out, o, key, ns, uk, value)),
+                    };
+                    match done {
+                        Ok(()) => count += 1,
+                        Err(e) => full = Some(e),
                     }
-                    body::put_record(out, o, key, ns, uk, value);
-                    count += 1;
                 };
                 if incremental {
                     write_delta(frozen, recs, i, part, tid, is_map, &mut emit);
@@ -252,7 +255,7 @@ impl Export {
                             let head = recs.rec(r);
                             frozen.map_for_each(recs, head.value, |uk, v| {
                                 if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
-                                    emit(op::MAP_PUT, head.key, head.ns, uk, v);
+                                    emit(Emit::Record(op::MAP_PUT, head.key, head.ns, uk, v));
                                 }
                             });
                         }
@@ -393,6 +396,16 @@ fn write_unexpired(
     Ok(n)
 }
 
+/// A record of an incremental or a map export.
+enum Emit<'a> {
+    /// A PUT of an arena record without room to grow: its own bytes are
+    /// the record after the op (see `format::body`).
+    Entry(&'a [u8]),
+    /// Op, key, namespace, user key, value (what the op does not carry is
+    /// ignored).
+    Record(u8, &'a [u8], &'a [u8], &'a [u8], &'a [u8]),
+}
+
 /// Emits the changes of one state in one key group: each distinct member of
 /// the checkpoint's segments, resolved against its moment.
 fn write_delta(
@@ -402,7 +415,7 @@ fn write_delta(
     part: usize,
     tid: TableId,
     is_map: bool,
-    emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+    emit: &mut impl FnMut(Emit<'_>),
 ) {
     let sets: Vec<(&Members, &Index)> = frozen
         .segments
@@ -445,7 +458,7 @@ fn write_member(
     i: usize,
     tid: TableId,
     is_map: bool,
-    emit: &mut impl FnMut(u8, &[u8], &[u8], &[u8], &[u8]),
+    emit: &mut impl FnMut(Emit<'_>),
 ) {
     let in_any = |upto: usize, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]| {
         sets[..upto].iter().any(|&(mem, s)| delta::find(mem, s, h, key, ns, change, uk))
@@ -455,13 +468,19 @@ fn write_member(
     }
     match m.change {
         Change::Entry => match frozen.find(recs, tid, entry, m.key, m.ns) {
-            Some(v) => emit(op::PUT, m.key, m.ns, &[], recs.rec(v).value),
-            None => emit(op::DELETE, m.key, m.ns, &[], &[]),
+            Some(v) => {
+                let b = recs.bytes(v);
+                match record::plain_len(b) {
+                    Some(len) => emit(Emit::Entry(&b[..len])),
+                    None => emit(Emit::Record(op::PUT, m.key, m.ns, &[], recs.rec(v).value)),
+                }
+            }
+            None => emit(Emit::Record(op::DELETE, m.key, m.ns, &[], &[])),
         },
         Change::WholeMap => {
-            emit(op::MAP_CLEAR, m.key, m.ns, &[], &[]);
+            emit(Emit::Record(op::MAP_CLEAR, m.key, m.ns, &[], &[]));
             if let Some(head) = frozen.find(recs, tid, entry, m.key, m.ns) {
-                frozen.map_for_each(recs, recs.rec(head).value, |uk, v| emit(op::MAP_PUT, m.key, m.ns, uk, v));
+                frozen.map_for_each(recs, recs.rec(head).value, |uk, v| emit(Emit::Record(op::MAP_PUT, m.key, m.ns, uk, v)));
             }
         }
         Change::MapEntry => {
@@ -473,8 +492,8 @@ fn write_member(
             }
             let value = frozen.find(recs, tid, entry, m.key, m.ns).and_then(|head| frozen.map_get(recs, recs.rec(head).value, m.uk));
             match value {
-                Some(v) => emit(op::MAP_PUT, m.key, m.ns, m.uk, v),
-                None => emit(op::MAP_DELETE, m.key, m.ns, m.uk, &[]),
+                Some(v) => emit(Emit::Record(op::MAP_PUT, m.key, m.ns, m.uk, v)),
+                None => emit(Emit::Record(op::MAP_DELETE, m.key, m.ns, m.uk, &[])),
             }
         }
     }

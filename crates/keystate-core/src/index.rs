@@ -161,6 +161,17 @@ impl Index {
         }
     }
 
+    /// Slots `i..` up to the end of `i`'s chunk (`i < cap`): what a probe
+    /// from `i` walks before it looks up the next chunk.
+    #[inline]
+    fn run_from(&self, i: usize) -> &[Slot] {
+        if i < CHUNK {
+            &self.head[i..]
+        } else {
+            &self.rest[(i >> CHUNK_BITS) - 1][i & CHUNK_MASK..]
+        }
+    }
+
     /// Slot `i`, for a change: its chunk copied first if a frozen copy
     /// shares it (which a writer's reservation has done already; see
     /// `try_reserve` and `try_own_run`).
@@ -327,24 +338,26 @@ impl Index {
         if self.len == 0 {
             return None;
         }
-        let cap = self.cap;
         let mut i = self.home(h);
         let mut d = 1u8;
+        // A chunk at a time (a probe seldom leaves its home's); the index is
+        // never full, so an empty slot ends the loop.
         loop {
-            let s = self.slot(i);
-            let m = s[0];
-            // Empty, or a resident nearer its home than we would be: absent.
-            if m < d {
-                return None;
+            for s in self.run_from(i) {
+                let m = s[0];
+                // Empty, or a resident nearer its home than we would be: absent.
+                if m < d {
+                    return None;
+                }
+                if m == d && eq(slot_ref(s)) {
+                    return Some(i);
+                }
+                i += 1;
+                d = d.saturating_add(1);
             }
-            if m == d && eq(slot_ref(s)) {
-                return Some(i);
-            }
-            i += 1;
-            if i == cap {
+            if i == self.cap {
                 i = 0;
             }
-            d = d.saturating_add(1);
         }
     }
 
@@ -356,22 +369,22 @@ impl Index {
         if self.len == 0 {
             return;
         }
-        let cap = self.cap;
         let mut i = self.home(h);
         let mut d = 1u8;
         loop {
-            let s = self.slot(i);
-            if s[0] < d {
-                return;
+            for s in self.run_from(i) {
+                if s[0] < d {
+                    return;
+                }
+                if s[0] == d {
+                    f(slot_ref(s));
+                }
+                i += 1;
+                d = d.saturating_add(1);
             }
-            if s[0] == d {
-                f(slot_ref(s));
-            }
-            i += 1;
-            if i == cap {
+            if i == self.cap {
                 i = 0;
             }
-            d = d.saturating_add(1);
         }
     }
 
