@@ -45,8 +45,8 @@ Header('bad magic: CorruptCheckpointError BAD_MAGIC', async () => {
 
 Header('unknown format version: UNSUPPORTED_VERSION', async () => {
   const { bytes } = await sample();
-  assert.is(bytes[8] | (bytes[9] << 8), 1, 'this build writes version 1 (u16 LE at bytes 8..9)');
-  for (const version of [0, 2, 3, 0x100, 0xffff]) {
+  assert.is(bytes[8] | (bytes[9] << 8), 2, 'this build writes version 2 (u16 LE at bytes 8..9)');
+  for (const version of [0, 3, 0x100, 0x101, 0xffff]) {
     const copy = bytes.slice();
     copy[8] = version & 0xff;
     copy[9] = version >> 8;

@@ -43,6 +43,16 @@ fn slot_ref(p: u32, slot: u16, size: usize) -> Ref {
     (p << PAGE_BITS) | (u32::from(slot) * size as u32)
 }
 
+/// The ref a record would have that starts right after the `len` bytes of
+/// small record `r`, in the same page; `None` for a large record, or where
+/// those bytes reach the end of the page. (Consecutive slots of a page hold
+/// records that lie side by side: an export copies them as one.)
+#[inline]
+pub fn follows(r: Ref, len: usize) -> Option<Ref> {
+    let next = r.checked_add(u32::try_from(len).ok()?)?;
+    (r & LARGE_BIT == 0 && next >> PAGE_BITS == r >> PAGE_BITS).then_some(next)
+}
+
 const PAGE_BITS: u32 = 14;
 /// Bytes per slab page.
 pub const PAGE_SIZE: usize = 1 << PAGE_BITS;
@@ -893,6 +903,20 @@ impl Pointers {
         // arena; `r` is pinned (the caller's contract), so exactly these bytes,
         // its slot, are not written while this borrow lasts.
         unsafe { std::slice::from_raw_parts(self.pages[p].as_ptr().cast::<u8>().add(off), size) }
+    }
+
+    /// The `len` bytes from small record `r` on. They must be the slots of
+    /// records pinned by the snapshot of the export that holds these
+    /// pointers, side by side in `r`'s page (see [`follows`]).
+    #[inline]
+    pub(crate) fn span(&self, r: Ref, len: usize) -> &[u8] {
+        assert!(r & LARGE_BIT == 0, "a span starts at a small record");
+        let (p, off) = ((r >> PAGE_BITS) as usize, (r & OFFSET_MASK) as usize);
+        assert!(off + len <= PAGE_SIZE, "a span past the end of its page");
+        // Safety: in bounds (checked above) of a page that lives as long as the
+        // arena; every slot of the span is a pinned record's (the caller's
+        // contract), so none of these bytes is written while this borrow lasts.
+        unsafe { std::slice::from_raw_parts(self.pages[p].as_ptr().cast::<u8>().add(off), len) }
     }
 }
 

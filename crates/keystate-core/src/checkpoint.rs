@@ -437,6 +437,7 @@ impl Store {
         room::reserve(&mut states, self.states.len())?;
         states.extend(self.states.iter().enumerate().map(|(i, e)| (i as u32, e.desc.clone())));
         Ok(Header {
+            version: crate::format::VERSION,
             kind,
             id,
             parent_id,

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::arena::{Pointers, Ref};
+use crate::arena::{self, Pointers, Ref};
 use crate::checkpoint::Progress;
 use crate::delta::{self, Change, Members, StateSets};
 use crate::error::{Error, Full, Result};
@@ -36,7 +36,7 @@ use crate::index::{Index, NO_REF};
 use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
 use crate::record::{self, Records};
-use crate::room;
+use crate::{radix, room};
 use crate::state::StateKind;
 use crate::ttl::{self, TtlConfig};
 
@@ -123,13 +123,16 @@ pub(crate) struct Export {
     checksum: u64,
     /// Scratch for lists written without their expired elements.
     tmp: Vec<u8>,
-    /// Scratch for a table's refs in export order (`for_each_spread`).
+    /// Scratch for a table's refs in export order (`for_each_spread`,
+    /// `write_entries`).
     order: Vec<Ref>,
+    /// Scratch of the sort of `order` (`write_entries`).
+    sorted: Vec<Ref>,
 }
 
 impl Export {
     pub fn new(header: Header, frozen: Frozen) -> Export {
-        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0, tmp: Vec::new(), order: Vec::new() }
+        Export { header, writer: Writer::new(), frozen, next_kg: None, finished: false, checksum: 0, tmp: Vec::new(), order: Vec::new(), sorted: Vec::new() }
     }
 
     pub fn finished(&self) -> bool {
@@ -161,6 +164,7 @@ impl Export {
     pub fn thaw(&mut self) {
         self.frozen = Frozen::default();
         self.order = Vec::new();
+        self.sorted = Vec::new();
     }
 
     /// Appends the next chunk to `out`: at least one part, cut once `out`
@@ -266,7 +270,7 @@ impl Export {
             } else if let Some((cfg, t)) = expire {
                 write_unexpired(recs, frozen.index(tid), &mut self.order, *kind == StateKind::List, &cfg, t, &mut self.tmp, out)?
             } else {
-                write_entries(recs, frozen.index(tid), &mut self.order, out)?
+                write_entries(recs, frozen.index(tid), &mut self.order, &mut self.sorted, out)?
             };
             if let Some(f) = full {
                 return Err(f.into());
@@ -319,33 +323,67 @@ fn for_each_spread(ix: &Index, order: &mut Vec<Ref>, mut f: impl FnMut(&[Ref]) -
     f(&batch[..n])
 }
 
-/// Writes every entry of a value-like or list table as a PUT record; returns
-/// how many.
-fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, out: &mut Vec<u8>) -> Result<u32> {
+/// Refs a full export sorts at once (two scratch arrays of 4 MiB at most):
+/// a larger table is written a piece at a time, each in address order.
+const SORT_REFS: usize = 1 << 20;
+
+/// Writes every entry of a value-like or list table as PUT records; returns
+/// how many. In the order the records lie in the arena (the index read
+/// front to back, its refs sorted), and records side by side as one RUN:
+/// a table's new records take consecutive slots (`arena::runs`), so most of
+/// an export is copies of whole runs of records (see docs/LAYOUT.md).
+fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, tmp: &mut Vec<Ref>, out: &mut Vec<u8>) -> Result<u32> {
     let count = u32::try_from(ix.len()).map_err(|_| Error::TooLarge("a key group of more than 2^32 entries".into()))?;
-    // Records are scattered over the arena: touch a batch of them with
-    // independent loads first, so that their cache misses overlap, then copy
-    // them; most are copied as they are (see format::body).
-    for_each_spread(ix, order, |batch| {
-        let mut slots: [&[u8]; BATCH] = [&[]; BATCH];
-        let mut touch = 0u8;
-        for (slot, &r) in slots.iter_mut().zip(batch) {
-            *slot = recs.bytes(r);
-            touch ^= slot[0];
-        }
-        std::hint::black_box(touch);
-        for &b in &slots[..batch.len()] {
-            if let Some(len) = record::plain_len(b) {
-                body::put_entry(out, &b[..len])?;
-            } else {
-                let rec = record::parse(b);
-                room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
-                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
-            }
-        }
-        Ok(())
-    })?;
+    if ix.is_empty() {
+        return Ok(0);
+    }
+    let piece = ix.len().min(SORT_REFS);
+    // Grown, never cleared: zeroing it for every table would cost more than
+    // reading the index.
+    if order.len() < piece {
+        room::reserve(order, piece - order.len())?;
+        order.resize(piece, NO_REF);
+    }
+    let mut from = 0;
+    while from < ix.capacity() {
+        let (n, next) = ix.refs_into(from, order, piece);
+        from = next;
+        let refs = &mut order[..n];
+        radix::sort_refs(refs, tmp)?;
+        write_in_order(recs, refs, out)?;
+    }
     Ok(count)
+}
+
+/// Writes the records of `refs` (sorted) as PUTs, those that tile a stretch
+/// of a page as one RUN.
+fn write_in_order(recs: &impl Records, refs: &[Ref], out: &mut Vec<u8>) -> Result<()> {
+    let mut i = 0;
+    while i < refs.len() {
+        let r = refs[i];
+        let b = recs.bytes(r);
+        let Some(len) = record::plain_len(b) else {
+            let rec = record::parse(b);
+            room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
+            body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
+            i += 1;
+            continue;
+        };
+        // Extend the run while the next ref starts where it ends.
+        let (mut j, mut end) = (i + 1, len);
+        while j < refs.len() && arena::follows(r, end) == Some(refs[j]) {
+            let Some(l) = record::plain_len(recs.bytes(refs[j])) else { break };
+            end += l;
+            j += 1;
+        }
+        if j == i + 1 {
+            body::put_entry(out, &b[..len])?;
+        } else {
+            body::put_run(out, (j - i) as u32, recs.span(r, end))?;
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 /// Writes the entries of a value-like or list table of a state with TTL

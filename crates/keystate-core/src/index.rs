@@ -539,6 +539,42 @@ impl Index {
         self.iter().map(|(_, r)| r)
     }
 
+    /// The refs of occupied slots from slot `from` on, in slot order, into
+    /// `out` (from its start) until it holds `max` of them: returns how
+    /// many, and the slot to go on from (`capacity()` once every slot was
+    /// seen). One sequential read of the slot array. `out` holds `max` at
+    /// least.
+    pub fn refs_into(&self, mut from: usize, out: &mut [Ref], max: usize) -> (usize, usize) {
+        assert!(out.len() >= max, "refs_into writes up to max refs");
+        let mut n = 0;
+        while from < self.cap && n < max {
+            let run = self.run_from(from);
+            let take = run.len().min(self.cap - from);
+            if n + take <= max {
+                // Every slot of the run fits: write each slot's ref, keep
+                // the occupied ones (no branch a slot; the slots written
+                // past `n` are all below `max`).
+                for s in &run[..take] {
+                    out[n] = slot_ref(s);
+                    n += usize::from(s[0] != EMPTY);
+                }
+                from += take;
+            } else {
+                for s in &run[..take] {
+                    from += 1;
+                    if s[0] != EMPTY {
+                        out[n] = slot_ref(s);
+                        n += 1;
+                        if n == max {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        (n, from)
+    }
+
     /// The refs in a fixed order that is not the order of their hashes: slots
     /// visited with a stride of about 0.618 of the capacity, coprime to it.
     ///
@@ -690,6 +726,28 @@ mod tests {
         let mut want: Vec<Ref> = model.into_iter().collect();
         want.sort();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn refs_into_hands_out_slot_order_in_pieces() {
+        for n in [0u32, 1, 700, 5_000] {
+            let mut ix = Index::new();
+            for r in 0..n {
+                ix.insert(h(r), r, h);
+            }
+            let want: Vec<Ref> = ix.refs().collect();
+            for piece in [1usize, 7, 512, 10_000] {
+                let mut out = vec![NO_REF; piece];
+                let (mut got, mut from) = (Vec::new(), 0);
+                while from < ix.capacity() {
+                    let (k, next) = ix.refs_into(from, &mut out, piece);
+                    assert!(k == piece || next == ix.capacity(), "a piece ends early only at the end");
+                    got.extend_from_slice(&out[..k]);
+                    from = next;
+                }
+                assert_eq!(got, want, "n {n}, pieces of {piece}");
+            }
+        }
     }
 
     #[test]

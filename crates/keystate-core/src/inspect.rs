@@ -137,7 +137,7 @@ fn in_section(e: Error, kg: u32, at: u64) -> Error {
 /// Checks and counts the records of one section.
 fn check_section(h: &Header, kg: u32, body: &[u8], states: &mut [Counts], mut listing: Option<&mut Vec<u8>>) -> Result<u64> {
     let incremental = h.kind == CheckpointKind::Incremental;
-    body::for_each_record(body, |r| {
+    body::for_each_record(body, h.version, |r| {
         let i = h.states.iter().position(|(sid, _)| *sid == r.state).ok_or_else(|| Error::Corrupt(format!("a record of state id {}, which the header does not declare", r.state)))?;
         let d = &h.states[i].1;
         let is_map = d.kind == StateKind::Map;
@@ -218,7 +218,7 @@ fn report(h: &Header, states: &[Counts], sections: &[Section], bytes: u64, check
     let need = 512 + h.states.len() * 400 + strings * 6 + sections.len() * 100;
     let mut o = String::new();
     room::fallibly(|| o.try_reserve(need)).map_err(|_| room::oom(need))?;
-    o.push_str(&format!("{{\"version\":{},\"kind\":\"{}\",\"id\":{},", crate::format::VERSION, h.kind.as_str(), h.id));
+    o.push_str(&format!("{{\"version\":{},\"kind\":\"{}\",\"id\":{},", h.version, h.kind.as_str(), h.id));
     if h.kind == CheckpointKind::Incremental {
         o.push_str(&format!("\"parentId\":{},\"parentLink\":\"{:016x}\",", h.parent_id, h.parent_link));
     } else {

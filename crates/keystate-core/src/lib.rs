@@ -22,6 +22,7 @@ mod mapstate;
 mod maphead;
 mod mapval;
 mod mem;
+mod radix;
 mod record;
 mod restore;
 pub mod room;

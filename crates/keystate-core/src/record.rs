@@ -20,6 +20,14 @@ use crate::varint;
 pub(crate) trait Records {
     fn bytes(&self, r: Ref) -> &[u8];
 
+    /// The `len` bytes from small record `r` on, which records (pinned
+    /// ones, for an export's pointers) tile side by side in its page (see
+    /// `arena::follows`).
+    #[inline]
+    fn span(&self, r: Ref, len: usize) -> &[u8] {
+        &self.bytes(r)[..len]
+    }
+
     #[inline]
     fn rec(&self, r: Ref) -> Rec<'_> {
         parse(self.bytes(r))
@@ -37,6 +45,11 @@ impl Records for Pointers {
     #[inline]
     fn bytes(&self, r: Ref) -> &[u8] {
         Pointers::bytes(self, r)
+    }
+
+    #[inline]
+    fn span(&self, r: Ref, len: usize) -> &[u8] {
+        Pointers::span(self, r, len)
     }
 }
 
@@ -77,9 +90,11 @@ pub fn parse(b: &[u8]) -> Rec<'_> {
 /// without the slices `parse` makes.
 #[inline(always)]
 pub fn plain_len(b: &[u8]) -> Option<usize> {
-    let (h, v) = (b[0], b[1]);
-    if h < 0x80 && h & 7 == 0 && v < 0x80 {
-        return Some(2 + (h >> 3) as usize + v as usize);
+    // A record has two bytes at least (header, value length). Both single
+    // bytes (bit 7 clear) and no flags (bits 0-2 of the header): one test.
+    let hv = u16::from_le_bytes([b[0], b[1]]);
+    if hv & 0x8087 == 0 {
+        return Some(2 + (hv as u8 >> 3) as usize + (hv >> 8) as usize);
     }
     let r = parse_general(b);
     r.cap.is_none().then_some(r.len)

@@ -46,6 +46,8 @@ pub struct Restorer {
     ids: Vec<(u32, u32)>,
     /// The current piece is incremental (only those carry deletions).
     incremental: bool,
+    /// The current piece's format version.
+    version: u16,
     records: u64,
     /// The first error returned: the restorer repeats it for every call
     /// after it, so that no store with part of a refused piece is handed out.
@@ -90,6 +92,7 @@ impl Restorer {
             decoder: None,
             ids: Vec::new(),
             incremental: false,
+            version: crate::format::VERSION,
             records: 0,
             failed: None,
             kg_done: 0,
@@ -271,6 +274,7 @@ impl Restorer {
         }
         self.ids.sort_unstable();
         self.incremental = h.kind == CheckpointKind::Incremental;
+        self.version = h.version;
         Ok(())
     }
 
@@ -282,6 +286,7 @@ impl Restorer {
         let store_cell = std::cell::RefCell::new(store);
         let n = body::for_each_block(
             body,
+            self.version,
             |state, count| {
                 // Tables built from a checkpoint are sized once, up front.
                 if let (true, Some(sid)) = (keep, local(ids, state)) {

@@ -202,9 +202,12 @@ fn every_truncation_and_any_trailing_bytes_are_refused() {
     long.push(0);
     assert_eq!(restore_err(&long).code(), "CORRUPT");
     assert_eq!(restore_err(b"PK\x03\x04 a zip file").code(), "BAD_MAGIC");
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
-    assert_eq!(restore_err(&v2), Error::UnsupportedVersion(2));
+    // Versions 1 and 2 are read; others are refused before anything else.
+    for v in [0u8, 3, 0xff] {
+        let mut other = bytes.clone();
+        other[8] = v;
+        assert_eq!(restore_err(&other), Error::UnsupportedVersion(u16::from(v)));
+    }
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn run(seed: u64, steps: u64, keys: u64, policy: Policy) {
                         let mut n = 0u64;
                         d.feed(&f.out, &mut |ev| {
                             if let keystate_core::format::read::Event::Section { body, .. } = ev {
-                                n += keystate_core::format::body::for_each_record(body, |_| Ok(())).unwrap();
+                                n += keystate_core::format::body::for_each_record(body, keystate_core::format::VERSION, |_| Ok(())).unwrap();
                             }
                             Ok(())
                         })

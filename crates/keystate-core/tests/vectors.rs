@@ -293,6 +293,13 @@ fn check_own(sc: &mut Scenario, expect: &str) {
     sc.store = store;
 }
 
+/// The golden files of `name` (`basic.full`, ...): version 1's, which the
+/// writers before version 2 wrote (kept to prove they still restore), and
+/// this version's.
+fn goldens(name: &str) -> [Vec<u8>; 2] {
+    ["v1", "v2"].map(|v| std::fs::read(vectors_dir().join(format!("{name}-{v}.bin"))).unwrap())
+}
+
 fn compare_or_bless(file: &str, bytes: &[u8]) {
     let path = vectors_dir().join(file);
     if std::env::var_os("KEYSTATE_BLESS").is_some() {
@@ -328,11 +335,13 @@ fn basic_full_checkpoint_is_the_golden_vector() {
     check_own(&mut sc, "/expect");
     let cp = sc.store.checkpoint(None).unwrap();
     let bytes = export_all(&mut sc.store, cp.id).unwrap();
-    compare_or_bless("basic.full-v1.bin", &bytes);
-    // And the golden file restores to the scenario's state.
-    let golden = std::fs::read(vectors_dir().join("basic.full-v1.bin")).unwrap();
-    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&mut back, "/expect");
+    compare_or_bless("basic.full-v2.bin", &bytes);
+    // And the golden files (this version's, and version 1's that earlier
+    // writers wrote) restore to the scenario's state.
+    for golden in goldens("basic.full") {
+        let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+        sc.check(&mut back, "/expect");
+    }
 }
 
 #[test]
@@ -343,17 +352,17 @@ fn basic_incremental_checkpoint_is_the_golden_vector() {
     let full = sc.store.checkpoint(Some(true)).unwrap();
     assert_eq!(full.kind, CheckpointKind::Full);
     let full_bytes = export_all(&mut sc.store, full.id).unwrap();
-    compare_or_bless("basic.full-v1.bin", &full_bytes);
+    compare_or_bless("basic.full-v2.bin", &full_bytes);
     sc.store.checkpoint_confirm(full.id).unwrap();
     sc.run("/incremental/ops");
     let inc = sc.store.checkpoint(Some(true)).unwrap();
     assert_eq!((inc.kind, inc.parent_id), (CheckpointKind::Incremental, Some(full.id)));
     let inc_bytes = export_all(&mut sc.store, inc.id).unwrap();
-    compare_or_bless("basic.incr-v1.bin", &inc_bytes);
-    let dir = vectors_dir();
-    let (gf, gi) = (std::fs::read(dir.join("basic.full-v1.bin")).unwrap(), std::fs::read(dir.join("basic.incr-v1.bin")).unwrap());
-    let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&mut back, "/incremental/expect");
+    compare_or_bless("basic.incr-v2.bin", &inc_bytes);
+    for (gf, gi) in goldens("basic.full").into_iter().zip(goldens("basic.incr")) {
+        let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+        sc.check(&mut back, "/incremental/expect");
+    }
     check_own(&mut sc, "/incremental/expect");
 }
 
@@ -363,22 +372,23 @@ fn ttl_full_checkpoint_is_the_golden_vector() {
     sc.run("/ops");
     let cp = sc.store.checkpoint(None).unwrap();
     let bytes = export_all(&mut sc.store, cp.id).unwrap();
-    compare_or_bless("ttl.full-v1.bin", &bytes);
-    let golden = std::fs::read(vectors_dir().join("ttl.full-v1.bin")).unwrap();
-    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    assert_eq!(back.states().map(|d| d.ttl.is_some()).collect::<Vec<_>>(), [true, true, true, true, false], "TTL configurations travel in the header");
-    sc.check(&mut back, "/expect");
-    back.check_invariants();
-    // With the clock set back, what full-snapshot cleanup left out is still
-    // absent: it is not in the bytes (Flink's testMultipleKeysWithSnapshotCleanup).
-    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    back.set_time(1000).unwrap();
-    let (session, clicks, prefs) = (back.state_id("session").unwrap(), back.state_id("clicks").unwrap(), back.state_id("prefs").unwrap());
-    assert_eq!(back.get(session, Key::Bytes(b"user-1"), b"", None).unwrap(), None);
-    assert_eq!(back.get(session, Key::Bytes(b"user-3"), b"", None).unwrap(), Some(&b"c"[..]));
-    assert_eq!(back.get(clicks, Key::Bytes(b"user-2"), b"", None).unwrap(), Some(&frames("number", &[9.into(), 10.into()])[..]));
-    // Without full-snapshot cleanup, expired map entries travel (with their stamps).
-    assert_eq!(back.map_get(prefs, Key::Bytes(b"user-2"), b"", b"x", None).unwrap(), Some(&[1u8][..]));
+    compare_or_bless("ttl.full-v2.bin", &bytes);
+    for golden in goldens("ttl.full") {
+        let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+        assert_eq!(back.states().map(|d| d.ttl.is_some()).collect::<Vec<_>>(), [true, true, true, true, false], "TTL configurations travel in the header");
+        sc.check(&mut back, "/expect");
+        back.check_invariants();
+        // With the clock set back, what full-snapshot cleanup left out is still
+        // absent: it is not in the bytes (Flink's testMultipleKeysWithSnapshotCleanup).
+        let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+        back.set_time(1000).unwrap();
+        let (session, clicks, prefs) = (back.state_id("session").unwrap(), back.state_id("clicks").unwrap(), back.state_id("prefs").unwrap());
+        assert_eq!(back.get(session, Key::Bytes(b"user-1"), b"", None).unwrap(), None);
+        assert_eq!(back.get(session, Key::Bytes(b"user-3"), b"", None).unwrap(), Some(&b"c"[..]));
+        assert_eq!(back.get(clicks, Key::Bytes(b"user-2"), b"", None).unwrap(), Some(&frames("number", &[9.into(), 10.into()])[..]));
+        // Without full-snapshot cleanup, expired map entries travel (with their stamps).
+        assert_eq!(back.map_get(prefs, Key::Bytes(b"user-2"), b"", b"x", None).unwrap(), Some(&[1u8][..]));
+    }
 }
 
 #[test]
@@ -387,17 +397,42 @@ fn ttl_incremental_checkpoint_is_the_golden_vector() {
     sc.run("/ops");
     let full = sc.store.checkpoint(Some(true)).unwrap();
     let full_bytes = export_all(&mut sc.store, full.id).unwrap();
-    compare_or_bless("ttl.full-v1.bin", &full_bytes);
+    compare_or_bless("ttl.full-v2.bin", &full_bytes);
     sc.store.checkpoint_confirm(full.id).unwrap();
     sc.run("/incremental/ops");
     let inc = sc.store.checkpoint(Some(true)).unwrap();
     assert_eq!(inc.kind, CheckpointKind::Incremental);
     let inc_bytes = export_all(&mut sc.store, inc.id).unwrap();
-    compare_or_bless("ttl.incr-v1.bin", &inc_bytes);
-    let dir = vectors_dir();
-    let (gf, gi) = (std::fs::read(dir.join("ttl.full-v1.bin")).unwrap(), std::fs::read(dir.join("ttl.incr-v1.bin")).unwrap());
-    let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
-    sc.check(&mut back, "/incremental/expect");
+    compare_or_bless("ttl.incr-v2.bin", &inc_bytes);
+    for (gf, gi) in goldens("ttl.full").into_iter().zip(goldens("ttl.incr")) {
+        let mut back = restore_chain(&[&gf, &gi], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+        sc.check(&mut back, "/incremental/expect");
+        back.check_invariants();
+    }
     check_own(&mut sc, "/incremental/expect");
+}
+
+#[test]
+fn runs_full_checkpoint_is_the_golden_vector() {
+    let mut sc = Scenario::load("runs.scenario.json");
+    sc.run("/ops");
+    check_own(&mut sc, "/expect");
+    let cp = sc.store.checkpoint(None).unwrap();
+    let bytes = export_all(&mut sc.store, cp.id).unwrap();
+    compare_or_bless("runs.full-v2.bin", &bytes);
+    let golden = std::fs::read(vectors_dir().join("runs.full-v2.bin")).unwrap();
+    // The vector holds RUNs (op 5 after a block head), else it proves nothing.
+    let mut runs = 0;
+    let mut d = keystate_core::format::read::Decoder::new();
+    d.feed(&golden, &mut |ev| {
+        if let keystate_core::format::read::Event::Section { body, .. } = ev {
+            runs += body.windows(2).filter(|w| w[0] == keystate_core::format::op::RUN && w[1] >= 2).count();
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(runs >= 2, "runs.full-v2.bin has {runs} RUNs");
+    let mut back = restore_chain(&[&golden], RestoreOptions { key_groups: None, new_store_id: [0; 16] }).unwrap();
+    sc.check(&mut back, "/expect");
     back.check_invariants();
 }

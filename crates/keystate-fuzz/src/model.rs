@@ -203,6 +203,8 @@ pub const DELETE: u8 = 1;
 pub const MAP_PUT: u8 = 2;
 pub const MAP_DELETE: u8 = 3;
 pub const MAP_CLEAR: u8 = 4;
+/// Format version 2: `n` PUT records without their op bytes follow.
+pub const RUN: u8 = 5;
 
 /// Which lengths follow the head, by op: (user key, value).
 fn lengths(op: u8) -> (bool, bool) {
@@ -230,6 +232,10 @@ pub struct Record {
     pub len_lie: Option<(u8, u64)>,
     /// Needless continuation bytes in every varint of the record.
     pub pad: u8,
+    /// Written as the first record of a RUN that claims this many.
+    pub run: Option<u64>,
+    /// Written without its op, as a later record of a RUN.
+    pub in_run: bool,
 }
 
 impl Record {
@@ -243,7 +249,12 @@ impl Record {
             _ => v as u64,
         };
         let with_ns = self.ns_flag || !self.ns.is_empty();
-        out.push(self.op);
+        if let Some(n) = self.run {
+            out.push(RUN);
+            put_varint_padded(out, n, self.pad);
+        } else if !self.in_run {
+            out.push(self.op);
+        }
         let head = (lie(0, self.key.len()) << 3) | u64::from(self.flags & 0b110) | u64::from(with_ns);
         put_varint_padded(out, head, self.pad);
         if with_ns {
@@ -288,11 +299,25 @@ pub fn decode_body(b: &[u8]) -> Option<Vec<Block>> {
             return None;
         }
         let mut records = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let op = c.u8()?;
-            if op > MAP_CLEAR {
-                return None;
-            }
+        let mut in_run = 0u64;
+        for left in (1..=u64::from(n)).rev() {
+            let (op, run, cont) = if in_run > 0 {
+                in_run -= 1;
+                (PUT, None, true)
+            } else {
+                match c.u8()? {
+                    RUN => {
+                        let k = c.varint()?;
+                        if k == 0 || k > left {
+                            return None;
+                        }
+                        in_run = k - 1;
+                        (PUT, Some(k), false)
+                    }
+                    op if op <= MAP_CLEAR => (op, None, false),
+                    _ => return None,
+                }
+            };
             let head = c.varint()?;
             let ns_flag = head & 1 != 0;
             let nl = if ns_flag { c.varint()? } else { 0 };
@@ -302,7 +327,10 @@ pub fn decode_body(b: &[u8]) -> Option<Vec<Block>> {
             let mut take = |n: u64| Some(c.take(usize::try_from(n).ok()?)?.to_vec());
             let key = take(head >> 3)?;
             let (ns, uk, value) = (take(nl)?, take(ul)?, take(vl)?);
-            records.push(Record { op, flags: head as u8 & 0b110, ns_flag: ns_flag && ns.is_empty(), key, ns, uk, value, len_lie: None, pad: 0 });
+            records.push(Record { op, flags: head as u8 & 0b110, ns_flag: ns_flag && ns.is_empty(), key, ns, uk, value, len_lie: None, pad: 0, run, in_run: cont });
+        }
+        if in_run > 0 {
+            return None;
         }
         blocks.push(Block { sid, count: None, records });
     }
@@ -329,8 +357,9 @@ pub fn count_records(b: &[u8]) -> u64 {
     while !c.done() {
         let (Some(_), Some(n)) = (c.varint(), c.u32()) else { break };
         total = total.wrapping_add(u64::from(n));
+        let mut in_run = 0u64;
         for _ in 0..n {
-            if skip_record(&mut c).is_none() {
+            if skip_record(&mut c, &mut in_run).is_none() {
                 return total;
             }
         }
@@ -338,8 +367,20 @@ pub fn count_records(b: &[u8]) -> u64 {
     total
 }
 
-fn skip_record(c: &mut Cursor<'_>) -> Option<()> {
-    let op = c.u8()?;
+/// Skips one record; `in_run` counts the records of a RUN still to come.
+fn skip_record(c: &mut Cursor<'_>, in_run: &mut u64) -> Option<()> {
+    let op = if *in_run > 0 {
+        *in_run -= 1;
+        PUT
+    } else {
+        match c.u8()? {
+            RUN => {
+                *in_run = c.varint()?.checked_sub(1)?;
+                PUT
+            }
+            op => op,
+        }
+    };
     let head = c.varint()?;
     let nl = if head & 1 != 0 { c.varint()? } else { 0 };
     let (with_uk, with_value) = lengths(op);

@@ -48,6 +48,7 @@ pub const PIECE: &[(&str, u32)] = &[
     ("record.pad", 10),
     ("record.synth", 60),
     ("record.tombstone", 15),
+    ("record.run", 30),
     ("body.raw", 30),
     ("body.flood", 2),
     ("section.drop", 15),
@@ -279,6 +280,31 @@ pub fn apply(name: &str, w: &mut Wire, donors: Donors<'_>, rng: &mut Rng) -> Lin
                 _ => model::DELETE,
             };
         }),
+        "record.run" => body(w, rng, |blocks, _, rng| {
+            // Format version 2's RUN: PUTs side by side under one op, with a
+            // true or a false count; or a RUN's records written apart again.
+            let Some(b) = pick_mut(rng, blocks) else { return };
+            let n = b.records.len();
+            if n == 0 {
+                return;
+            }
+            let at = rng.index(n);
+            match rng.below(4) {
+                0 => {
+                    for r in &mut b.records {
+                        (r.run, r.in_run) = (None, false);
+                    }
+                }
+                1 => b.records[at].run = Some(rng.interesting(&[0, 1, (n - at) as u64, (n - at + 1) as u64])),
+                _ => {
+                    let len = 1 + rng.index(n - at);
+                    for (i, r) in b.records[at..at + len].iter_mut().enumerate() {
+                        r.op = model::PUT;
+                        (r.run, r.in_run) = if i == 0 { (Some(len as u64), false) } else { (None, true) };
+                    }
+                }
+            }
+        }),
         "body.raw" => {
             if let Some(s) = pick_section(w, rng) {
                 raw(&mut s.body, rng);
@@ -426,7 +452,7 @@ pub fn apply(name: &str, w: &mut Wire, donors: Donors<'_>, rng: &mut Rng) -> Lin
             let i = rng.index(8);
             w.magic[i] = w.magic[i].wrapping_add(1 + rng.below(255) as u8);
         }
-        "preamble.version" => w.version = rng.interesting(&[1, 2]) as u16,
+        "preamble.version" => w.version = rng.interesting(&[1, 2, 3]) as u16,
         "preamble.flags" => w.flags = rng.interesting(&[1]).max(1) as u16,
         "preamble.header_len" => {
             let n = w.header.len() as u64;

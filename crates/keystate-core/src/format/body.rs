@@ -5,11 +5,13 @@
 //! record  u8 op, varint (key_len << 3 | ns_flag), [varint ns_len],
 //!         lengths by op: PUT vlen; MAP_PUT uk_len vlen; MAP_DELETE uk_len
 //!         then the bytes: key, ns, [uk], [value]
+//!       | u8 RUN, varint n, n PUT records without their op byte (v2 on)
 //! ```
 //!
 //! After its op byte, a PUT record is laid out like a record in the arena
 //! (crates/keystate-core/src/record.rs) without room to grow, so a full
-//! export copies most records as they are.
+//! export copies records as they are, and records that lie side by side
+//! in the arena as one RUN.
 
 use std::mem::MaybeUninit;
 
@@ -111,6 +113,21 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &[u8]) -> Result<(), Full> {
     Ok(())
 }
 
+/// At least the bytes `put_run` appends besides the records.
+pub const RUN_HEAD: usize = 1 + 10;
+
+/// Appends a RUN of `n` records whose bytes are `records` (arena records
+/// without flags other than the namespace flag, side by side), or refuses,
+/// appending nothing, when `out` cannot grow.
+#[inline]
+pub fn put_run(out: &mut Vec<u8>, n: u32, records: &[u8]) -> Result<(), Full> {
+    room::reserve_bytes(out, RUN_HEAD + records.len())?;
+    out.push(op::RUN);
+    varint::put(out, u64::from(n));
+    out.extend_from_slice(records);
+    Ok(())
+}
+
 /// `out.extend_from_slice(src)`, with copies of at most 32 bytes done by
 /// [`move_short`].
 #[inline(always)]
@@ -171,19 +188,23 @@ fn move_short(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     }
 }
 
-/// Calls `f` for each record of a (checksum-verified) body; every length is
-/// still bounds-checked. Returns the number of records.
-pub fn for_each_record<'a>(body: &'a [u8], f: impl FnMut(BodyRecord<'a>) -> Result<()>) -> Result<u64> {
-    for_each_block(body, |_, _| Ok(()), f)
+/// Calls `f` for each record of a (checksum-verified) body of a file of
+/// format `version`; every length is still bounds-checked. Returns the
+/// number of records (a RUN's records each count, as its PUTs would).
+pub fn for_each_record<'a>(body: &'a [u8], version: u16, f: impl FnMut(BodyRecord<'a>) -> Result<()>) -> Result<u64> {
+    for_each_block(body, version, |_, _| Ok(()), f)
 }
 
 /// Like [`for_each_record`], with `block(state, count)` called before each
-/// block's records (restore presizes tables with it).
+/// block's records (restore presizes tables with it). The records of a RUN
+/// come out as the PUTs they stand for.
 pub fn for_each_block<'a>(
     body: &'a [u8],
+    version: u16,
     mut block: impl FnMut(u32, u32) -> Result<()>,
     mut f: impl FnMut(BodyRecord<'a>) -> Result<()>,
 ) -> Result<u64> {
+    let runs = version >= 2;
     let mut r = Reader::new(body, "section body");
     let mut total = 0u64;
     while r.remaining() > 0 {
@@ -192,15 +213,33 @@ pub fn for_each_block<'a>(
         if count == 0 {
             return Err(Error::Corrupt("empty block".into()));
         }
-        // A record takes two bytes at least (op, head): a count the rest of
-        // the body cannot hold is false, and must size nothing (restore
-        // presizes tables with it).
+        // A record takes two bytes at least (op, head; in a RUN, head and
+        // value length): a count the rest of the body cannot hold is false,
+        // and must size nothing (restore presizes tables with it).
         if count as usize > r.remaining() / 2 {
             return Err(Error::Corrupt(format!("a block claims {count} records in {} bytes", r.remaining())));
         }
         block(state, count)?;
-        for _ in 0..count {
-            let op_code = r.u8()?;
+        // Records of the block still to come, and of the RUN being read.
+        let (mut left, mut in_run) = (count, 0u64);
+        while left > 0 {
+            let op_code = if in_run > 0 {
+                in_run -= 1;
+                op::PUT
+            } else {
+                match r.u8()? {
+                    op::RUN if runs => {
+                        let n = r.varint()?;
+                        if n == 0 || n > u64::from(left) {
+                            return Err(Error::Corrupt(format!("a RUN of {n} records where the block claims {left} more")));
+                        }
+                        in_run = n - 1;
+                        op::PUT
+                    }
+                    other if other <= op::MAP_CLEAR => other,
+                    other => return Err(Error::Corrupt(format!("unknown record op {other}"))),
+                }
+            };
             let h = r.varint()?;
             if h & 0b110 != 0 {
                 return Err(Error::Corrupt(format!("record flags {:#x}", h & 7)));
@@ -212,14 +251,17 @@ pub fn for_each_block<'a>(
                 op::PUT => (0, len(r.varint()?)?),
                 op::DELETE | op::MAP_CLEAR => (0, 0),
                 op::MAP_PUT => (len(r.varint()?)?, len(r.varint()?)?),
-                op::MAP_DELETE => (len(r.varint()?)?, 0),
-                other => return Err(Error::Corrupt(format!("unknown record op {other}"))),
+                _ => (len(r.varint()?)?, 0), // MAP_DELETE
             };
             let key = r.bytes(kl)?;
             let ns = r.bytes(nl)?;
             let uk = r.bytes(ul)?;
             let value = r.bytes(vl)?;
             f(BodyRecord { state, op: op_code, key, ns, uk, value })?;
+            left -= 1;
+        }
+        if in_run > 0 {
+            return Err(Error::Corrupt(format!("a RUN goes {in_run} records past the end of its block")));
         }
         total += u64::from(count);
     }
@@ -229,6 +271,76 @@ pub fn for_each_block<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block of `state` holding `count` and then `records` (raw bytes).
+    fn block(state: u32, count: u32, records: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        let at = begin_block(&mut b, state);
+        b.extend_from_slice(records);
+        end_block(&mut b, at, 0, count);
+        b
+    }
+
+    /// An arena record of key `k` and value `v` (the bytes after a PUT's op).
+    fn entry(k: &[u8], v: &[u8]) -> Vec<u8> {
+        let mut e = vec![(k.len() as u8) << 3, v.len() as u8];
+        e.extend_from_slice(k);
+        e.extend_from_slice(v);
+        e
+    }
+
+    /// Op, key and value of each record.
+    type Got = Vec<(u8, Vec<u8>, Vec<u8>)>;
+
+    fn read(body: &[u8], version: u16) -> Result<Got> {
+        let mut got = Vec::new();
+        for_each_record(body, version, |r| {
+            got.push((r.op, r.key.to_vec(), r.value.to_vec()));
+            Ok(())
+        })?;
+        Ok(got)
+    }
+
+    #[test]
+    fn a_run_reads_as_its_puts_from_version_2_on() {
+        let (a, b, c) = (entry(b"ka", b"1"), entry(b"kb", b"22"), entry(b"kc", b""));
+        let mut recs = Vec::new();
+        put_run(&mut recs, 2, &[a.clone(), b.clone()].concat()).unwrap();
+        put_entry(&mut recs, &c).unwrap();
+        put_record(&mut recs, op::PUT, b"kd", b"", b"", b"4");
+        let body = block(3, 4, &recs);
+        let want: Got =
+            [(b"ka", &b"1"[..]), (b"kb", b"22"), (b"kc", b""), (b"kd", b"4")].iter().map(|(k, v)| (op::PUT, k.to_vec(), v.to_vec())).collect();
+        assert_eq!(read(&body, 2).unwrap(), want);
+        // Version 1 has no RUN op.
+        let e = read(&body, 1).unwrap_err();
+        assert!(e.to_string().contains("unknown record op 5"), "{e}");
+    }
+
+    #[test]
+    fn a_run_that_breaks_its_block_is_refused() {
+        let two = [entry(b"ka", b"1"), entry(b"kb", b"2")].concat();
+        let run = |n: u64| {
+            let mut r = vec![op::RUN];
+            varint::put(&mut r, n);
+            r.extend_from_slice(&two);
+            r
+        };
+        // No records; more than the block claims; fewer than it holds (the
+        // rest of its bytes then read as records of their own).
+        for (n, count, says) in [(0, 2, "RUN of 0"), (3, 2, "RUN of 3"), (2, 3, "ends inside")] {
+            let e = read(&block(0, count, &run(n)), 2).unwrap_err();
+            let text = format!("{} {e}", e.code());
+            assert!(text.contains(says), "n {n}, count {count}: {text}");
+        }
+        // A RUN that claims records the block's count does not cover.
+        let e = read(&[block(0, 1, &run(2)), block(1, 1, &entry(b"kc", b"3"))].concat(), 2).unwrap_err();
+        assert_eq!(e.code(), "CORRUPT", "{e}");
+        // Records of a RUN carry no flags but the namespace's.
+        let mut capped = run(2);
+        capped[2] |= 0b10;
+        assert!(read(&block(0, 2, &capped), 2).unwrap_err().to_string().contains("record flags"));
+    }
 
     #[test]
     fn short_moves_copy_exactly() {

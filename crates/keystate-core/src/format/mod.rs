@@ -1,4 +1,4 @@
-//! Checkpoint format v1 (docs/FORMAT.md is the specification; keep the two
+//! Checkpoint format v2 (docs/FORMAT.md is the specification; keep the two
 //! in step). Little-endian fixed-width integers, LEB128 varints.
 //!
 //! ```text
@@ -27,7 +27,11 @@ use crate::varint;
 
 pub const MAGIC: [u8; 8] = *b"\x89KSTATE\n";
 pub const END_MAGIC: [u8; 8] = *b"KSTATEND";
-pub const VERSION: u16 = 1;
+/// The version a writer writes. Version 2 added the RUN op (`op::RUN`);
+/// everything else is version 1's, so a reader takes both.
+pub const VERSION: u16 = 2;
+/// The oldest version a reader takes.
+pub const MIN_VERSION: u16 = 1;
 pub const PREAMBLE_LEN: usize = 16;
 pub const TRAILER_LEN: usize = 24;
 pub const TAG_SECTION: u8 = 0x01;
@@ -52,6 +56,9 @@ pub mod op {
     pub const MAP_DELETE: u8 = 3;
     /// key, ns: the whole map was removed (incremental only).
     pub const MAP_CLEAR: u8 = 4;
+    /// varint n, then n PUT records without their op byte: arena records
+    /// that lay side by side, copied as one (version 2 on).
+    pub const RUN: u8 = 5;
 }
 
 /// Full or incremental.
@@ -73,6 +80,9 @@ impl CheckpointKind {
 /// The header of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The format version of the file it was read from; a writer writes
+    /// [`VERSION`] whatever this says.
+    pub version: u16,
     pub kind: CheckpointKind,
     pub id: u64,
     /// 0 for a full checkpoint.
@@ -131,7 +141,8 @@ impl Header {
     }
 
     /// Decodes a header body; every field is checked.
-    pub fn decode(b: &[u8]) -> Result<Header> {
+    /// Decodes the header body of a file of format `version`.
+    pub fn decode(b: &[u8], version: u16) -> Result<Header> {
         let mut r = Reader::new(b, "header");
         let kind = match r.u8()? {
             0 => CheckpointKind::Full,
@@ -190,6 +201,7 @@ impl Header {
         }
         r.end()?;
         Ok(Header {
+            version,
             kind,
             id,
             parent_id,

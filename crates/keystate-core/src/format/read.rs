@@ -6,7 +6,7 @@
 
 use super::{
     checksum, FileHash, Footer, Header, IndexEntry, END_MAGIC, MAGIC, MAX_META_LEN, PREAMBLE_LEN, SECTION_HEAD_LEN, TAG_FOOTER,
-    TAG_SECTION, TRAILER_LEN, VERSION,
+    TAG_SECTION, TRAILER_LEN, MIN_VERSION, VERSION,
 };
 use crate::error::{Error, Result};
 
@@ -20,7 +20,8 @@ pub enum Event<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Preamble,
-    Header(usize),
+    /// Header length, format version.
+    Header(usize, u16),
     Item,
     Footer(usize),
     Trailer,
@@ -138,7 +139,7 @@ impl Decoder {
                     return Err(Error::BadMagic);
                 }
                 let version = u16::from_le_bytes([a[8], a[9]]);
-                if version != VERSION {
+                if !(MIN_VERSION..=VERSION).contains(&version) {
                     return Err(Error::UnsupportedVersion(version));
                 }
                 let flags = u16::from_le_bytes([a[10], a[11]]);
@@ -149,10 +150,10 @@ impl Decoder {
                 if len > MAX_META_LEN {
                     return Err(Error::Corrupt(format!("header of {len} bytes")));
                 }
-                self.phase = Phase::Header(len as usize);
+                self.phase = Phase::Header(len as usize, version);
                 Ok(true)
             }
-            Phase::Header(len) => {
+            Phase::Header(len, version) => {
                 let total = PREAMBLE_LEN + len + 8;
                 if a.len() < total {
                     return Ok(false);
@@ -161,7 +162,7 @@ impl Decoder {
                 if checksum(&a[..total - 8]) != want {
                     return Err(Error::ChecksumMismatch("header".into()));
                 }
-                let header = Header::decode(&a[PREAMBLE_LEN..total - 8])?;
+                let header = Header::decode(&a[PREAMBLE_LEN..total - 8], version)?;
                 self.file.update(&want.to_le_bytes());
                 self.header = Some(header);
                 self.consume(total);
@@ -278,7 +279,7 @@ impl Decoder {
         }
         if self.phase != Phase::Done {
             let at = match self.phase {
-                Phase::Preamble | Phase::Header(_) => "in the header",
+                Phase::Preamble | Phase::Header(..) => "in the header",
                 Phase::Item => "before the footer",
                 Phase::Footer(_) => "in the footer",
                 _ => "in the trailer",
