@@ -96,7 +96,7 @@ export type StorageError = Keystate.StorageError;
 export type OpfsStorage = Keystate.OpfsStorage;
 export type IndexedDbStorage = Keystate.IndexedDbStorage;
 /**
- * A file under test/ (e.g. `vectors/basic.full-v1.bin`, or `../dist/...`): read
+ * A file under test/ (e.g. `vectors/basic.full-v2.bin`, or `../dist/...`): read
  * from disk in Node, fetched from the test server (which serves test/ at /test/
  * and dist/ at /dist/) in a browser.
  */

@@ -369,12 +369,23 @@ fn write_in_order(recs: &impl Records, refs: &[Ref], out: &mut Vec<u8>) -> Resul
             i += 1;
             continue;
         };
-        // Extend the run while the next ref starts where it ends.
+        // Extend the run while the next ref starts where it ends: within the
+        // page's bytes where the owner reads them, else record by record.
         let (mut j, mut end) = (i + 1, len);
-        while j < refs.len() && arena::follows(r, end) == Some(refs[j]) {
-            let Some(l) = record::plain_len(recs.bytes(refs[j])) else { break };
-            end += l;
-            j += 1;
+        if let Some(tail) = recs.page_tail(r) {
+            let mut next = r.wrapping_add(len as u32);
+            while j < refs.len() && refs[j] == next && end + 2 <= tail.len() {
+                let Some(l) = record::plain_len(&tail[end..]) else { break };
+                end += l;
+                next = next.wrapping_add(l as u32);
+                j += 1;
+            }
+        } else {
+            while j < refs.len() && arena::follows(r, end) == Some(refs[j]) {
+                let Some(l) = record::plain_len(recs.bytes(refs[j])) else { break };
+                end += l;
+                j += 1;
+            }
         }
         if j == i + 1 {
             body::put_entry(out, &b[..len])?;

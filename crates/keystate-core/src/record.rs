@@ -28,6 +28,14 @@ pub(crate) trait Records {
         &self.bytes(r)[..len]
     }
 
+    /// The bytes from small record `r` to the end of its page, where all of
+    /// them may be read; `None` where only pinned records may be (an
+    /// export's pointers, which writers share) and for large records.
+    #[inline]
+    fn page_tail(&self, _r: Ref) -> Option<&[u8]> {
+        None
+    }
+
     #[inline]
     fn rec(&self, r: Ref) -> Rec<'_> {
         parse(self.bytes(r))
@@ -38,6 +46,11 @@ impl Records for Arena {
     #[inline]
     fn bytes(&self, r: Ref) -> &[u8] {
         Arena::bytes(self, r)
+    }
+
+    #[inline]
+    fn page_tail(&self, r: Ref) -> Option<&[u8]> {
+        (!Arena::is_large(r)).then(|| Arena::bytes(self, r))
     }
 }
 
