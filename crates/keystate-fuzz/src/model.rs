@@ -329,9 +329,6 @@ pub fn decode_body(b: &[u8]) -> Option<Vec<Block>> {
             let (ns, uk, value) = (take(nl)?, take(ul)?, take(vl)?);
             records.push(Record { op, flags: head as u8 & 0b110, ns_flag: ns_flag && ns.is_empty(), key, ns, uk, value, len_lie: None, pad: 0, run, in_run: cont });
         }
-        if in_run > 0 {
-            return None;
-        }
         blocks.push(Block { sid, count: None, records });
     }
     Some(blocks)
