@@ -3,9 +3,10 @@
 //!
 //! Refs of one table are many (thousands) and their high bits mostly agree,
 //! so a least-significant-digit radix sort over only the bits in which they
-//! differ does two passes of at most 11 bits (three past 4M records of 16
-//! bytes): a few loads and a store per ref per pass, against about log2(n)
-//! compares for a comparison sort.
+//! differ does two passes of at most 11 bits while the table's records lie
+//! within 16 MiB of pages (about 1M records of 16 bytes), three beyond: a
+//! few loads and a store per ref per pass, against about log2(n) compares
+//! for a comparison sort.
 
 use crate::error::Full;
 use crate::room;
@@ -22,9 +23,10 @@ const COUNTERS: usize = 1 << DIGIT;
 /// costs no clearing). Refused, with `v` as it was, when `tmp` cannot grow.
 ///
 /// Sorted by `r >> 2`: two records of one page are at least `MIN_SLOT` (4)
-/// bytes apart, so that keeps their order and saves a digit; refs that
-/// tie (large records, whose order does not matter) keep the order they
-/// came in (the sort is stable), so the result is deterministic.
+/// bytes apart, so that keeps their order and saves a digit. Refs that tie
+/// (large records, whose order does not matter) come out in an order fixed
+/// by their input: as they came in the radix passes (which are stable), by
+/// value in the comparison sort of small tables.
 pub fn sort_refs(v: &mut [u32], tmp: &mut Vec<u32>) -> Result<(), Full> {
     let n = v.len();
     if n < SMALL {

@@ -79,24 +79,15 @@ type Rec = (u32, u32, u8, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 /// and bytes): what two exports of one moment must agree on whatever the
 /// order they wrote them in.
 fn records(bytes: &[u8]) -> Vec<Rec> {
-    use keystate_core::format::{body, read};
-    let mut d = read::Decoder::new();
-    let mut version = 0;
+    let (version, sections) = sections(bytes);
     let mut out = Vec::new();
-    d.feed(bytes, &mut |ev| {
-        match ev {
-            read::Event::Header(h) => version = h.version,
-            read::Event::Section { key_group, body } => {
-                body::for_each_record(body, version, |r| {
-                    out.push((key_group, r.state, r.op, r.key.to_vec(), r.ns.to_vec(), r.uk.to_vec(), r.value.to_vec()));
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(())
-    })
-    .unwrap();
-    d.finish().unwrap();
+    for (kg, body) in &sections {
+        keystate_core::format::body::for_each_record(body, version, |r| {
+            out.push((*kg, r.state, r.op, r.key.to_vec(), r.ns.to_vec(), r.uk.to_vec(), r.value.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    }
     out.sort();
     out
 }
@@ -255,21 +246,6 @@ fn abort_and_drop_stop_a_running_export() {
     }
 }
 
-/// The section bodies of a checkpoint, in order.
-fn bodies(bytes: &[u8]) -> Vec<Vec<u8>> {
-    use keystate_core::format::read;
-    let mut d = read::Decoder::new();
-    let mut out = Vec::new();
-    d.feed(bytes, &mut |ev| {
-        if let read::Event::Section { body, .. } = ev {
-            out.push(body.to_vec());
-        }
-        Ok(())
-    })
-    .unwrap();
-    out
-}
-
 #[test]
 fn with_no_writes_meanwhile_a_background_export_writes_the_owner_threads_bytes() {
     // The owner's export reads a run's records within its page; the export
@@ -282,14 +258,14 @@ fn with_no_writes_meanwhile_a_background_export_writes_the_owner_threads_bytes()
     store.checkpoint_confirm(cp.id).unwrap();
     let cp = store.checkpoint(Some(false)).unwrap();
     let owner = export_all(&mut store, cp.id).unwrap();
-    let (a, b) = (bodies(&background), bodies(&owner));
+    let (a, b) = (sections(&background).1, sections(&owner).1);
     assert_eq!(a.len(), 64);
     assert!(a == b, "the section bodies differ");
     // As PUTs each record would take an op byte besides its own: RUNs saved
     // many (a third here: a table's records take runs of slots from its
     // 512th entry on).
     let as_puts: usize = moment.keys().map(|(_, k, _, _)| 1 + 2 + k.len() + 4).sum();
-    let body_bytes: usize = a.iter().map(Vec::len).sum();
+    let body_bytes: usize = a.iter().map(|(_, b)| b.len()).sum();
     assert!(body_bytes + moment.len() / 5 < as_puts, "{body_bytes} bytes of bodies against {as_puts} as PUTs: few RUNs");
     assert_eq!(dump(&restore_chain(&[&background], opts(None)).unwrap(), None), moment);
 }

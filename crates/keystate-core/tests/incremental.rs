@@ -153,18 +153,9 @@ fn run(seed: u64, steps: u64, keys: u64, policy: Policy) {
                 last_confirmed = Some(id);
                 if let Some(parent) = f.parent {
                     // Bound: no more records than distinct changes since the parent was taken.
-                    let delta_records = {
-                        let mut d = keystate_core::format::read::Decoder::new();
-                        let mut n = 0u64;
-                        d.feed(&f.out, &mut |ev| {
-                            if let keystate_core::format::read::Event::Section { body, .. } = ev {
-                                n += keystate_core::format::body::for_each_record(body, keystate_core::format::VERSION, |_| Ok(())).unwrap();
-                            }
-                            Ok(())
-                        })
-                        .unwrap();
-                        n
-                    };
+                    let (version, parts) = sections(&f.out);
+                    let delta_records: u64 =
+                        parts.iter().map(|(_, body)| keystate_core::format::body::for_each_record(body, version, |_| Ok(())).unwrap()).sum();
                     let bound = changed_since[&parent].len() as u64;
                     assert!(delta_records <= bound, "delta of {delta_records} records, {bound} distinct changes (step {step})");
                 }

@@ -301,23 +301,11 @@ pub fn decode_body(b: &[u8]) -> Option<Vec<Block>> {
         let mut records = Vec::with_capacity(n as usize);
         let mut in_run = 0u64;
         for left in (1..=u64::from(n)).rev() {
-            let (op, run, cont) = if in_run > 0 {
-                in_run -= 1;
-                (PUT, None, true)
-            } else {
-                match c.u8()? {
-                    RUN => {
-                        let k = c.varint()?;
-                        if k == 0 || k > left {
-                            return None;
-                        }
-                        in_run = k - 1;
-                        (PUT, Some(k), false)
-                    }
-                    op if op <= MAP_CLEAR => (op, None, false),
-                    _ => return None,
-                }
-            };
+            let cont = in_run > 0;
+            let (op, run) = read_op(&mut c, &mut in_run)?;
+            if op > MAP_CLEAR || run.is_some_and(|k| k > left) {
+                return None;
+            }
             let head = c.varint()?;
             let ns_flag = head & 1 != 0;
             let nl = if ns_flag { c.varint()? } else { 0 };
@@ -364,20 +352,27 @@ pub fn count_records(b: &[u8]) -> u64 {
     total
 }
 
+/// The op of the next record, and the count of a RUN it opens; `in_run`
+/// counts the records of a RUN still to come (they have no op byte). `None`
+/// for a RUN of no records, or at the end of the input.
+fn read_op(c: &mut Cursor<'_>, in_run: &mut u64) -> Option<(u8, Option<u64>)> {
+    if *in_run > 0 {
+        *in_run -= 1;
+        return Some((PUT, None));
+    }
+    match c.u8()? {
+        RUN => {
+            let k = c.varint()?;
+            *in_run = k.checked_sub(1)?;
+            Some((PUT, Some(k)))
+        }
+        op => Some((op, None)),
+    }
+}
+
 /// Skips one record; `in_run` counts the records of a RUN still to come.
 fn skip_record(c: &mut Cursor<'_>, in_run: &mut u64) -> Option<()> {
-    let op = if *in_run > 0 {
-        *in_run -= 1;
-        PUT
-    } else {
-        match c.u8()? {
-            RUN => {
-                *in_run = c.varint()?.checked_sub(1)?;
-                PUT
-            }
-            op => op,
-        }
-    };
+    let (op, _) = read_op(c, in_run)?;
     let head = c.varint()?;
     let nl = if head & 1 != 0 { c.varint()? } else { 0 };
     let (with_uk, with_value) = lengths(op);

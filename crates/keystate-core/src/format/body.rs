@@ -114,7 +114,7 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &[u8]) -> Result<(), Full> {
 }
 
 /// At least the bytes `put_run` appends besides the records.
-pub const RUN_HEAD: usize = 1 + 10;
+const RUN_HEAD: usize = 1 + 10;
 
 /// Appends a RUN of `n` records whose bytes are `records` (arena records
 /// without flags other than the namespace flag, side by side), or refuses,

@@ -140,8 +140,8 @@ impl Header {
         }
     }
 
-    /// Decodes a header body; every field is checked.
-    /// Decodes the header body of a file of format `version`.
+    /// Decodes the header body of a file of format `version`; every field
+    /// is checked.
     pub fn decode(b: &[u8], version: u16) -> Result<Header> {
         let mut r = Reader::new(b, "header");
         let kind = match r.u8()? {

@@ -89,3 +89,21 @@ pub fn full_checkpoint(store: &mut Store) -> Vec<u8> {
 pub fn opts(range: Option<KeyGroupRange>) -> RestoreOptions {
     RestoreOptions { key_groups: range, new_store_id: [9; 16] }
 }
+
+/// A checkpoint's format version and its sections (key group, body), in
+/// order, read and verified by the core's decoder.
+pub fn sections(bytes: &[u8]) -> (u16, Vec<(u32, Vec<u8>)>) {
+    use keystate_core::format::read::{Decoder, Event};
+    let mut d = Decoder::new();
+    let (mut version, mut out) = (0, Vec::new());
+    d.feed(bytes, &mut |ev| {
+        match ev {
+            Event::Header(h) => version = h.version,
+            Event::Section { key_group, body } => out.push((key_group, body.to_vec())),
+        }
+        Ok(())
+    })
+    .unwrap();
+    d.finish().unwrap();
+    (version, out)
+}
