@@ -1,0 +1,38 @@
+//! The incremental export alone, repeated: each round rewrites 10,000 keys
+//! (1%, untimed), then takes and exports an incremental checkpoint (timed)
+//! and confirms it. `incremental_export [ROUNDS]` (default 2) prints the mean time
+//! of one export; the export is the function `incremental_export::export`, so a
+//! profiler can count only it:
+//! `valgrind --tool=callgrind --toggle-collect='incremental_export::export' target/release/incremental_export 2`.
+use keystate_core::{export_all, Key, Policy, Store};
+use keystate_diag::{filled, keys};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let rounds: usize = std::env::args().nth(1).map_or(2, |a| a.parse().expect("ROUNDS is a number"));
+    let n = 1_000_000;
+    let keys = keys(n);
+    let (mut s, st) = filled(&keys);
+    s.set_checkpoint_policy(Policy { incremental: true, max_incrementals: 0, max_chain_ratio: 0.0 }).expect("a policy");
+    let cp = s.checkpoint(None).expect("a checkpoint");
+    export_all(&mut s, cp.id).expect("an export");
+    s.checkpoint_confirm(cp.id).expect("a confirm");
+    let mut bytes = 0;
+    let mut spent = Duration::ZERO;
+    for round in 0..rounds {
+        for i in 0..10_000usize {
+            s.put(st, Key::Bytes(&keys[(i * 97 + round) % n]), &[], &(round as u32).to_le_bytes()[..2]).expect("a write");
+        }
+        let t = Instant::now();
+        let cp = s.checkpoint(None).expect("a checkpoint");
+        bytes += export(&mut s, cp.id).len();
+        spent += t.elapsed();
+        s.checkpoint_confirm(cp.id).expect("a confirm");
+    }
+    println!("{rounds} incremental exports of 10,000 changed keys: {:?} each, {} bytes each", spent / rounds as u32, bytes / rounds);
+}
+
+#[inline(never)]
+fn export(s: &mut Store, id: u64) -> Vec<u8> {
+    export_all(s, id).expect("an export")
+}
