@@ -1,5 +1,5 @@
 //! What the diagnostics share: the store of 1M keys and a PRNG.
-use keystate_core::{Key, StateDescriptor, StateKind, Store, StoreConfig};
+use keystate_core::{export_all, Key, Policy, StateDescriptor, StateKind, Store, StoreConfig};
 
 /// `user-000000`.. `user-{n-1}`.
 pub fn keys(n: usize) -> Vec<Vec<u8>> {
@@ -13,6 +13,18 @@ pub fn filled(keys: &[Vec<u8>]) -> (Store, u32) {
     for (i, k) in keys.iter().enumerate() {
         s.put(st, Key::Bytes(k), &[], &(i as u32 % 1000).to_le_bytes()[..2]).expect("a write");
     }
+    (s, st)
+}
+
+/// `filled`, with incremental checkpoints on (a full one after
+/// `max_incrementals`; 0: never) and a confirmed full checkpoint as their
+/// base: the next checkpoint holds only what changes from here.
+pub fn with_base(keys: &[Vec<u8>], max_incrementals: u32) -> (Store, u32) {
+    let (mut s, st) = filled(keys);
+    s.set_checkpoint_policy(Policy { incremental: true, max_incrementals, max_chain_ratio: 0.0 }).expect("a policy");
+    let cp = s.checkpoint(None).expect("a checkpoint");
+    export_all(&mut s, cp.id).expect("an export");
+    s.checkpoint_confirm(cp.id).expect("a confirm");
     (s, st)
 }
 

@@ -2,18 +2,14 @@
 //! (releasing its snapshot, after an export on another thread) and
 //! confirming it (dropping its delta log), with 300,000 writes before it and
 //! 120,000 during its export (the bench's checkpointing_writer_1m, natively).
-use keystate_core::{export_all, Key, Policy};
-use keystate_diag::{filled, keys, Rng};
+use keystate_core::Key;
+use keystate_diag::{keys, with_base, Rng};
 use std::time::Instant;
 
 fn main() {
     let n = 1_000_000;
     let keys = keys(n);
-    let (mut s, v) = filled(&keys);
-    s.set_checkpoint_policy(Policy { incremental: true, max_incrementals: 100, max_chain_ratio: 0.0 }).expect("a policy");
-    let cp = s.checkpoint(None).expect("a checkpoint");
-    export_all(&mut s, cp.id).expect("an export");
-    s.checkpoint_confirm(cp.id).expect("a confirm");
+    let (mut s, v) = with_base(&keys, 100);
     let mut r = Rng(7);
     for round in 0..3u8 {
         for _ in 0..300_000 {

@@ -1,17 +1,13 @@
 //! A full export against an incremental one of 10,000 changed keys (1%), on
 //! the owner's thread and as a background job.
-use keystate_core::{export_all, Key, Policy};
-use keystate_diag::{filled, keys};
+use keystate_core::{export_all, Key};
+use keystate_diag::{keys, with_base};
 use std::time::Instant;
 
 fn main() {
     let n = 1_000_000;
     let keys = keys(n);
-    let (mut s, st) = filled(&keys);
-    s.set_checkpoint_policy(Policy { incremental: true, max_incrementals: 0, max_chain_ratio: 0.0 }).expect("a policy");
-    let cp = s.checkpoint(None).expect("a checkpoint");
-    export_all(&mut s, cp.id).expect("an export");
-    s.checkpoint_confirm(cp.id).expect("a confirm");
+    let (mut s, st) = with_base(&keys, 0);
     for round in 0..5u32 {
         for i in 0..10_000usize {
             s.put(st, Key::Bytes(&keys[(i * 97 + round as usize) % n]), &[], &round.to_le_bytes()[..2]).expect("a write");

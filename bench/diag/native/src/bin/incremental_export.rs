@@ -4,19 +4,15 @@
 //! of one export; the export is the function `incremental_export::export`, so a
 //! profiler can count only it:
 //! `valgrind --tool=callgrind --toggle-collect='incremental_export::export' target/release/incremental_export 2`.
-use keystate_core::{export_all, Key, Policy, Store};
-use keystate_diag::{filled, keys};
+use keystate_core::{export_all, Key, Store};
+use keystate_diag::{keys, with_base};
 use std::time::{Duration, Instant};
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(2, |a| a.parse().expect("ROUNDS is a number"));
     let n = 1_000_000;
     let keys = keys(n);
-    let (mut s, st) = filled(&keys);
-    s.set_checkpoint_policy(Policy { incremental: true, max_incrementals: 0, max_chain_ratio: 0.0 }).expect("a policy");
-    let cp = s.checkpoint(None).expect("a checkpoint");
-    export_all(&mut s, cp.id).expect("an export");
-    s.checkpoint_confirm(cp.id).expect("a confirm");
+    let (mut s, st) = with_base(&keys, 0);
     let mut bytes = 0;
     let mut spent = Duration::ZERO;
     for round in 0..rounds {
