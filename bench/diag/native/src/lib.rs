@@ -28,6 +28,16 @@ pub fn with_base(keys: &[Vec<u8>], max_incrementals: u32) -> (Store, u32) {
     (s, st)
 }
 
+/// Rewrites the 1% of `keys` that round `round` changes (10,000 of 1M:
+/// every 97th from `round` on), each to `round`: what an incremental
+/// checkpoint of that round holds.
+pub fn rewrite_1pct(s: &mut Store, st: u32, keys: &[Vec<u8>], round: u32) {
+    let n = keys.len();
+    for i in 0..n / 100 {
+        s.put(st, Key::Bytes(&keys[(i * 97 + round as usize) % n]), &[], &round.to_le_bytes()[..2]).expect("a write");
+    }
+}
+
 /// xorshift64: a seeded random order.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);

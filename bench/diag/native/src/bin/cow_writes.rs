@@ -10,14 +10,18 @@ use keystate_diag::{filled, keys, Rng};
 use std::time::Instant;
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_default();
+    let open = match std::env::args().nth(1).as_deref() {
+        None | Some("under") => true,
+        Some("none") => false,
+        Some(m) => panic!("usage: cow_writes [none|under] [ROUNDS], not {m}"),
+    };
     let rounds: usize = std::env::args().nth(2).map_or(6, |a| a.parse().expect("ROUNDS is a number"));
     let n = 1_000_000;
     let keys = keys(n);
     let (mut s, st) = filled(&keys);
     let mut r = Rng(12345);
     for round in 0..rounds {
-        let under = round % 2 == 1 && mode != "none";
+        let under = open && round % 2 == 1;
         let cp = under.then(|| s.checkpoint(Some(false)).expect("a checkpoint").id);
         let t = Instant::now();
         for j in 0..15_000usize {

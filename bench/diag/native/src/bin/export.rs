@@ -1,7 +1,7 @@
 //! A full export against an incremental one of 10,000 changed keys (1%), on
 //! the owner's thread and as a background job.
-use keystate_core::{export_all, Key};
-use keystate_diag::{keys, with_base};
+use keystate_core::export_all;
+use keystate_diag::{keys, rewrite_1pct, with_base};
 use std::time::Instant;
 
 fn main() {
@@ -9,9 +9,7 @@ fn main() {
     let keys = keys(n);
     let (mut s, st) = with_base(&keys, 0);
     for round in 0..5u32 {
-        for i in 0..10_000usize {
-            s.put(st, Key::Bytes(&keys[(i * 97 + round as usize) % n]), &[], &round.to_le_bytes()[..2]).expect("a write");
-        }
+        rewrite_1pct(&mut s, st, &keys, round);
         let t = Instant::now();
         let cp = s.checkpoint(None).expect("a checkpoint");
         let inc = export_all(&mut s, cp.id).expect("an export");

@@ -1,24 +1,22 @@
 //! The incremental export alone, repeated: each round rewrites 10,000 keys
 //! (1%, untimed), then takes and exports an incremental checkpoint (timed)
-//! and confirms it. `incremental_export [ROUNDS]` (default 2) prints the mean time
-//! of one export; the export is the function `incremental_export::export`, so a
-//! profiler can count only it:
+//! and confirms it. `incremental_export [ROUNDS]` (default 2) prints the
+//! mean time of one export; the export is the function
+//! `incremental_export::export`, so a profiler can count only it:
 //! `valgrind --tool=callgrind --toggle-collect='incremental_export::export' target/release/incremental_export 2`.
-use keystate_core::{export_all, Key, Store};
-use keystate_diag::{keys, with_base};
+use keystate_core::{export_all, Store};
+use keystate_diag::{keys, rewrite_1pct, with_base};
 use std::time::{Duration, Instant};
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(2, |a| a.parse().expect("ROUNDS is a number"));
-    let n = 1_000_000;
-    let keys = keys(n);
+    assert!(rounds > 0, "ROUNDS is at least 1");
+    let keys = keys(1_000_000);
     let (mut s, st) = with_base(&keys, 0);
     let mut bytes = 0;
     let mut spent = Duration::ZERO;
-    for round in 0..rounds {
-        for i in 0..10_000usize {
-            s.put(st, Key::Bytes(&keys[(i * 97 + round) % n]), &[], &(round as u32).to_le_bytes()[..2]).expect("a write");
-        }
+    for round in 0..rounds as u32 {
+        rewrite_1pct(&mut s, st, &keys, round);
         let t = Instant::now();
         let cp = s.checkpoint(None).expect("a checkpoint");
         bytes += export(&mut s, cp.id).len();
