@@ -756,27 +756,34 @@ mod tests {
 
     #[test]
     fn insert_find_remove_against_a_set() {
+        against_a_set(h, 5000, 200_000, 997, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Random finds, inserts and removes of refs `0..refs` (their hashes by
+    /// `h`) against a set; every `check_every` steps, `assert_exact`; at the
+    /// end, the refs held are the set's.
+    fn against_a_set(h: impl Fn(Ref) -> u32, refs: u64, steps: u32, check_every: u32, seed: u64) {
         let mut ix = Index::new();
         let mut model = HashSet::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for step in 0..200_000u32 {
+        let mut x = seed;
+        for step in 0..steps {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let r = (x % 5000) as Ref;
+            let r = (x % refs) as Ref;
             let slot = ix.find(h(r), |c| c == r);
             assert_eq!(slot.is_some(), model.contains(&r), "step {step}");
             if x % 3 == 0 {
                 if let Some(s) = slot {
-                    ix.remove_at(s, true, h);
+                    ix.remove_at(s, true, &h);
                     model.remove(&r);
                 }
             } else if slot.is_none() {
-                ix.insert(h(r), r, h);
+                ix.insert(h(r), r, &h);
                 model.insert(r);
             }
             assert_eq!(ix.len(), model.len());
-            if step % 997 == 0 {
+            if step % check_every == 0 {
                 assert_exact(&ix, &h);
             }
         }
@@ -936,33 +943,7 @@ mod tests {
         // Hashes from a space of 64 values for up to 2,000 entries: long
         // runs of residents sharing homes and tags, distances past the
         // saturation, removals shifting saturated residents back.
-        let hc = |r: Ref| murmur3_32(&(r % 64).to_le_bytes(), 3);
-        let mut ix = Index::new();
-        let mut model = HashSet::new();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for step in 0..60_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let r = (x % 2000) as Ref;
-            let slot = ix.find(hc(r), |c| c == r);
-            assert_eq!(slot.is_some(), model.contains(&r), "step {step}");
-            if x % 3 == 0 {
-                if let Some(s) = slot {
-                    ix.remove_at(s, true, hc);
-                    model.remove(&r);
-                }
-            } else if slot.is_none() {
-                ix.insert(hc(r), r, hc);
-                model.insert(r);
-            }
-            if step % 97 == 0 {
-                assert_exact(&ix, &hc);
-            }
-        }
-        for r in 0..2000 {
-            assert_eq!(ix.find(hc(r), |c| c == r).is_some(), model.contains(&r), "ref {r}");
-        }
+        against_a_set(|r| murmur3_32(&(r % 64).to_le_bytes(), 3), 2000, 60_000, 97, 0x2545_f491_4f6c_dd1d);
     }
 
     #[test]
