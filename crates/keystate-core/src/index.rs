@@ -443,8 +443,10 @@ impl Index {
     }
 
     /// Inserts an entry the caller knows is absent. `rehash` gives the hash
-    /// of a resident from its ref; it is called only when the index grows
-    /// (which it does only when the caller did not reserve room).
+    /// of a resident from its ref; it is called when the index grows (which
+    /// it does only when the caller did not reserve room) and for each
+    /// saturated resident the placement passes once its own distance is
+    /// saturated too (see `place`).
     pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
         if !self.fits(1) {
             // Grow by a quarter: the load stays between 72% and 90% (memory
