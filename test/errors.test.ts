@@ -173,6 +173,31 @@ Closed('every operation on a closed store throws StoreClosedError', async () => 
   snap[Symbol.dispose]();
 });
 
+Closed('a stream being read when its store closes fails with StoreClosedError', async () => {
+  // Enough bytes for several trips to the native export thread (1 MB each),
+  // so that the close lands between two of them.
+  const store = await StateStore.create();
+  const v = store.valueState<string>('v', { codec: 'string' });
+  for (let i = 0; i < 20_000; i++) v.set(`k${i}`, `${i}`.padEnd(200, '.'));
+  const reader = store.checkpoint().stream({ chunkSize: 4096 }).getReader();
+  await reader.read();
+  store.close();
+  let err: unknown = null;
+  let bytes = 0;
+  for (;;) {
+    try {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.length;
+    } catch (e) {
+      err = e;
+      break;
+    }
+  }
+  assert.instance(err, StoreClosedError, `after ${bytes} more bytes: ${String(err)}`);
+  assert.is((err as StoreClosedError).code, 'STORE_CLOSED');
+});
+
 Closed('closing one store leaves the others working', async () => {
   const a = await StateStore.create();
   const b = await StateStore.create();

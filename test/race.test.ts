@@ -81,8 +81,8 @@ Race('release a snapshot and close the store while an export runs', async () => 
   randomOps(h, new Model(), rng(4), 100, 3000);
   store.close();
   const e = await reader.read().then(() => null, (err: unknown) => err);
-  // The export either finished with what it had produced or fails typed; nothing crashes.
-  if (e !== null) assert.ok(e instanceof StoreClosedError || e instanceof CheckpointStateError, String(e));
+  // The export either finished with what it had produced or fails with the reason; nothing crashes.
+  if (e !== null) assert.instance(e, StoreClosedError, String(e));
   await reader.cancel().catch(() => undefined);
 });
 

@@ -6,7 +6,7 @@
  * the event loop every few milliseconds. It counts only once confirmed.
  */
 import type { CoreCheckpointInfo, CoreProgress, CoreStore } from './backend/types.js';
-import { core, fromCore, CheckpointStateError } from './errors.js';
+import { core, fromCore, CheckpointStateError, StoreClosedError } from './errors.js';
 import type { StateStore } from './store.js';
 import { Slicer } from './yield.js';
 
@@ -80,7 +80,8 @@ export class Checkpoint {
               if (queue.length === 0) {
                 const r = await (next ?? produce());
                 next = null;
-                if (r.error) throw fromCore(r.error);
+                // The export thread cannot tell a close from an abort; this side can.
+                if (r.error) throw this.store.closed ? new StoreClosedError('STORE_CLOSED', `the store was closed while checkpoint ${this.id} was read`) : fromCore(r.error);
                 // Plain Uint8Arrays over the addon's Buffers (no copy), as the wasm path gives.
                 queue = r.chunks.map((b, i) => ({ chunk: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), progress: r.progress[i] }));
                 if (!r.finished) next = produce();

@@ -356,8 +356,9 @@ export function enableCheckpointing(store: StateStore, opts: CheckpointingOption
       },
       (e: unknown) => {
         stats.failed++;
-        // A closed store will not checkpoint again: stop ticking.
-        if (e instanceof StoreClosedError) halt();
+        // A closed store will not checkpoint again: stop ticking (whatever the
+        // error of the checkpoint its closing cut short).
+        if (e instanceof StoreClosedError || store.closed) halt();
         onError(e, id);
         throw e;
       },
