@@ -11,7 +11,7 @@
  * checkpoint, and the next one carries everything since the last confirmed.
  */
 import type { Checkpoint, Progress } from './checkpoint.js';
-import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreClosedError, StoreFullError } from './errors.js';
+import { CheckpointStateError, CorruptCheckpointError, InvalidArgumentError, StoreFullError } from './errors.js';
 import type { RestoreOptions } from './restore.js';
 import { chainOf, extendsChain, missingParent } from './storage/chains.js';
 import { StorageError } from './storage/errors.js';
@@ -358,7 +358,7 @@ export function enableCheckpointing(store: StateStore, opts: CheckpointingOption
         stats.failed++;
         // A closed store will not checkpoint again: stop ticking (whatever the
         // error of the checkpoint its closing cut short).
-        if (e instanceof StoreClosedError || store.closed) halt();
+        if (store.closed) halt();
         onError(e, id);
         throw e;
       },
