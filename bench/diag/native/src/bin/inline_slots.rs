@@ -63,10 +63,7 @@ trait Layout: Default {
 /// Record bytes in the slab: a header byte (klen << 4 | vlen), key, value,
 /// in 16-byte slots, as the arena's 14..16-byte class puts them.
 fn slab_record(slab: &[u8], r: u32) -> (&[u8], &[u8]) {
-    let at = r as usize * 16;
-    let h = slab[at];
-    let (k, v) = (usize::from(h >> 4), usize::from(h & 15));
-    (&slab[at + 1..at + 1 + k], &slab[at + 1 + k..at + 1 + k + v])
+    inline(&slab[r as usize * 16..])
 }
 
 #[derive(Default)]
@@ -94,9 +91,7 @@ impl Layout for Refs {
     fn put(&mut self, i: usize, key: &[u8], value: &[u8], slab: &mut Vec<u8>) {
         let r = (slab.len() / 16) as u32;
         let mut rec = [0u8; 16];
-        rec[0] = (key.len() as u8) << 4 | value.len() as u8;
-        rec[1..1 + key.len()].copy_from_slice(key);
-        rec[1 + key.len()..1 + key.len() + value.len()].copy_from_slice(value);
+        pack_inline(&mut rec, key, value);
         slab.extend_from_slice(&rec);
         self.slots[i][1..].copy_from_slice(&r.to_le_bytes());
     }
