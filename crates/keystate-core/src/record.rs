@@ -246,10 +246,17 @@ pub fn write(dst: &mut [u8], key: &[u8], ns: &[u8], value: &[&[u8]], mark: bool,
 pub fn slot_size(arena: &Arena, r: Ref, rec: &Rec<'_>) -> usize {
     if Arena::is_large(r) {
         arena.large_len(r)
-    } else if let Some(c) = rec.cap {
-        arena::CLASSES[c as usize] as usize
     } else {
-        arena::slot_size_for(rec.len)
+        small_slot_size(rec)
+    }
+}
+
+/// Size of the slot that holds small record `rec` (not a large one).
+#[inline]
+pub fn small_slot_size(rec: &Rec<'_>) -> usize {
+    match rec.cap {
+        Some(c) => arena::CLASSES[c as usize] as usize,
+        None => arena::slot_size_for(rec.len),
     }
 }
 

@@ -274,9 +274,9 @@ impl Mem {
         if let (Some(old), Save::No) = (old, save) {
             if !Arena::is_large(old) {
                 let b = self.arena.bytes_mut(old);
-                let (len, old_vlen, cap) = {
+                let (len, old_vlen, cap, size) = {
                     let r = record::parse(b);
-                    (r.len, r.value.len(), r.cap)
+                    (r.len, r.value.len(), r.cap, record::small_slot_size(&r))
                 };
                 if cap.is_none() && old_vlen == vlen {
                     // Same key (the lookup compared it), same value length:
@@ -290,7 +290,6 @@ impl Mem {
                     }
                     return Ok(Change::Updated);
                 }
-                let size = cap.map_or_else(|| arena::slot_size_for(len), |c| usize::from(arena::CLASSES[usize::from(c)]));
                 if arena::slot_size_for(new_len) == size {
                     // Same slot class: overwrite in place.
                     record::write(b, key, ns, value, false, None);
