@@ -45,7 +45,7 @@ fn capacity_for(n: usize) -> usize {
 }
 
 /// Where a layout keeps an entry's bytes, given its slot.
-trait Layout: Default {
+trait Layout {
     /// Bytes of a slot (or of a slot's meta byte plus its entry).
     const SLOT: usize;
     fn with_capacity(cap: usize) -> Self;
@@ -66,7 +66,15 @@ fn slab_record(slab: &[u8], r: u32) -> (&[u8], &[u8]) {
     inline(&slab[r as usize * 16..])
 }
 
-#[derive(Default)]
+/// Appends a record to the slab; its ref.
+fn slab_push(slab: &mut Vec<u8>, key: &[u8], value: &[u8]) -> u32 {
+    let r = (slab.len() / 16) as u32;
+    let mut rec = [0u8; 16];
+    pack_inline(&mut rec, key, value);
+    slab.extend_from_slice(&rec);
+    r
+}
+
 struct Refs {
     slots: Vec<[u8; 5]>,
 }
@@ -89,11 +97,7 @@ impl Layout for Refs {
         slab_record(slab, u32::from_le_bytes([s[1], s[2], s[3], s[4]]))
     }
     fn put(&mut self, i: usize, key: &[u8], value: &[u8], slab: &mut Vec<u8>) {
-        let r = (slab.len() / 16) as u32;
-        let mut rec = [0u8; 16];
-        pack_inline(&mut rec, key, value);
-        slab.extend_from_slice(&rec);
-        self.slots[i][1..].copy_from_slice(&r.to_le_bytes());
+        self.slots[i][1..].copy_from_slice(&slab_push(slab, key, value).to_le_bytes());
     }
     #[inline]
     fn overwrite(&mut self, i: usize, value: &[u8], slab: &mut [u8]) {
@@ -122,7 +126,6 @@ fn pack_inline(p: &mut [u8], key: &[u8], value: &[u8]) {
     p[1 + key.len()..1 + key.len() + value.len()].copy_from_slice(value);
 }
 
-#[derive(Default)]
 struct Wide {
     slots: Vec<[u8; 16]>,
 }
@@ -160,7 +163,6 @@ impl Layout for Wide {
     }
 }
 
-#[derive(Default)]
 struct Split {
     metas: Vec<u8>,
     entries: Vec<[u8; 15]>,
@@ -201,7 +203,6 @@ impl Layout for Split {
 
 /// `split`'s meta array beside an array of refs into the slab: what
 /// separating the metas alone would give, with today's records.
-#[derive(Default)]
 struct SplitRefs {
     metas: Vec<u8>,
     refs: Vec<u32>,
@@ -224,10 +225,7 @@ impl Layout for SplitRefs {
         slab_record(slab, self.refs[i])
     }
     fn put(&mut self, i: usize, key: &[u8], value: &[u8], slab: &mut Vec<u8>) {
-        let mut r = Refs::with_capacity(1);
-        r.put(0, key, value, slab);
-        let s = r.slots[0];
-        self.refs[i] = u32::from_le_bytes([s[1], s[2], s[3], s[4]]);
+        self.refs[i] = slab_push(slab, key, value);
     }
     #[inline]
     fn overwrite(&mut self, i: usize, value: &[u8], slab: &mut [u8]) {
@@ -246,7 +244,6 @@ impl Layout for SplitRefs {
 /// A Robin Hood table over layout `L`, built at the capacity the core's
 /// growth reaches for its entries (no growing, no removals, no saturation:
 /// the measurement needs lookups and overwrites only).
-#[derive(Default)]
 struct Table<L: Layout> {
     l: L,
     cap: usize,
