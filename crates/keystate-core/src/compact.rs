@@ -37,6 +37,7 @@
 
 use crate::arena::{CLASSES, MAX_SMALL};
 use crate::hash::{entry_hash, murmur3_32};
+use crate::index::Entry;
 use crate::mem::{Mem, TableId};
 use crate::record;
 use crate::room::Room;
@@ -132,7 +133,7 @@ impl Mem {
             };
             // The next record in a marked page, looking at `slots` slots at most.
             let arena = &self.arena;
-            let (found, next) = t.live.scan(c.slot, slots, |r| arena.is_evacuating(r));
+            let (found, next) = t.live.scan(c.slot, slots, |e| e.record().is_some_and(|r| arena.is_evacuating(r)));
             slots -= next - c.slot;
             self.compaction.slot = next;
             if let Some(slot) = found {
@@ -204,7 +205,8 @@ impl Mem {
     /// moves at most one record). True when it moved.
     fn relocate(&mut self, tid: TableId, slot: usize, room: &mut Room) -> bool {
         let t = self.table(tid);
-        let Some(r) = t.live.slot_at(slot) else { return false };
+        // Inline entries have no record to move.
+        let Some(r) = t.live.slot_at(slot).and_then(Entry::record) else { return false };
         if !self.arena.is_evacuating(r) {
             return false;
         }
@@ -244,7 +246,7 @@ impl Mem {
         self.arena.bytes_mut(nr)[..size].copy_from_slice(&buf[..size]);
         let moved = save == Save::Into && self.commit_save(tid, h, rec.key, rec.ns, Some(slot));
         let t = self.table_mut(tid);
-        t.live.set(slot, nr);
+        t.live.set_ref(slot, nr);
         if moved {
             // The old record now belongs to the snapshot's layer.
             t.live_bytes += size as u64;

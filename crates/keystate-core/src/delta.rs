@@ -145,7 +145,7 @@ fn matches(recs: &impl Records, r: Ref, key: &[u8], ns: &[u8], change: Change, u
 /// Finds a member in one set.
 #[inline]
 pub fn find(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
-    set.find(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
+    set.find_ref(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
 }
 
 /// Adds a member unless present; `Ok(false)` when `members` is out of refs
@@ -166,10 +166,10 @@ pub fn add(
     if find(members, set, h, key, ns, change, uk) {
         return Ok(true);
     }
-    set.try_reserve(1, room, |c| rehash(&*members, c))?;
+    set.reserve_refs(1, room, |c| rehash(&*members, c))?;
     let Some(r) = members.push(key, ns, &[&[change as u8], uk], room)? else { return Ok(false) };
     let m = &*members;
-    set.insert(h, r, |c| rehash(m, c));
+    set.insert_ref(h, r, |c| rehash(m, c));
     Ok(true)
 }
 

@@ -32,10 +32,10 @@ use crate::error::{Error, Full, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
 use crate::hash::{entry_hash, murmur3_32};
-use crate::index::{Index, NO_REF};
+use crate::index::{Entry, Index, NO_REF};
 use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
-use crate::record::{self, Records};
+use crate::record::{self, EntryRecords, Records};
 use crate::{radix, room};
 use crate::state::StateKind;
 use crate::ttl::{self, TtlConfig};
@@ -66,18 +66,18 @@ impl Frozen {
         self.tables.get(tid as usize).and_then(Option::as_ref).expect("a frozen table exists at the checkpoint's moment")
     }
 
-    /// The record of (key, ns) in table `tid` at the checkpoint's moment.
+    /// The entry of (key, ns) in table `tid` at the checkpoint's moment.
     #[inline]
-    fn find(&self, recs: &impl Records, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Ref> {
+    fn find(&self, recs: &impl Records, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Entry<'_>> {
         let ix = self.index(tid);
-        ix.find(h, |r| record::matches(recs.bytes(r), key, ns)).map(|slot| ix.get(slot))
+        ix.find(h, |e| recs.entry_matches(e, key, ns)).map(|slot| ix.get(slot))
     }
 
     /// The value of `uk` in the map a head value describes.
-    fn map_get<'a>(&self, recs: &'a impl Records, head: &'a [u8], uk: &[u8]) -> Option<&'a [u8]> {
+    fn map_get<'a>(&'a self, recs: &'a impl Records, head: &'a [u8], uk: &[u8]) -> Option<&'a [u8]> {
         match mapval::view(head) {
             MapRef::Inline(blob) => mapval::find(blob, uk),
-            MapRef::Nested(nt) => self.find(recs, nt, murmur3_32(uk, 0), uk, &[]).map(|r| recs.rec(r).value),
+            MapRef::Nested(nt) => self.find(recs, nt, murmur3_32(uk, 0), uk, &[]).map(|e| recs.entry(e).value),
         }
     }
 
@@ -86,8 +86,8 @@ impl Frozen {
         match mapval::view(head) {
             MapRef::Inline(blob) => mapval::pairs(blob).for_each(|(k, v)| f(k, v)),
             MapRef::Nested(nt) => {
-                for r in self.index(nt).refs_spread() {
-                    let e = recs.rec(r);
+                for e in self.index(nt).spread() {
+                    let e = recs.entry(e);
                     f(e.key, e.value);
                 }
             }
@@ -517,19 +517,20 @@ fn write_member(
     }
     match m.change {
         Change::Entry => match frozen.find(recs, tid, entry, m.key, m.ns) {
-            Some(v) => {
+            Some(Entry::Ref(v)) => {
                 let b = recs.bytes(v);
                 match record::plain_len(b) {
                     Some(len) => emit(Emit::Entry(&b[..len])),
                     None => emit(Emit::Record(op::PUT, m.key, m.ns, &[], recs.rec(v).value)),
                 }
             }
+            Some(e) => emit(Emit::Record(op::PUT, m.key, m.ns, &[], recs.entry(e).value)),
             None => emit(Emit::Record(op::DELETE, m.key, m.ns, &[], &[])),
         },
         Change::WholeMap => {
             emit(Emit::Record(op::MAP_CLEAR, m.key, m.ns, &[], &[]));
             if let Some(head) = frozen.find(recs, tid, entry, m.key, m.ns) {
-                frozen.map_for_each(recs, recs.rec(head).value, |uk, v| emit(Emit::Record(op::MAP_PUT, m.key, m.ns, uk, v)));
+                frozen.map_for_each(recs, recs.entry(head).value, |uk, v| emit(Emit::Record(op::MAP_PUT, m.key, m.ns, uk, v)));
             }
         }
         Change::MapEntry => {
@@ -539,7 +540,7 @@ fn write_member(
             if in_any(sets.len(), whole, m.key, m.ns, Change::WholeMap, &[]) {
                 return;
             }
-            let value = frozen.find(recs, tid, entry, m.key, m.ns).and_then(|head| frozen.map_get(recs, recs.rec(head).value, m.uk));
+            let value = frozen.find(recs, tid, entry, m.key, m.ns).and_then(|head| frozen.map_get(recs, recs.entry(head).value, m.uk));
             match value {
                 Some(v) => emit(Emit::Record(op::MAP_PUT, m.key, m.ns, m.uk, v)),
                 None => emit(Emit::Record(op::MAP_DELETE, m.key, m.ns, m.uk, &[])),

@@ -38,6 +38,41 @@ use crate::error::Full;
 use crate::room::{self, oom, Room};
 use crate::slots::{Slot, Slots};
 
+/// Bytes of a narrow slot: the meta byte and a 32-bit ref.
+pub const NARROW: usize = 5;
+/// Bytes of a wide slot: the meta byte and 15 bytes that hold a ref or an
+/// entry inline (see [`Entry`]).
+#[cfg_attr(not(test), expect(dead_code, reason = "no table is wide yet (docs/LAYOUT.md, inline entries, step 2)"))]
+pub const WIDE: usize = 16;
+/// The index of every table: narrow slots.
+pub type Index = Ix<NARROW>;
+
+/// A wide slot's second byte when the slot holds a ref (in bytes 2..6). An
+/// inline entry's length byte is never this: its key takes at most 14 bytes.
+const WIDE_REF: u8 = 0xFF;
+
+/// What an occupied slot holds: a record's ref, or (in a wide slot) an entry
+/// inline. An inline entry is the 15 bytes after the meta byte: a length
+/// byte `klen << 4 | vlen` with `klen + vlen <= 14`, or `klen << 4 | 0xF`
+/// for an absence mark (no value, in an undo layer), then the key and the
+/// value; the rest is zero. (See `record::inline`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Ref(Ref),
+    Inline(&'a [u8]),
+}
+
+impl Entry<'_> {
+    /// The record this entry points to, if it is not inline.
+    #[inline]
+    pub fn record(self) -> Option<Ref> {
+        match self {
+            Entry::Ref(r) => Some(r),
+            Entry::Inline(_) => None,
+        }
+    }
+}
+
 const EMPTY: u8 = 0;
 /// The meta byte's distance nibble: 0 when empty, else distance + 1.
 const DIST: u8 = 0x0f;
@@ -47,25 +82,40 @@ pub const NO_REF: Ref = u32::MAX;
 /// Distance nibble of a resident at distance `SATURATED_AT` or more.
 const SATURATED: u8 = DIST;
 const SATURATED_AT: usize = SATURATED as usize - 1;
-/// Bytes per slot.
-const SLOT: usize = std::mem::size_of::<Slot>();
+impl<const N: usize> Ix<N> {
+    /// Bytes per slot.
+    const SLOT: usize = N;
+    /// Slots per chunk of the slot array, the unit of copy-on-write: 512
+    /// narrow slots (2,560 bytes) or 128 wide ones (2,048 bytes).
+    const CHUNK_BITS: u32 = if N == NARROW { 9 } else { 7 };
+    const CHUNK: usize = 1 << Self::CHUNK_BITS;
+    const CHUNK_MASK: usize = Self::CHUNK - 1;
 
-/// Slots per chunk of the slot array (2,560 bytes): the unit of
-/// copy-on-write.
-const CHUNK_BITS: u32 = 9;
-const CHUNK: usize = 1 << CHUNK_BITS;
-const CHUNK_MASK: usize = CHUNK - 1;
+    /// Chunks of an array of `cap` slots.
+    #[inline]
+    fn chunks_for(cap: usize) -> usize {
+        cap.div_ceil(Self::CHUNK)
+    }
 
-/// Chunks of an array of `cap` slots.
-#[inline]
-fn chunks_for(cap: usize) -> usize {
-    cap.div_ceil(CHUNK)
-}
+    /// Slots of chunk `c` of an array of `cap` slots.
+    #[inline]
+    fn chunk_len(cap: usize, c: usize) -> usize {
+        (cap - c * Self::CHUNK).min(Self::CHUNK)
+    }
 
-/// Slots of chunk `c` of an array of `cap` slots.
-#[inline]
-fn chunk_len(cap: usize, c: usize) -> usize {
-    (cap - c * CHUNK).min(CHUNK)
+    /// Fresh empty chunks for `cap` slots, or `None` when the allocator refuses.
+    fn zeroed(cap: usize) -> Option<(Slots<N>, Vec<Slots<N>>)> {
+        if cap == 0 {
+            return Some((Slots::EMPTY, Vec::new()));
+        }
+        let head = Slots::zeroed(Self::chunk_len(cap, 0))?;
+        let mut rest = Vec::new();
+        room::reserve(&mut rest, Self::chunks_for(cap) - 1).ok()?;
+        for c in 1..Self::chunks_for(cap) {
+            rest.push(Slots::zeroed(Self::chunk_len(cap, c))?);
+        }
+        Some((head, rest))
+    }
 }
 
 /// A Robin Hood index. A slot's meta byte is 0 when empty, else the hash's
@@ -79,11 +129,11 @@ fn chunk_len(cap: usize, c: usize) -> usize {
 /// copies 2.5 KB instead of the whole array. A small index is one chunk, held
 /// inline, so cloning it allocates nothing.
 #[derive(Debug, Default)]
-pub struct Index {
+pub struct Ix<const N: usize> {
     /// Slots `0..CHUNK` (every slot of a small index).
-    head: Slots,
+    head: Slots<N>,
     /// Slots from `CHUNK` on, `CHUNK` a handle (the last may hold fewer).
-    rest: Vec<Slots>,
+    rest: Vec<Slots<N>>,
     cap: usize,
     len: usize,
 }
@@ -109,43 +159,65 @@ fn nibble(d: usize) -> u8 {
     (d + 1).min(usize::from(SATURATED)) as u8
 }
 
+/// Where a slot of `N` bytes keeps a ref.
+#[inline(always)]
+const fn ref_offset(n: usize) -> usize {
+    if n == NARROW { 1 } else { 2 }
+}
+
+/// The ref in slot `s`, which holds one.
+#[inline(always)]
+fn slot_ref<const N: usize>(s: &Slot<N>) -> Ref {
+    let o = ref_offset(N);
+    u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]])
+}
+
+/// True when occupied slot `s` holds a ref (every narrow slot does).
+#[inline(always)]
+fn holds_ref<const N: usize>(s: &Slot<N>) -> bool {
+    N == NARROW || s[1] == WIDE_REF
+}
+
+/// The entry in occupied slot `s`.
+#[inline(always)]
+fn slot_entry<const N: usize>(s: &Slot<N>) -> Entry<'_> {
+    if holds_ref(s) { Entry::Ref(slot_ref(s)) } else { Entry::Inline(&s[1..]) }
+}
+
+/// A slot of meta byte `meta` holding `e`. An inline entry in a narrow slot
+/// is a caller's broken invariant (only wide tables make them).
 #[inline]
-fn slot_ref(s: &[u8; 5]) -> Ref {
-    u32::from_le_bytes([s[1], s[2], s[3], s[4]])
-}
-
-#[inline]
-fn pack(meta: u8, r: Ref) -> [u8; 5] {
-    let b = r.to_le_bytes();
-    [meta, b[0], b[1], b[2], b[3]]
-}
-
-/// Fresh empty chunks for `cap` slots, or `None` when the allocator refuses.
-fn zeroed(cap: usize) -> Option<(Slots, Vec<Slots>)> {
-    if cap == 0 {
-        return Some((Slots::EMPTY, Vec::new()));
+fn pack<const N: usize>(meta: u8, e: Entry<'_>) -> Slot<N> {
+    let mut s = [0u8; N];
+    s[0] = meta;
+    match e {
+        Entry::Ref(r) => {
+            if N != NARROW {
+                s[1] = WIDE_REF;
+            }
+            let o = ref_offset(N);
+            s[o..o + 4].copy_from_slice(&r.to_le_bytes());
+        }
+        Entry::Inline(b) => {
+            assert!(N != NARROW && b.len() < N && b.first().is_some_and(|&l| l != WIDE_REF), "an inline entry fits a wide slot");
+            s[1..=b.len()].copy_from_slice(b);
+        }
     }
-    let head = Slots::zeroed(chunk_len(cap, 0))?;
-    let mut rest = Vec::new();
-    room::reserve(&mut rest, chunks_for(cap) - 1).ok()?;
-    for c in 1..chunks_for(cap) {
-        rest.push(Slots::zeroed(chunk_len(cap, c))?);
-    }
-    Some((head, rest))
+    s
 }
 
-impl Index {
+impl<const N: usize> Ix<N> {
     pub fn new() -> Self {
-        Index::default()
+        Ix::default()
     }
 
     /// An index sized to hold `n` entries without growing, or `None` when
     /// the allocator refuses.
     pub fn try_with_capacity(n: usize) -> Option<Self> {
-        let mut ix = Index::new();
+        let mut ix = Ix::new();
         if n > 0 {
             let cap = capacity_for(n);
-            (ix.head, ix.rest) = zeroed(cap)?;
+            (ix.head, ix.rest) = Self::zeroed(cap)?;
             ix.cap = cap;
         }
         Some(ix)
@@ -153,15 +225,15 @@ impl Index {
 
     /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks),
     /// allocation-free for a small index. An error when the allocator refuses.
-    pub fn try_clone(&self) -> Result<Index, Full> {
+    pub fn try_clone(&self) -> Result<Ix<N>, Full> {
         let mut rest = Vec::new();
         room::reserve(&mut rest, self.rest.len())?;
         rest.extend(self.rest.iter().cloned());
-        Ok(Index { head: self.head.clone(), rest, cap: self.cap, len: self.len })
+        Ok(Ix { head: self.head.clone(), rest, cap: self.cap, len: self.len })
     }
 
     #[inline]
-    fn chunk(&self, c: usize) -> &Slots {
+    fn chunk(&self, c: usize) -> &Slots<N> {
         if c == 0 {
             &self.head
         } else {
@@ -170,7 +242,7 @@ impl Index {
     }
 
     #[inline]
-    fn chunk_mut(&mut self, c: usize) -> &mut Slots {
+    fn chunk_mut(&mut self, c: usize) -> &mut Slots<N> {
         if c == 0 {
             &mut self.head
         } else {
@@ -178,28 +250,28 @@ impl Index {
         }
     }
 
-    fn chunks(&self) -> impl Iterator<Item = &Slots> + '_ {
+    fn chunks(&self) -> impl Iterator<Item = &Slots<N>> + '_ {
         std::iter::once(&self.head).filter(|h| !h.is_empty()).chain(self.rest.iter())
     }
 
     /// Slot `i` (`i < cap`).
     #[inline]
-    fn slot(&self, i: usize) -> &Slot {
-        if i < CHUNK {
+    fn slot(&self, i: usize) -> &Slot<N> {
+        if i < Self::CHUNK {
             &self.head[i]
         } else {
-            &self.rest[(i >> CHUNK_BITS) - 1][i & CHUNK_MASK]
+            &self.rest[(i >> Self::CHUNK_BITS) - 1][i & Self::CHUNK_MASK]
         }
     }
 
     /// Slots `i..` up to the end of `i`'s chunk (`i < cap`): what a probe
     /// from `i` walks before it looks up the next chunk.
     #[inline]
-    fn run_from(&self, i: usize) -> &[Slot] {
-        if i < CHUNK {
+    fn run_from(&self, i: usize) -> &[Slot<N>] {
+        if i < Self::CHUNK {
             &self.head[i..]
         } else {
-            &self.rest[(i >> CHUNK_BITS) - 1][i & CHUNK_MASK..]
+            &self.rest[(i >> Self::CHUNK_BITS) - 1][i & Self::CHUNK_MASK..]
         }
     }
 
@@ -207,8 +279,8 @@ impl Index {
     /// shares it (which a writer's reservation has done already; see
     /// `try_reserve` and `try_own_run`).
     #[inline]
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        &mut self.chunk_mut(i >> CHUNK_BITS).make_mut(unshare)[i & CHUNK_MASK]
+    fn slot_mut(&mut self, i: usize) -> &mut Slot<N> {
+        &mut self.chunk_mut(i >> Self::CHUNK_BITS).make_mut(unshare)[i & Self::CHUNK_MASK]
     }
 
     /// True when `n` more entries fit without growing.
@@ -235,13 +307,13 @@ impl Index {
             i = if i + 1 == self.cap { 0 } else { i + 1 };
             n += 1;
         }
-        let (a, b) = (from >> CHUNK_BITS, i >> CHUNK_BITS);
+        let (a, b) = (from >> Self::CHUNK_BITS, i >> Self::CHUNK_BITS);
         if n == self.cap {
-            [0..chunks_for(self.cap), 0..0]
+            [0..Self::chunks_for(self.cap), 0..0]
         } else if i >= from {
             [a..b + 1, 0..0]
         } else {
-            [a..chunks_for(self.cap), 0..b + 1]
+            [a..Self::chunks_for(self.cap), 0..b + 1]
         }
     }
 
@@ -263,7 +335,7 @@ impl Index {
     /// copies still hold.
     fn own(&mut self, chunks: impl Iterator<Item = usize> + Clone, room: &mut Room) -> Result<u64, Full> {
         let shared = chunks.clone().filter(|&c| !self.chunk(c).is_unique());
-        let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * SLOT));
+        let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * Self::SLOT));
         if n == 0 {
             return Ok(0);
         }
@@ -271,7 +343,7 @@ impl Index {
         let mut copies = Vec::new();
         room::reserve(&mut copies, n)?;
         for c in shared {
-            copies.push((c, self.chunk(c).copy().ok_or_else(|| oom(self.chunk(c).len() * SLOT))?));
+            copies.push((c, self.chunk(c).copy().ok_or_else(|| oom(self.chunk(c).len() * Self::SLOT))?));
         }
         for (c, copy) in copies {
             *self.chunk_mut(c) = copy;
@@ -293,7 +365,7 @@ impl Index {
 
     /// Makes the chunk of slot `i` this index's own, as `try_own_run`.
     pub fn try_own_slot(&mut self, i: usize, room: &mut Room) -> Result<u64, Full> {
-        self.own(std::iter::once(i >> CHUNK_BITS), room)
+        self.own(std::iter::once(i >> Self::CHUNK_BITS), room)
     }
 
     /// Makes room for `n` more entries without growing, and makes every
@@ -301,37 +373,43 @@ impl Index {
     /// charging what it allocates to `room`. Returns the bytes of the
     /// chunks replaced that frozen copies still hold (0 when nothing was
     /// shared). On an error the index is unchanged.
-    pub fn try_reserve(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Ref) -> u32) -> Result<u64, Full> {
+    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
+    pub fn try_reserve(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Entry<'_>) -> u32) -> Result<u64, Full> {
+        self.reserve_by(n, room, &|s: &Slot<N>| rehash(slot_entry(s)))
+    }
+
+    /// `try_reserve`, rehashing from the slot.
+    fn reserve_by(&mut self, n: usize, room: &mut Room, rehash: &impl Fn(&Slot<N>) -> u32) -> Result<u64, Full> {
         let cap = self.cap;
         if !self.fits(n) {
             // A new array: no chunk of it is shared. The old chunks that
             // frozen copies share stay theirs.
             let new_cap = capacity_for(self.len + n).max(cap * 5 / 4);
             let frozen = self.shared_bytes() as u64;
-            let more = if frozen > 0 { new_cap * SLOT } else { new_cap.saturating_sub(cap) * SLOT };
+            let more = if frozen > 0 { new_cap * Self::SLOT } else { new_cap.saturating_sub(cap) * Self::SLOT };
             room.take(more as u64)?;
-            self.try_resize(new_cap, &rehash)?;
+            self.try_resize(new_cap, rehash)?;
             return Ok(frozen);
         }
-        self.own(0..chunks_for(cap), room)
+        self.own(0..Self::chunks_for(cap), room)
     }
 
     /// True when no frozen copy shares the chunk of slot `i`.
     #[inline]
     pub fn owns_slot(&self, i: usize) -> bool {
-        self.chunk(i >> CHUNK_BITS).is_unique()
+        self.chunk(i >> Self::CHUNK_BITS).is_unique()
     }
 
     /// Bytes of the chunks a frozen copy shares.
     pub fn shared_bytes(&self) -> usize {
-        self.chunks().filter(|c| !c.is_unique()).map(|c| c.len() * SLOT).sum()
+        self.chunks().filter(|c| !c.is_unique()).map(|c| c.len() * Self::SLOT).sum()
     }
 
     /// Bytes of this index's chunks that `other` does not share (for a
     /// frozen copy: what it alone keeps since writers copied those chunks).
-    pub fn bytes_not_shared_with(&self, other: Option<&Index>) -> usize {
+    pub fn bytes_not_shared_with(&self, other: Option<&Ix<N>>) -> usize {
         let held = |c: usize| other.is_some_and(|o| o.cap == self.cap && o.chunk(c).ptr_eq(self.chunk(c)));
-        (0..chunks_for(self.cap)).filter(|&c| !held(c)).map(|c| self.chunk(c).len() * SLOT).sum()
+        (0..Self::chunks_for(self.cap)).filter(|&c| !held(c)).map(|c| self.chunk(c).len() * Self::SLOT).sum()
     }
 
     /// Bytes of an index sized for `n` entries (`try_with_capacity(n)`).
@@ -339,7 +417,7 @@ impl Index {
         if n == 0 {
             0
         } else {
-            capacity_for(n) * SLOT
+            capacity_for(n) * Self::SLOT
         }
     }
 
@@ -355,7 +433,7 @@ impl Index {
 
     /// Bytes held by the index arrays.
     pub fn bytes(&self) -> usize {
-        self.cap * SLOT
+        self.cap * Self::SLOT
     }
 
     #[inline]
@@ -365,7 +443,13 @@ impl Index {
 
     /// Finds the slot of the entry with hash `h` for which `eq` holds.
     #[inline]
-    pub fn find(&self, h: u32, mut eq: impl FnMut(Ref) -> bool) -> Option<usize> {
+    pub fn find(&self, h: u32, mut eq: impl FnMut(Entry<'_>) -> bool) -> Option<usize> {
+        self.find_by(h, |s| eq(slot_entry(s)))
+    }
+
+    /// `find`, comparing the slot.
+    #[inline]
+    fn find_by(&self, h: u32, mut eq: impl FnMut(&Slot<N>) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -382,7 +466,7 @@ impl Index {
                     return None;
                 }
                 // Same distance and tag: perhaps ours (the caller compares keys).
-                if m == t | d && eq(slot_ref(s)) {
+                if m == t | d && eq(s) {
                     return Some(i);
                 }
                 i += 1;
@@ -395,8 +479,8 @@ impl Index {
     }
 
     /// Calls `f` with the ref of every resident that could be the entry with
-    /// hash `h` (the candidates `find` would compare), without comparing.
-    /// For warming caches ahead of a batch of lookups.
+    /// hash `h` (the candidates `find` would compare) and has a record,
+    /// without comparing. For warming caches ahead of a batch of lookups.
     #[inline]
     pub fn candidates(&self, h: u32, mut f: impl FnMut(Ref)) {
         if self.len == 0 {
@@ -410,7 +494,7 @@ impl Index {
                 if s[0] & DIST < d {
                     return;
                 }
-                if s[0] == t | d {
+                if s[0] == t | d && holds_ref(s) {
                     f(slot_ref(s));
                 }
                 i += 1;
@@ -428,18 +512,19 @@ impl Index {
         if self.cap == 0 { 0 } else { self.slot(self.home(h))[0] }
     }
 
-    /// The ref in an occupied slot.
+    /// The entry in an occupied slot.
     #[inline]
-    pub fn get(&self, slot: usize) -> Ref {
+    pub fn get(&self, slot: usize) -> Entry<'_> {
         debug_assert!(self.slot(slot)[0] != EMPTY);
-        slot_ref(self.slot(slot))
+        slot_entry(self.slot(slot))
     }
 
-    /// Replaces the ref in an occupied slot (the entry's key is unchanged).
+    /// Replaces the entry in an occupied slot (its key is unchanged).
     #[inline]
-    pub fn set(&mut self, slot: usize, r: Ref) {
+    pub fn set(&mut self, slot: usize, e: Entry<'_>) {
         debug_assert!(self.slot(slot)[0] != EMPTY);
-        self.slot_mut(slot)[1..].copy_from_slice(&r.to_le_bytes());
+        let meta = self.slot(slot)[0];
+        *self.slot_mut(slot) = pack(meta, e);
     }
 
     /// Inserts an entry the caller knows is absent. `rehash` gives the hash
@@ -447,16 +532,23 @@ impl Index {
     /// it does only when the caller did not reserve room) and for each
     /// saturated resident the placement passes once its own distance is
     /// saturated too (see `place`).
-    pub fn insert(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
+    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
+    pub fn insert(&mut self, h: u32, e: Entry<'_>, rehash: impl Fn(Entry<'_>) -> u32) {
+        self.insert_by(h, pack(tag(h) | 1, e), &|s: &Slot<N>| rehash(slot_entry(s)));
+    }
+
+    /// `insert` of slot `cur` (its meta byte `tag(h) | 1`), rehashing from
+    /// the slot.
+    fn insert_by(&mut self, h: u32, cur: Slot<N>, rehash: &impl Fn(&Slot<N>) -> u32) {
         if !self.fits(1) {
             // Grow by a quarter: the load stays between 72% and 90% (memory
             // per entry matters more here than the extra rehashing).
             let cap = capacity_for(self.len + 1).max(self.cap * 5 / 4);
-            if self.try_resize(cap, &rehash).is_err() {
-                alloc_failed(cap);
+            if self.try_resize(cap, rehash).is_err() {
+                alloc_failed(cap * Self::SLOT);
             }
         }
-        self.place(h, r, &rehash);
+        self.place(h, cur, rehash);
     }
 
     /// Robin Hood placement. The index has at least one empty slot.
@@ -465,11 +557,11 @@ impl Index {
     /// resident's recomputed from its hash when both are saturated): a
     /// lookup stops at a resident nearer its home than it would be, which is
     /// right only if no entry was ever placed past such a resident.
-    fn place(&mut self, h: u32, r: Ref, rehash: &impl Fn(Ref) -> u32) {
+    /// `cur` is the entry's slot at distance 0 (`pack(tag(h) | 1, ..)`).
+    fn place(&mut self, h: u32, mut cur: Slot<N>, rehash: &impl Fn(&Slot<N>) -> u32) {
         let mut i = self.home(h);
         self.len += 1;
         let cap = self.cap;
-        let mut cur = pack(tag(h) | 1, r);
         // `cur`'s distance from its home at slot `i`.
         let mut dist = 0usize;
         loop {
@@ -484,7 +576,7 @@ impl Index {
             let theirs = if md < SATURATED {
                 Some(usize::from(md) - 1)
             } else if dist >= SATURATED_AT {
-                Some(self.distance(i, rehash(slot_ref(self.slot(i)))))
+                Some(self.distance(i, rehash(self.slot(i))))
             } else {
                 None // 14 or more: not nearer than `cur`
             };
@@ -515,44 +607,52 @@ impl Index {
 
     /// Removes the entry in `slot`, shifting its followers back; with
     /// `shrink`, an index left mostly empty moves to a smaller array.
-    pub fn remove_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Ref) -> u32) {
+    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
+    pub fn remove_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Entry<'_>) -> u32) {
+        self.remove_by(slot, shrink, &|s: &Slot<N>| rehash(slot_entry(s)));
+    }
+
+    /// `remove_at`, rehashing from the slot.
+    fn remove_by(&mut self, slot: usize, shrink: bool, rehash: &impl Fn(&Slot<N>) -> u32) {
         let cap = self.cap;
         let mut i = slot;
         loop {
             let j = if i + 1 == cap { 0 } else { i + 1 };
             let m = self.slot(j)[0];
             if m & DIST <= 1 {
-                *self.slot_mut(i) = [EMPTY, 0, 0, 0, 0];
+                *self.slot_mut(i) = [EMPTY; N];
                 break;
             }
-            let r = slot_ref(self.slot(j));
-            let meta = if m & DIST == SATURATED {
+            let mut moved = *self.slot(j);
+            moved[0] = if m & DIST == SATURATED {
                 // The true distance is unknown: recompute it from the hash.
-                (m & !DIST) | nibble(self.distance(i, rehash(r)))
+                (m & !DIST) | nibble(self.distance(i, rehash(&moved)))
             } else {
                 // The distance nibble is 2 or more: no borrow from the tag.
                 m - 1
             };
-            *self.slot_mut(i) = pack(meta, r);
+            *self.slot_mut(i) = moved;
             i = j;
         }
         self.len -= 1;
         // Give memory back to the allocator when mostly empty (if a smaller
         // array cannot be had, the larger one stays).
         if shrink && cap > 64 && self.len * 5 < cap {
-            let _ = self.try_resize(capacity_for(self.len), &rehash);
+            let _ = self.try_resize(capacity_for(self.len), rehash);
         }
     }
 
     /// Moves the entries into a new array of `cap` slots; on an error the
     /// index is unchanged.
-    fn try_resize(&mut self, cap: usize, rehash: &impl Fn(Ref) -> u32) -> Result<(), Full> {
+    fn try_resize(&mut self, cap: usize, rehash: &impl Fn(&Slot<N>) -> u32) -> Result<(), Full> {
         let cap = cap.max(8);
-        let (head, rest) = zeroed(cap).ok_or_else(|| oom(cap * SLOT))?;
-        let old = std::mem::replace(self, Index { head, rest, cap, len: 0 });
+        let (head, rest) = Self::zeroed(cap).ok_or_else(|| oom(cap * Self::SLOT))?;
+        let old = std::mem::replace(self, Ix { head, rest, cap, len: 0 });
         for s in old.chunks().flat_map(|c| c.iter()).filter(|s| s[0] != EMPTY) {
-            let r = slot_ref(s);
-            self.place(rehash(r), r, rehash);
+            let h = rehash(s);
+            let mut moved = *s;
+            moved[0] = tag(h) | 1;
+            self.place(h, moved, rehash);
         }
         Ok(())
     }
@@ -562,24 +662,24 @@ impl Index {
         self.cap
     }
 
-    /// The ref in slot `i`, if it is occupied.
+    /// The entry in slot `i`, if it is occupied.
     #[inline]
-    pub fn slot_at(&self, i: usize) -> Option<Ref> {
-        (i < self.cap).then(|| self.slot(i)).filter(|s| s[0] != EMPTY).map(slot_ref)
+    pub fn slot_at(&self, i: usize) -> Option<Entry<'_>> {
+        (i < self.cap).then(|| self.slot(i)).filter(|s| s[0] != EMPTY).map(slot_entry)
     }
 
     /// Looks at slots `from..from + max` (up to the capacity) for the first
-    /// occupied one whose ref `pick` accepts: returns it, if any, and the
+    /// occupied one whose entry `pick` accepts: returns it, if any, and the
     /// slot to look at next (after it, or after the range).
-    pub fn scan(&self, from: usize, max: usize, mut pick: impl FnMut(Ref) -> bool) -> (Option<usize>, usize) {
+    pub fn scan(&self, from: usize, max: usize, mut pick: impl FnMut(Entry<'_>) -> bool) -> (Option<usize>, usize) {
         let end = from.saturating_add(max).min(self.cap);
         let mut i = from;
         while i < end {
-            let c = i >> CHUNK_BITS;
-            let base = c << CHUNK_BITS;
-            let stop = end.min(base + CHUNK);
+            let c = i >> Self::CHUNK_BITS;
+            let base = c << Self::CHUNK_BITS;
+            let stop = end.min(base + Self::CHUNK);
             let chunk = &self.chunk(c)[i - base..stop - base];
-            if let Some(k) = chunk.iter().position(|s| s[0] != EMPTY && pick(slot_ref(s))) {
+            if let Some(k) = chunk.iter().position(|s| s[0] != EMPTY && pick(slot_entry(s))) {
                 return (Some(i + k), i + k + 1);
             }
             i = stop;
@@ -587,14 +687,92 @@ impl Index {
         (None, end)
     }
 
-    /// Occupied slots and their refs, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, Ref)> + '_ {
-        self.chunks().flat_map(|c| c.iter()).enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_ref(s)))
+    /// Occupied slots and their entries, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Entry<'_>)> + '_ {
+        self.chunks().flat_map(|c| c.iter()).enumerate().filter(|(_, s)| s[0] != EMPTY).map(|(i, s)| (i, slot_entry(s)))
     }
 
-    /// The refs, in slot order (for internal walks: freeing, merging).
+    /// The entries, in slot order (for internal walks: merging, checks).
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        self.iter().map(|(_, e)| e)
+    }
+
+    /// The refs of the entries that have a record, in slot order (for
+    /// freeing them).
     pub fn refs(&self) -> impl Iterator<Item = Ref> + '_ {
-        self.iter().map(|(_, r)| r)
+        self.entries().filter_map(Entry::record)
+    }
+
+    /// The entries in a fixed order that is not the order of their hashes: slots
+    /// visited with a stride of about 0.618 of the capacity, coprime to it.
+    ///
+    /// Why: slot order is hash order, and inserting keys in hash order into
+    /// a growing table packs them into the front of it (each insert lands in
+    /// an ever longer cluster: quadratic). Everything that hands entries out
+    /// (checkpoints, listings) uses this order, so a store restored from a
+    /// checkpoint, or filled from another store's listing, fills evenly.
+    pub fn spread(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        let cap = self.cap;
+        let step = spread_step(cap);
+        let mut i = 0usize;
+        (0..cap).filter_map(move |_| {
+            let slot = i;
+            i += step;
+            if i >= cap {
+                i -= cap;
+            }
+            let s = self.slot(slot);
+            (s[0] != EMPTY).then(|| slot_entry(s))
+        })
+    }
+}
+
+/// What only a narrow index does (for now): hand its refs out in bulk, for
+/// the export, whose ref lists have no room for inline entries.
+impl Ix<NARROW> {
+    /// `find` in an index whose entries are all refs.
+    #[inline]
+    pub fn find_ref(&self, h: u32, mut eq: impl FnMut(Ref) -> bool) -> Option<usize> {
+        self.find_by(h, |s| eq(slot_ref(s)))
+    }
+
+    /// The ref in an occupied slot.
+    #[inline]
+    pub fn get_ref(&self, slot: usize) -> Ref {
+        debug_assert!(self.slot(slot)[0] != EMPTY);
+        slot_ref(self.slot(slot))
+    }
+
+    /// Replaces the ref in an occupied slot (the entry's key is unchanged).
+    #[inline]
+    pub fn set_ref(&mut self, slot: usize, r: Ref) {
+        self.set(slot, Entry::Ref(r));
+    }
+
+    /// `insert` of a ref, `rehash` giving a resident's hash from its ref.
+    pub fn insert_ref(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
+        self.insert_by(h, pack(tag(h) | 1, Entry::Ref(r)), &|s: &Slot<NARROW>| rehash(slot_ref(s)));
+    }
+
+    /// `remove_at`, `rehash` giving a resident's hash from its ref.
+    pub fn remove_ref_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Ref) -> u32) {
+        self.remove_by(slot, shrink, &|s: &Slot<NARROW>| rehash(slot_ref(s)));
+    }
+
+    /// `try_reserve`, `rehash` giving a resident's hash from its ref.
+    pub fn reserve_refs(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Ref) -> u32) -> Result<u64, Full> {
+        self.reserve_by(n, room, &|s: &Slot<NARROW>| rehash(slot_ref(s)))
+    }
+
+    /// The ref in slot `i`, if it is occupied.
+    #[inline]
+    pub fn ref_in(&self, i: usize) -> Option<Ref> {
+        (i < self.cap).then(|| self.slot(i)).filter(|s| s[0] != EMPTY).map(slot_ref)
+    }
+
+    /// The refs in `spread` order.
+    pub fn refs_spread(&self) -> impl Iterator<Item = Ref> + '_ {
+        self.spread().filter_map(Entry::record)
     }
 
     /// The refs of occupied slots from slot `from` on, in slot order, into
@@ -633,29 +811,7 @@ impl Index {
         (n, from)
     }
 
-    /// The refs in a fixed order that is not the order of their hashes: slots
-    /// visited with a stride of about 0.618 of the capacity, coprime to it.
-    ///
-    /// Why: slot order is hash order, and inserting keys in hash order into
-    /// a growing table packs them into the front of it (each insert lands in
-    /// an ever longer cluster: quadratic). Everything that hands entries out
-    /// (checkpoints, listings) uses this order, so a store restored from a
-    /// checkpoint, or filled from another store's listing, fills evenly.
-    pub fn refs_spread(&self) -> impl Iterator<Item = Ref> + '_ {
-        let cap = self.cap;
-        let step = spread_step(cap);
-        let mut i = 0usize;
-        (0..cap).filter_map(move |_| {
-            let slot = i;
-            i += step;
-            if i >= cap {
-                i -= cap;
-            }
-            let s = self.slot(slot);
-            (s[0] != EMPTY).then(|| slot_ref(s))
-        })
-    }
-    /// The refs of `refs_spread`, in its order, into `out` (replacing what it
+    /// The refs of `spread`, in its order, into `out` (replacing what it
     /// held), with `NO_REF` where a visited slot is empty. Same order, read
     /// differently: the slot array front to back (which the hardware
     /// streams), each slot landing at its place in the stride in `out` (4
@@ -723,16 +879,16 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 
 /// A copy of slots a frozen view shares, for a change nobody reserved.
 #[cold]
-fn unshare(s: &Slots) -> Slots {
+fn unshare<const N: usize>(s: &Slots<N>) -> Slots<N> {
     debug_assert!(false, "an index shared with a frozen copy changed without a reservation");
-    s.copy().unwrap_or_else(|| alloc_failed(s.len()))
+    s.copy().unwrap_or_else(|| alloc_failed(s.len() * N))
 }
 
-/// The allocation of `slots` slots failed where the caller cannot take an
-/// error: abort, as an infallible allocation does.
+/// The allocation of `bytes` bytes of slots failed where the caller cannot
+/// take an error: abort, as an infallible allocation does.
 #[cold]
-fn alloc_failed(slots: usize) -> ! {
-    std::alloc::handle_alloc_error(std::alloc::Layout::array::<Slot>(slots).unwrap_or(std::alloc::Layout::new::<Slot>()))
+fn alloc_failed(bytes: usize) -> ! {
+    std::alloc::handle_alloc_error(std::alloc::Layout::array::<u8>(bytes).unwrap_or(std::alloc::Layout::new::<u8>()))
 }
 
 /// Capacity that holds `n` entries at about 80% load.
@@ -756,16 +912,41 @@ mod tests {
         murmur3_32(&r.to_le_bytes(), 7)
     }
 
+    /// The inline entry these tests store for id `r`: its bytes as the key.
+    fn inline_of(r: Ref) -> [u8; crate::record::INLINE] {
+        crate::record::inline(&r.to_le_bytes(), Some(&[r as u8])).expect("fits")
+    }
+
+    /// The id of an entry these tests stored (see `put`).
+    fn id(e: Entry<'_>) -> Ref {
+        match e {
+            Entry::Ref(r) => r,
+            Entry::Inline(b) => {
+                assert_eq!(b, &inline_of(u32::from_le_bytes([b[1], b[2], b[3], b[4]]))[..], "inline bytes kept whole");
+                u32::from_le_bytes([b[1], b[2], b[3], b[4]])
+            }
+        }
+    }
+
+    /// Inserts id `r` with hash `hr`: in a narrow index as a ref; in a wide
+    /// one every third as a ref, the others inline.
+    fn put<const N: usize>(ix: &mut Ix<N>, hr: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
+        let b = inline_of(r);
+        let e = if N == NARROW || r % 3 == 0 { Entry::Ref(r) } else { Entry::Inline(&b) };
+        ix.insert(hr, e, |e| rehash(id(e)));
+    }
+
     #[test]
     fn insert_find_remove_against_a_set() {
-        against_a_set(h, 5000, 200_000, 997, 0x9e37_79b9_7f4a_7c15);
+        against_a_set::<NARROW>(h, 5000, 200_000, 997, 0x9e37_79b9_7f4a_7c15);
+        against_a_set::<WIDE>(h, 5000, 200_000, 997, 0x9e37_79b9_7f4a_7c15);
     }
 
     /// Random finds, inserts and removes of refs `0..refs` (their hashes by
     /// `h`) against a set; every `check_every` steps, `assert_exact`; at the
     /// end, the refs held are the set's.
-    fn against_a_set(h: impl Fn(Ref) -> u32, refs: u64, steps: u32, check_every: u32, seed: u64) {
-        let mut ix = Index::new();
+    fn against_a_set<const N: usize>(h: impl Fn(Ref) -> u32, refs: u64, steps: u32, check_every: u32, seed: u64) {
+        let mut ix = Ix::<N>::new();
         let mut model = HashSet::new();
         let mut x = seed;
         for step in 0..steps {
@@ -773,15 +954,15 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let r = (x % refs) as Ref;
-            let slot = ix.find(h(r), |c| c == r);
+            let slot = ix.find(h(r), |c| id(c) == r);
             assert_eq!(slot.is_some(), model.contains(&r), "step {step}");
             if x % 3 == 0 {
                 if let Some(s) = slot {
-                    ix.remove_at(s, true, &h);
+                    ix.remove_at(s, true, |e| h(id(e)));
                     model.remove(&r);
                 }
             } else if slot.is_none() {
-                ix.insert(h(r), r, &h);
+                put(&mut ix, h(r), r, &h);
                 model.insert(r);
             }
             assert_eq!(ix.len(), model.len());
@@ -789,11 +970,15 @@ mod tests {
                 assert_exact(&ix, &h);
             }
         }
-        let mut seen: Vec<Ref> = ix.refs().collect();
+        let mut seen: Vec<Ref> = ix.entries().map(id).collect();
         seen.sort();
         let mut want: Vec<Ref> = model.into_iter().collect();
         want.sort();
         assert_eq!(seen, want);
+        let mut refs: Vec<Ref> = ix.refs().collect();
+        refs.sort();
+        want.retain(|&r| N == NARROW || r % 3 == 0);
+        assert_eq!(refs, want, "refs: the entries that are not inline");
     }
 
     #[test]
@@ -801,7 +986,7 @@ mod tests {
         for n in [0u32, 1, 700, 5_000] {
             let mut ix = Index::new();
             for r in 0..n {
-                ix.insert(h(r), r, h);
+                put(&mut ix, h(r), r, h);
             }
             let want: Vec<Ref> = ix.refs().collect();
             for piece in [1usize, 7, 512, 10_000] {
@@ -821,11 +1006,16 @@ mod tests {
     #[test]
     fn spread_order_visits_every_entry_once() {
         for n in [0u32, 1, 2, 3, 7, 8, 100, 1000, 4097] {
+            let mut wide = Ix::<WIDE>::new();
             let mut ix = Index::new();
             for r in 0..n {
-                ix.insert(h(r), r, h);
+                put(&mut ix, h(r), r, h);
+                put(&mut wide, h(r), r, h);
             }
             let mut a: Vec<Ref> = ix.refs_spread().collect();
+            let mut w: Vec<Ref> = wide.spread().map(id).collect();
+            w.sort();
+            assert_eq!(w, (0..n).collect::<Vec<_>>(), "n = {n}, wide");
             // The export reads the same order through a scratch array.
             let mut order = vec![5, 6, 7];
             ix.spread_into(&mut order).unwrap();
@@ -847,22 +1037,27 @@ mod tests {
 
     #[test]
     fn inserting_in_another_tables_order_stays_linear() {
+        in_another_tables_order::<NARROW>();
+        in_another_tables_order::<WIDE>();
+    }
+
+    fn in_another_tables_order<const N: usize>() {
         // Fill a big table, then copy it into a fresh one in its hand-out
         // order: the probe work per insert must stay flat.
-        let mut big = Index::new();
+        let mut big = Ix::<N>::new();
         for r in 0..50_000u32 {
-            big.insert(h(r), r, h);
+            put(&mut big, h(r), r, h);
         }
         let steps = |order: Vec<Ref>| {
             PLACE_STEPS.with(|c| c.set(0));
-            let mut copy = Index::new();
+            let mut copy = Ix::<N>::new();
             for r in order {
-                copy.insert(h(r), r, h);
+                put(&mut copy, h(r), r, h);
             }
             PLACE_STEPS.with(Cell::get)
         };
-        let spread = steps(big.refs_spread().collect());
-        let sorted = steps(big.refs().collect());
+        let spread = steps(big.spread().map(id).collect());
+        let sorted = steps(big.entries().map(id).collect());
         // Growth re-places every entry about three times, a few steps each.
         assert!(spread < 50_000 * 25, "spread order: {spread} steps");
         // The positive control: hash order into a growing table is far worse.
@@ -871,58 +1066,63 @@ mod tests {
 
     #[test]
     fn a_frozen_copy_keeps_its_chunks_while_writers_copy_only_what_they_change() {
-        let mut ix = Index::new();
+        frozen_copy::<NARROW>();
+        frozen_copy::<WIDE>();
+    }
+
+    fn frozen_copy<const N: usize>() {
+        let mut ix = Ix::<N>::new();
         let n = 20_000u32;
         for r in 0..n {
-            ix.insert(h(r), r, h);
+            put(&mut ix, h(r), r, h);
         }
-        assert!(chunks_for(ix.capacity()) > 10);
+        assert!(Ix::<N>::chunks_for(ix.capacity()) > 10);
         let frozen = ix.try_clone().unwrap();
         assert_eq!(ix.shared_bytes(), ix.bytes());
         assert_eq!(frozen.bytes_not_shared_with(Some(&ix)), 0);
         // One change: the reservation copies the chunks of its run only.
-        let slot = ix.find(h(7), |c| c == 7).unwrap();
+        let slot = ix.find(h(7), |c| id(c) == 7).unwrap();
         assert!(!ix.owns_run(slot));
         let copied = ix.try_own_run(slot, &mut { Room::UNLIMITED }).unwrap() as usize;
         assert!(ix.owns_run(slot) && ix.owns_slot(slot));
-        assert!(copied > 0 && copied <= 2 * CHUNK * SLOT, "copied {copied} bytes");
+        assert!(copied > 0 && copied <= 2 * Ix::<N>::CHUNK * N, "copied {copied} bytes");
         assert_eq!(frozen.bytes_not_shared_with(Some(&ix)), copied);
-        ix.remove_at(slot, false, h);
+        ix.remove_at(slot, false, |e| h(id(e)));
         // An insert, likewise.
         let home = ix.home_of(h(n));
         ix.try_own_run(home, &mut { Room::UNLIMITED }).unwrap();
-        ix.insert(h(n), n, h);
-        assert!(ix.shared_bytes() >= ix.bytes() - 4 * CHUNK * SLOT, "most chunks still shared");
+        put(&mut ix, h(n), n, h);
+        assert!(ix.shared_bytes() >= ix.bytes() - 4 * Ix::<N>::CHUNK * N, "most chunks still shared");
         // The frozen copy reads its moment; the index reads the changes.
-        assert!(frozen.find(h(7), |c| c == 7).is_some());
-        assert!(frozen.find(h(n), |c| c == n).is_none());
-        assert!(ix.find(h(7), |c| c == 7).is_none());
-        assert!(ix.find(h(n), |c| c == n).is_some());
+        assert!(frozen.find(h(7), |c| id(c) == 7).is_some());
+        assert!(frozen.find(h(n), |c| id(c) == n).is_none());
+        assert!(ix.find(h(7), |c| id(c) == 7).is_none());
+        assert!(ix.find(h(n), |c| id(c) == n).is_some());
         for r in (0..n).filter(|&r| r != 7) {
-            assert!(ix.find(h(r), |c| c == r).is_some() && frozen.find(h(r), |c| c == r).is_some(), "ref {r}");
+            assert!(ix.find(h(r), |c| id(c) == r).is_some() && frozen.find(h(r), |c| id(c) == r).is_some(), "ref {r}");
         }
         // A reservation of everything copies the rest; a budget refuses it whole.
         let mut tight = Room::new(0, 1000);
-        assert!(ix.try_reserve(0, &mut tight, h).is_err());
+        assert!(ix.try_reserve(0, &mut tight, |e| h(id(e))).is_err());
         assert!(ix.shared_bytes() > 0, "a refused reservation changes nothing");
-        ix.try_reserve(0, &mut { Room::UNLIMITED }, h).unwrap();
+        ix.try_reserve(0, &mut { Room::UNLIMITED }, |e| h(id(e))).unwrap();
         assert_eq!(ix.shared_bytes(), 0);
         assert_eq!(frozen.bytes_not_shared_with(Some(&ix)), frozen.bytes());
         assert_eq!(frozen.len(), n as usize);
         // A scan finds what `find` finds, across chunks, a window at a time.
-        let want = ix.find(h(12345), |c| c == 12345).unwrap();
+        let want = ix.find(h(12345), |c| id(c) == 12345).unwrap();
         let (mut at, mut found) = (0, None);
         while found.is_none() && at < ix.capacity() {
-            (found, at) = ix.scan(at, 700, |r| r == 12345);
+            (found, at) = ix.scan(at, 700, |e| id(e) == 12345);
         }
         assert_eq!(found, Some(want));
-        assert_eq!(ix.scan(0, usize::MAX, |r| r == n + 1), (None, ix.capacity()));
+        assert_eq!(ix.scan(0, usize::MAX, |e| id(e) == n + 1), (None, ix.capacity()));
     }
 
     /// Every occupied slot's meta byte is its hash's tag and its exact
     /// distance (saturated), and distances grow by at most one a slot along
     /// a run (Robin Hood order, which a lookup's early stop relies on).
-    fn assert_exact(ix: &Index, h: &impl Fn(Ref) -> u32) {
+    fn assert_exact<const N: usize>(ix: &Ix<N>, h: &impl Fn(Ref) -> u32) {
         let mut prev: Option<usize> = None;
         for i in 0..ix.capacity() {
             let s = ix.slot(i);
@@ -930,7 +1130,7 @@ mod tests {
                 prev = None;
                 continue;
             }
-            let r = slot_ref(s);
+            let r = id(slot_entry(s));
             let d = ix.distance(i, h(r));
             assert_eq!(s[0], tag(h(r)) | nibble(d), "slot {i}, ref {r}, distance {d}");
             if let Some(p) = prev {
@@ -945,7 +1145,8 @@ mod tests {
         // Hashes from a space of 64 values for up to 2,000 entries: long
         // runs of residents sharing homes and tags, distances past the
         // saturation, removals shifting saturated residents back.
-        against_a_set(|r| murmur3_32(&(r % 64).to_le_bytes(), 3), 2000, 60_000, 97, 0x2545_f491_4f6c_dd1d);
+        against_a_set::<NARROW>(|r| murmur3_32(&(r % 64).to_le_bytes(), 3), 2000, 60_000, 97, 0x2545_f491_4f6c_dd1d);
+        against_a_set::<WIDE>(|r| murmur3_32(&(r % 64).to_le_bytes(), 3), 2000, 60_000, 97, 0x2545_f491_4f6c_dd1d);
     }
 
     #[test]
@@ -957,13 +1158,13 @@ mod tests {
             (0u32..).map(|i| murmur3_32(format!("user-{i}").as_bytes(), 0)).filter(|h| h % 128 == 5).take(20_000).collect();
         let mut ix = Index::new();
         for (r, &hh) in hashes.iter().enumerate() {
-            ix.insert(hh, r as Ref, |r| hashes[r as usize]);
+            put(&mut ix, hh, r as Ref, |r| hashes[r as usize]);
         }
         let mut calls = 0usize;
         for (r, &hh) in hashes.iter().enumerate() {
             let found = ix.find(hh, |c| {
                 calls += 1;
-                c == r as Ref
+                id(c) == r as Ref
             });
             assert!(found.is_some());
         }
@@ -985,22 +1186,27 @@ mod tests {
 
     #[test]
     fn all_equal_hashes_still_work() {
+        all_equal_hashes::<NARROW>();
+        all_equal_hashes::<WIDE>();
+    }
+
+    fn all_equal_hashes<const N: usize>() {
         // Worst case: every entry has the same hash; distances saturate and
         // lookups, inserts and removes stay correct.
-        let mut ix = Index::new();
+        let mut ix = Ix::<N>::new();
         for r in 0..600u32 {
-            ix.insert(42, r, |_| 42);
+            put(&mut ix, 42, r, |_| 42);
         }
         for r in 0..600u32 {
-            assert!(ix.find(42, |c| c == r).is_some());
+            assert!(ix.find(42, |c| id(c) == r).is_some());
         }
-        assert!(ix.find(42, |c| c == 9999).is_none());
+        assert!(ix.find(42, |c| id(c) == 9999).is_none());
         for r in (0..600u32).step_by(2) {
-            let s = ix.find(42, |c| c == r).unwrap();
+            let s = ix.find(42, |c| id(c) == r).unwrap();
             ix.remove_at(s, true, |_| 42);
         }
         for r in 0..600u32 {
-            assert_eq!(ix.find(42, |c| c == r).is_some(), r % 2 == 1, "ref {r}");
+            assert_eq!(ix.find(42, |c| id(c) == r).is_some(), r % 2 == 1, "ref {r}");
         }
     }
 }

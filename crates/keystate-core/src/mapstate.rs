@@ -30,7 +30,7 @@ impl Store {
             None => self.mem.get(tid, h, loc.key, ns),
             Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
         };
-        Ok(head.map(|r| self.mem.rec(r).value))
+        Ok(head.map(|e| self.mem.entry(e).value))
     }
 
     /// The value of user key `uk` in the map of (key, ns). (With TTL, a live
@@ -110,7 +110,7 @@ impl Store {
         // Room for the head value: the old pairs, and the new pair with its lengths.
         let pair = uk.len() + value.len() + 20;
         let head = mem.get(tid, h, key, ns);
-        Ok(match head.map(|r| mapval::view(mem.rec(r).value)) {
+        Ok(match head.map(|e| mapval::view(mem.entry(e).value)) {
             None => {
                 out.clear();
                 room::reserve_bytes(out, 1 + pair)?;
@@ -172,7 +172,7 @@ impl Store {
         let h = entry_hash(loc.hash, ns);
         let Some(head) = self.mem.get(tid, h, loc.key, ns) else { return Ok(false) };
         let mut room = Room::UNLIMITED;
-        let found = match mapval::view(self.mem.rec(head).value) {
+        let found = match mapval::view(self.mem.entry(head).value) {
             MapRef::Inline(blob) => mapval::find(blob, uk).is_some(),
             MapRef::Nested(nt) => self.mem.get(nt, murmur3_32(uk, 0), uk, &[]).is_some(),
         };
@@ -193,7 +193,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     fn map_remove_in(mem: &mut Mem, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], uk: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let head = mem.get(tid, h, key, ns).expect("the caller found the map");
-        match mapval::view(mem.rec(head).value) {
+        match mapval::view(mem.entry(head).value) {
             MapRef::Inline(blob) => {
                 out.clear();
                 room::reserve_bytes(out, 1 + blob.len())?;

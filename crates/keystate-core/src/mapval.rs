@@ -114,7 +114,7 @@ pub fn get<'a>(mem: &'a Mem, head: &'a [u8], uk: &[u8], at: Option<u64>) -> Opti
                 None => mem.get(nt, h, uk, &[]),
                 Some(s) => mem.get_at(nt, h, uk, &[], s),
             };
-            r.map(|r| mem.rec(r).value)
+            r.map(|e| mem.entry(e).value)
         }
     }
 }
@@ -123,7 +123,7 @@ pub fn get<'a>(mem: &'a Mem, head: &'a [u8], uk: &[u8], at: Option<u64>) -> Opti
 pub fn for_each(mem: &Mem, head: &[u8], at: Option<u64>, mut f: impl FnMut(&[u8], &[u8])) {
     match view(head) {
         MapRef::Inline(blob) => pairs(blob).for_each(|(k, v)| f(k, v)),
-        MapRef::Nested(nt) => mem.for_each_visible(nt, at, |_, e| f(e.key, e.value)),
+        MapRef::Nested(nt) => mem.for_each_visible(nt, at, |e| f(e.key, e.value)),
     }
 }
 

@@ -30,8 +30,8 @@
 use crate::arena::{Arena, Ref, Run, Runs};
 use crate::error::Full;
 use crate::hash::{entry_hash, murmur3_32};
-use crate::index::Index;
-use crate::record::{self, Rec};
+use crate::index::{Entry, Index};
+use crate::record::{self, EntryRecords, Rec};
 use crate::room::{self, Room};
 
 pub type TableId = u32;
@@ -138,6 +138,12 @@ impl Table {
         let first = self.layers.iter().position(|l| l.epoch >= s).unwrap_or(self.layers.len());
         &self.layers[first..]
     }
+}
+
+/// The entry of (key, ns) in `ix`.
+#[inline]
+fn find_entry<'a>(arena: &Arena, ix: &'a Index, h: u32, key: &[u8], ns: &[u8]) -> Option<Entry<'a>> {
+    ix.find(h, |e| arena.entry_matches(e, key, ns)).map(|slot| ix.get(slot))
 }
 
 /// Hash of the record at `r`, as its table indexes it.
@@ -270,8 +276,8 @@ impl Mem {
             self.arena.release_run(r);
         }
         let heads = t.heads;
-        for r in t.live.refs() {
-            self.free_record(r, heads);
+        for e in t.live.entries() {
+            self.free_entry(e, heads);
         }
         for l in &t.layers {
             for r in l.index.refs() {
@@ -283,6 +289,20 @@ impl Mem {
         // A frozen view keeps the chunks of the live index it shares.
         self.acct.frozen_copies += t.live.shared_bytes() as u64;
         self.free_tables.push(id);
+    }
+
+    /// Frees what a live entry holds: its record, and (for a map head) the
+    /// nested table it owns.
+    fn free_entry(&mut self, e: Entry<'_>, heads: bool) {
+        match e {
+            Entry::Ref(r) => self.free_record(r, heads),
+            Entry::Inline(b) => {
+                let rec = record::parse_inline(b);
+                if let Some(n) = heads.then(|| head_nested(&rec)).flatten().filter(|_| !rec.mark) {
+                    self.free_table(n);
+                }
+            }
+        }
     }
 
     pub(crate) fn free_record(&mut self, r: Ref, heads: bool) {
@@ -303,24 +323,21 @@ impl Mem {
 
     // ---- reads --------------------------------------------------------
 
-    /// The live record of (key, ns).
+    /// The live entry of (key, ns) (its record: [`Mem::entry`]).
     #[inline]
-    pub fn get(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Ref> {
-        let t = self.table(tid);
-        let slot = t.live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))?;
-        Some(t.live.get(slot))
+    pub fn get(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Entry<'_>> {
+        find_entry(&self.arena, &self.table(tid).live, h, key, ns)
     }
 
-    /// The record of (key, ns) as snapshot `s` sees it.
-    pub fn get_at(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8], s: u64) -> Option<Ref> {
+    /// The entry of (key, ns) as snapshot `s` sees it.
+    pub fn get_at(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8], s: u64) -> Option<Entry<'_>> {
         let t = self.table(tid);
         if t.born > s {
             return None;
         }
         for l in t.layers_from(s) {
-            if let Some(slot) = l.index.find(h, |r| record::matches(self.arena.bytes(r), key, ns)) {
-                let r = l.index.get(slot);
-                return (!record::parse(self.arena.bytes(r)).mark).then_some(r);
+            if let Some(e) = find_entry(&self.arena, &l.index, h, key, ns) {
+                return (!self.entry(e).mark).then_some(e);
             }
         }
         self.get(tid, h, key, ns)
@@ -349,36 +366,40 @@ impl Mem {
         record::parse(self.arena.bytes(r))
     }
 
+    /// Reads an entry's record (from the arena, or inline from its slot).
+    #[inline]
+    pub fn entry<'a>(&'a self, e: Entry<'a>) -> Rec<'a> {
+        self.arena.entry(e)
+    }
+
     /// Calls `f` with every record of table `tid` as snapshot `s` sees it
     /// (`None`: the live state).
-    pub fn for_each_visible(&self, tid: TableId, s: Option<u64>, mut f: impl FnMut(Ref, &Rec<'_>)) {
+    pub fn for_each_visible(&self, tid: TableId, s: Option<u64>, mut f: impl FnMut(&Rec<'_>)) {
         let t = self.table(tid);
         let layers = match s {
             None => &[][..],
             Some(s) if t.born > s => return,
             Some(s) => t.layers_from(s),
         };
-        let find = |ix: &Index, h: u32, rec: &Rec<'_>| {
-            ix.find(h, |c| record::matches(self.arena.bytes(c), rec.key, rec.ns)).map(|slot| ix.get(slot))
-        };
+        let find = |ix: &Index, h: u32, rec: &Rec<'_>| find_entry(&self.arena, ix, h, rec.key, rec.ns).is_some();
         if layers.is_empty() {
             // Records are scattered over the arena: touch a batch of them with
             // independent loads first, so that their cache misses overlap
             // (wasm has no prefetch instruction), then read them.
-            let mut batch = [0 as Ref; 32];
+            let mut batch = [Entry::Ref(0); 32];
             let mut n = 0;
-            let mut flush = |batch: &[Ref]| {
+            let mut flush = |batch: &[Entry<'_>]| {
                 let mut touch = 0u8;
-                for &r in batch {
+                for r in batch.iter().filter_map(|e| e.record()) {
                     touch ^= self.arena.bytes(r)[0];
                 }
                 std::hint::black_box(touch);
-                for &r in batch {
-                    f(r, &self.rec(r));
+                for &e in batch {
+                    f(&self.entry(e));
                 }
             };
-            for r in t.live.refs_spread() {
-                batch[n] = r;
+            for e in t.live.spread() {
+                batch[n] = e;
                 n += 1;
                 if n == batch.len() {
                     flush(&batch);
@@ -388,31 +409,31 @@ impl Mem {
             flush(&batch[..n]);
             return;
         }
-        for r in t.live.refs_spread() {
-            let rec = self.rec(r);
+        for e in t.live.spread() {
+            let rec = self.entry(e);
             let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-            match layers.iter().find_map(|l| find(&l.index, h, &rec)) {
+            match layers.iter().find_map(|l| find_entry(&self.arena, &l.index, h, rec.key, rec.ns)) {
                 Some(saved) => {
-                    let srec = self.rec(saved);
+                    let srec = self.entry(saved);
                     if !srec.mark {
-                        f(saved, &srec);
+                        f(&srec);
                     }
                 }
-                None => f(r, &rec),
+                None => f(&rec),
             }
         }
         // Entries removed from the live index since `s`.
         for (i, l) in layers.iter().enumerate() {
-            for r in l.index.refs_spread() {
-                let rec = self.rec(r);
+            for e in l.index.spread() {
+                let rec = self.entry(e);
                 if rec.mark {
                     continue;
                 }
                 let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-                if find(&t.live, h, &rec).is_some() || layers[..i].iter().any(|e| find(&e.index, h, &rec).is_some()) {
+                if find(&t.live, h, &rec) || layers[..i].iter().any(|e| find(&e.index, h, &rec)) {
                     continue;
                 }
-                f(r, &rec);
+                f(&rec);
             }
         }
     }
@@ -423,7 +444,7 @@ impl Mem {
             None => self.table(tid).live.len(),
             Some(_) => {
                 let mut n = 0;
-                self.for_each_visible(tid, s, |_, _| n += 1);
+                self.for_each_visible(tid, s, |_| n += 1);
                 n
             }
         }
@@ -481,7 +502,7 @@ impl Mem {
                 let arena = &self.arena;
                 let target = &mut t.layers[li - 1].index;
                 let before = target.bytes();
-                match target.try_reserve(n, &mut { Room::UNLIMITED }, |c| record_hash(arena, c)) {
+                match target.reserve_refs(n, &mut { Room::UNLIMITED }, |c| record_hash(arena, c)) {
                     Ok(_) => {
                         self.acct.resized(before, target.bytes());
                         let layer = t.layers.remove(li);
@@ -533,7 +554,7 @@ impl Mem {
             let mut freed = [0 as Ref; RECLAIM_PER_WRITE];
             let mut n = 0;
             while at < cap && n < budget {
-                if let Some(r) = ix.slot_at(at) {
+                if let Some(r) = ix.ref_in(at) {
                     freed[n] = r;
                     n += 1;
                 }
@@ -572,11 +593,11 @@ impl Mem {
             let target = &mut t.layers[into];
             let rec = record::parse(arena.bytes(r));
             let size = record::slot_size(arena, r, &rec) as u64;
-            if target.index.find(h, |c| record::matches(arena.bytes(c), rec.key, rec.ns)).is_some() {
+            if target.index.find_ref(h, |c| record::matches(arena.bytes(c), rec.key, rec.ns)).is_some() {
                 t.layer_bytes -= size;
                 self.free_record(r, heads);
             } else {
-                target.index.insert(h, r, |c| record_hash(arena, c));
+                target.index.insert_ref(h, r, |c| record_hash(arena, c));
                 target.bytes += size;
             }
         }
@@ -591,8 +612,8 @@ impl Mem {
         let t = self.table(tid);
         let mut n = t.live_bytes + t.live.bytes() as u64;
         if t.heads {
-            for r in t.live.refs() {
-                if let Some(nt) = head_nested(&self.rec(r)) {
+            for e in t.live.entries() {
+                if let Some(nt) = head_nested(&self.entry(e)) {
                     let nt = self.table(nt);
                     n += TABLE_OVERHEAD + nt.live_bytes + nt.live.bytes() as u64;
                 }
@@ -646,7 +667,7 @@ impl Mem {
         let mut reclaiming = 0u64;
         for (i, ix) in self.reclaim.layers.iter().enumerate() {
             let from = if i == 0 { self.reclaim.at } else { 0 };
-            for r in (from..ix.capacity()).filter_map(|at| ix.slot_at(at)) {
+            for r in (from..ix.capacity()).filter_map(|at| ix.ref_in(at)) {
                 assert!(seen.insert(r), "ref {r:#x} held twice (released layer)");
                 reclaiming += self.slot_size(r) as u64;
             }
@@ -657,12 +678,14 @@ impl Mem {
         for (tid, t) in self.tables.iter().enumerate() {
             let Some(t) = t else { continue };
             let mut check = |ix: &Index, what: &str| {
-                for (slot, r) in ix.iter() {
-                    assert!(seen.insert(r), "ref {r:#x} held twice (table {tid} {what})");
-                    let rec = self.rec(r);
-                    used += self.slot_size(r) as u64;
+                for (slot, e) in ix.iter() {
+                    if let Entry::Ref(r) = e {
+                        assert!(seen.insert(r), "ref {r:#x} held twice (table {tid} {what})");
+                        used += self.slot_size(r) as u64;
+                    }
+                    let rec = self.entry(e);
                     let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-                    let found = ix.find(h, |c| record::matches(self.arena.bytes(c), rec.key, rec.ns));
+                    let found = ix.find(h, |c| self.arena.entry_matches(c, rec.key, rec.ns));
                     assert_eq!(found, Some(slot), "table {tid} {what}: entry {:?} not found at its slot", rec.key);
                 }
             };

@@ -13,6 +13,7 @@
 //! bytes, which is most of keystate's per-entry overhead.
 
 use crate::arena::{self, Arena, Pointers, Ref, Runs};
+use crate::index::Entry;
 use crate::varint;
 
 /// Where records are read: the arena, or copies of its pointers (an export
@@ -41,6 +42,29 @@ pub(crate) trait Records {
         parse(self.bytes(r))
     }
 }
+
+/// An entry's record: parsed from the arena for a ref, from the slot for an
+/// inline entry.
+pub(crate) trait EntryRecords: Records {
+    #[inline]
+    fn entry<'s>(&'s self, e: Entry<'s>) -> Rec<'s> {
+        match e {
+            Entry::Ref(r) => self.rec(r),
+            Entry::Inline(b) => parse_inline(b),
+        }
+    }
+
+    /// True when entry `e` has this key and namespace ([`matches`]).
+    #[inline]
+    fn entry_matches(&self, e: Entry<'_>, key: &[u8], ns: &[u8]) -> bool {
+        match e {
+            Entry::Ref(r) => matches(self.bytes(r), key, ns),
+            Entry::Inline(b) => inline_matches(b, key, ns),
+        }
+    }
+}
+
+impl<T: Records + ?Sized> EntryRecords for T {}
 
 impl Records for Arena {
     #[inline]
@@ -132,6 +156,44 @@ fn parse_general(b: &[u8]) -> Rec<'_> {
     let v = n + nslen;
     let end = v + vlen;
     Rec { key: &b[k..n], ns: &b[n..v], value: &b[v..end], mark, cap, len: end }
+}
+
+/// An inline entry's value nibble when it is an absence mark (no value).
+const INLINE_MARK: u8 = 0xF;
+/// Bytes of an inline entry (a wide slot after its meta byte).
+pub const INLINE: usize = 15;
+
+/// The inline form of an entry with no namespace (see `index::Entry`):
+/// `None` when it does not fit (key and value above 14 bytes together).
+/// `value` `None` is an absence mark.
+#[cfg_attr(not(test), expect(dead_code, reason = "no table is wide yet (docs/LAYOUT.md, inline entries, step 2)"))]
+pub fn inline(key: &[u8], value: Option<&[u8]>) -> Option<[u8; INLINE]> {
+    let vlen = value.map_or(0, <[u8]>::len);
+    if key.len() + vlen > INLINE - 1 {
+        return None;
+    }
+    let mut b = [0u8; INLINE];
+    b[0] = (key.len() as u8) << 4 | value.map_or(INLINE_MARK, |v| v.len() as u8);
+    b[1..=key.len()].copy_from_slice(key);
+    b[1 + key.len()..=key.len() + vlen].copy_from_slice(value.unwrap_or(&[]));
+    Some(b)
+}
+
+/// Parses an inline entry. Its `len` is the length of its record in the
+/// arena's layout (what a checkpoint's PUT record holds after the op).
+#[inline]
+pub fn parse_inline(b: &[u8]) -> Rec<'_> {
+    let (k, v) = (usize::from(b[0] >> 4), b[0] & 0xF);
+    let mark = v == INLINE_MARK;
+    let vlen = if mark { 0 } else { usize::from(v) };
+    let value = &b[1 + k..1 + k + vlen];
+    Rec { key: &b[1..1 + k], ns: &[], value, mark, cap: None, len: encoded_len(k, 0, vlen, mark, false) }
+}
+
+/// True when inline entry `b` has this key and namespace.
+#[inline]
+fn inline_matches(b: &[u8], key: &[u8], ns: &[u8]) -> bool {
+    ns.is_empty() && usize::from(b[0] >> 4) == key.len() && eq_short(&b[1..1 + key.len()], key)
 }
 
 /// True when the record at the start of `b` has this key and namespace.
@@ -304,6 +366,26 @@ fn alloc_with(arena: &mut Arena, key: &[u8], ns: &[u8], value: &[&[u8]], mark: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_entries_parse_and_match_as_their_records() {
+        let key = b"user-1234";
+        for value in [Some(&b""[..]), Some(b"ab"), Some(b"abcde"), None] {
+            let b = inline(key, value).expect("fits");
+            let rec = parse_inline(&b);
+            assert_eq!((rec.key, rec.ns, rec.mark), (&key[..], &b""[..], value.is_none()));
+            assert_eq!(rec.value, value.unwrap_or(b""));
+            let mut arena_form = [0u8; 32];
+            let n = write(&mut arena_form, key, b"", &[value.unwrap_or(b"")], value.is_none(), None);
+            assert_eq!(rec.len, n, "the length of its record");
+            assert!(inline_matches(&b, key, b"") && !inline_matches(&b, b"user-1235", b"") && !inline_matches(&b, key, b"n"));
+            assert_ne!(b[0], 0xFF, "never a wide slot's ref marker");
+        }
+        assert!(inline(b"0123456789", Some(b"abcd")).is_some());
+        assert!(inline(b"0123456789", Some(b"abcde")).is_none(), "15 bytes do not fit");
+        assert!(inline(b"0123456789abcde", None).is_none());
+        assert!(inline(b"", None).is_some_and(|b| parse_inline(&b).mark));
+    }
 
     #[test]
     fn eq_short_is_slice_equality() {

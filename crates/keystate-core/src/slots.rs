@@ -10,8 +10,9 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
-/// `[meta, ref as 4 little-endian bytes]` (see `crate::index`).
-pub type Slot = [u8; 5];
+/// A slot of `N` bytes: the meta byte, then a ref or (in a wide index) an
+/// entry inline (see `crate::index`). Plain bytes, all-zero when empty.
+pub type Slot<const N: usize> = [u8; N];
 
 /// What sits in front of the slots.
 struct Head {
@@ -22,36 +23,36 @@ struct Head {
 const OFF: usize = std::mem::size_of::<Head>();
 
 /// Layout of an allocation of `len` slots (`len > 0`).
-fn layout(len: usize) -> Option<Layout> {
-    let (l, off) = Layout::new::<Head>().extend(Layout::array::<Slot>(len).ok()?).ok()?;
+fn layout<const N: usize>(len: usize) -> Option<Layout> {
+    let (l, off) = Layout::new::<Head>().extend(Layout::array::<Slot<N>>(len).ok()?).ok()?;
     debug_assert_eq!(off, OFF);
     Some(l.pad_to_align())
 }
 
 /// A shared, counted array of slots. Empty arrays allocate nothing.
-pub struct Slots {
+pub struct Slots<const N: usize> {
     /// The first slot: `OFF` bytes into an allocation of `layout(len)`
     /// whose `Head` counts the `Slots` that share it; dangling when `len == 0`.
-    ptr: NonNull<Slot>,
+    ptr: NonNull<Slot<N>>,
     len: usize,
 }
 
 // Safety: the slots are plain bytes, changed only through `get_mut`, which
 // requires the one handle (`&mut` and a count of 1); the count is atomic. So
 // handles move and share across threads as `Arc<[Slot]>` does.
-unsafe impl Send for Slots {}
+unsafe impl<const N: usize> Send for Slots<N> {}
 // Safety: as for Send: through `&Slots` the bytes are only read.
-unsafe impl Sync for Slots {}
+unsafe impl<const N: usize> Sync for Slots<N> {}
 
-impl Slots {
-    pub const EMPTY: Slots = Slots { ptr: NonNull::dangling(), len: 0 };
+impl<const N: usize> Slots<N> {
+    pub const EMPTY: Slots<N> = Slots { ptr: NonNull::dangling(), len: 0 };
 
     /// `len` empty (zeroed) slots, or `None` when the allocator refuses.
-    pub fn zeroed(len: usize) -> Option<Slots> {
+    pub fn zeroed(len: usize) -> Option<Slots<N>> {
         if len == 0 {
             return Some(Slots::EMPTY);
         }
-        let layout = layout(len)?;
+        let layout = layout::<N>(len)?;
         // Safety: the layout's size is not zero (it holds a `Head`).
         let base = NonNull::new(crate::room::fallibly(|| unsafe { alloc::alloc_zeroed(layout) }))?;
         // Safety: `base` is a fresh allocation of `layout`, aligned for a
@@ -59,7 +60,7 @@ impl Slots {
         // slots, whose bytes are zeroed: `len` valid empty slots.
         unsafe {
             base.cast::<Head>().as_ptr().write(Head { refs: AtomicUsize::new(1) });
-            Some(Slots { ptr: base.add(OFF).cast::<Slot>(), len })
+            Some(Slots { ptr: base.add(OFF).cast::<Slot<N>>(), len })
         }
     }
 
@@ -77,13 +78,13 @@ impl Slots {
     }
 
     /// True when both are handles of one array.
-    pub fn ptr_eq(&self, other: &Slots) -> bool {
+    pub fn ptr_eq(&self, other: &Slots<N>) -> bool {
         self.ptr == other.ptr
     }
 
     /// The slots, mutably, if no other handle shares them.
     #[inline]
-    pub fn get_mut(&mut self) -> Option<&mut [Slot]> {
+    pub fn get_mut(&mut self) -> Option<&mut [Slot<N>]> {
         if !self.is_unique() {
             return None;
         }
@@ -95,7 +96,7 @@ impl Slots {
     /// The slots, mutably: first replaced by `copy(self)` if another handle
     /// shares them.
     #[inline]
-    pub fn make_mut(&mut self, copy: impl FnOnce(&Slots) -> Slots) -> &mut [Slot] {
+    pub fn make_mut(&mut self, copy: impl FnOnce(&Slots<N>) -> Slots<N>) -> &mut [Slot<N>] {
         if !self.is_unique() {
             *self = copy(self);
             assert!(self.is_unique(), "a copy is unique");
@@ -107,7 +108,7 @@ impl Slots {
     }
 
     /// A copy no other handle shares, or `None` when the allocator refuses.
-    pub fn copy(&self) -> Option<Slots> {
+    pub fn copy(&self) -> Option<Slots<N>> {
         let mut c = Slots::zeroed(self.len)?;
         if let Some(s) = c.get_mut() {
             s.copy_from_slice(self);
@@ -116,24 +117,24 @@ impl Slots {
     }
 }
 
-impl Deref for Slots {
-    type Target = [Slot];
+impl<const N: usize> Deref for Slots<N> {
+    type Target = [Slot<N>];
 
     #[inline]
-    fn deref(&self) -> &[Slot] {
+    fn deref(&self) -> &[Slot<N>] {
         // Safety: `len` valid slots (dangling and empty when `len == 0`), alive
         // while this handle is; shared slots are never written.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl Default for Slots {
+impl<const N: usize> Default for Slots<N> {
     fn default() -> Self {
         Slots::EMPTY
     }
 }
 
-impl Clone for Slots {
+impl<const N: usize> Clone for Slots<N> {
     fn clone(&self) -> Self {
         if self.len > 0 {
             // As `Arc`: a count that could overflow means handles were leaked
@@ -146,21 +147,21 @@ impl Clone for Slots {
     }
 }
 
-impl Drop for Slots {
+impl<const N: usize> Drop for Slots<N> {
     fn drop(&mut self) {
         if self.len == 0 || self.head().refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
         // As `Arc`: see every other handle's last use before freeing.
         fence(Ordering::Acquire);
-        let layout = layout(self.len).expect("the layout it was allocated with");
+        let layout = layout::<N>(self.len).expect("the layout it was allocated with");
         // Safety: this was the last handle; the allocation starts `OFF` bytes
         // before `ptr` and was made by `zeroed` with this layout.
         unsafe { alloc::dealloc(self.ptr.cast::<u8>().as_ptr().sub(OFF), layout) };
     }
 }
 
-impl std::fmt::Debug for Slots {
+impl<const N: usize> std::fmt::Debug for Slots<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Slots({} slots, {})", self.len, if self.is_unique() { "unique" } else { "shared" })
     }
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn shared_until_copied_freed_with_the_last_handle() {
-        let mut a = Slots::zeroed(10).unwrap();
+        let mut a = Slots::<5>::zeroed(10).unwrap();
         assert!(a.iter().all(|s| *s == [0; 5]));
         a.get_mut().unwrap()[3] = [1, 2, 3, 4, 5];
         let b = a.clone();
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(b[3], [1, 2, 3, 4, 5]);
         drop(b);
         assert!(a.is_unique());
-        let e = Slots::zeroed(0).unwrap();
+        let e = Slots::<5>::zeroed(0).unwrap();
         assert!(e.is_empty() && e.is_unique());
         assert!(e.clone().ptr_eq(&Slots::EMPTY));
     }

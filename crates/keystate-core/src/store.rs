@@ -406,7 +406,7 @@ impl Store {
             None => self.mem.get(tid, h, loc.key, ns),
             Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
         };
-        Ok(r.map(|r| self.mem.rec(r).value))
+        Ok(r.map(|e| self.mem.entry(e).value))
     }
 
     /// Sets the value of (key, ns) (for list state: replaces the list bytes).
@@ -498,7 +498,7 @@ impl Store {
         let parts = e.parts.len();
         self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, change, &[])?;
         let n = match head {
-            Some(head) if is_map => crate::mapval::len(&self.mem, self.mem.rec(head).value, None) as u64,
+            Some(head) if is_map => crate::mapval::len(&self.mem, self.mem.entry(head).value, None) as u64,
             _ => 1,
         };
         let removed = self.mem.remove(&mut room, tid, h, loc.key, ns)?;
@@ -534,7 +534,7 @@ impl Store {
         at: Option<u64>,
         f: &mut impl FnMut(&[u8], &[u8], Option<&[u8]>, &[u8]),
     ) {
-        self.mem.for_each_visible(tid, at, |_, rec: &Rec<'_>| {
+        self.mem.for_each_visible(tid, at, |rec: &Rec<'_>| {
             if is_map {
                 crate::mapval::for_each(&self.mem, rec.value, at, |uk, v| f(rec.key, rec.ns, Some(uk), v));
             } else {

@@ -68,7 +68,7 @@ impl Mem {
         }
         match t.layers.last() {
             Some(l) if l.epoch == n => {
-                if l.index.find(h, |r| record::matches(self.arena.bytes(r), key, ns)).is_some() {
+                if l.index.find_ref(h, |r| record::matches(self.arena.bytes(r), key, ns)).is_some() {
                     Save::No
                 } else {
                     Save::Into
@@ -156,7 +156,7 @@ impl Mem {
         let Mem { arena, tables, acct, .. } = self;
         let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
         let before = ix.bytes();
-        let frozen = ix.try_reserve(n, room, |c| record_hash(arena, c))?;
+        let frozen = ix.reserve_refs(n, room, |c| record_hash(arena, c))?;
         acct.resized(before, ix.bytes());
         acct.frozen_copies += frozen;
         Ok(())
@@ -177,7 +177,7 @@ impl Mem {
         let Mem { arena, tables, acct, .. } = self;
         let layer = tables[tid as usize].as_mut().expect("dangling table id").layers.last_mut().expect("a layer to save into");
         let before = layer.index.bytes();
-        layer.index.try_reserve(n, room, |c| record_hash(arena, c))?;
+        layer.index.reserve_refs(n, room, |c| record_hash(arena, c))?;
         acct.resized(before, layer.index.bytes());
         Ok(())
     }
@@ -210,13 +210,13 @@ impl Mem {
     /// record and must not touch the old one.
     pub(crate) fn commit_save(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
         let (saved, moved) = match live_slot {
-            Some(slot) => (self.table(tid).live.get(slot), true),
+            Some(slot) => (self.table(tid).live.get_ref(slot), true),
             None => (record::alloc(&mut self.arena, key, ns, &[], true, false).0, false),
         };
         let arena = &self.arena;
         let t = self.tables[tid as usize].as_mut().expect("dangling table id");
         let layer = t.layers.last_mut().expect("a reserved layer");
-        layer.index.insert(h, saved, |r| record_hash(arena, r));
+        layer.index.insert_ref(h, saved, |r| record_hash(arena, r));
         let rec = record::parse(arena.bytes(saved));
         let size = record::slot_size(arena, saved, &rec);
         t.layer_bytes += size as u64;
@@ -232,7 +232,7 @@ impl Mem {
 
     #[inline]
     fn find_live(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<usize> {
-        self.table(tid).live.find(h, |r| record::matches(self.arena.bytes(r), key, ns))
+        self.table(tid).live.find_ref(h, |r| record::matches(self.arena.bytes(r), key, ns))
     }
 
     /// Sets the value of (key, ns) to the concatenation of `value`.
@@ -270,7 +270,7 @@ impl Mem {
         let save = self.plan_save(tid, h, key, ns);
         let vlen: usize = value.iter().map(|v| v.len()).sum();
         let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
-        let old = slot.map(|s| self.table(tid).live.get(s));
+        let old = slot.map(|s| self.table(tid).live.get_ref(s));
         if let (Some(old), Save::No) = (old, save) {
             if !Arena::is_large(old) {
                 let b = self.arena.bytes_mut(old);
@@ -305,12 +305,12 @@ impl Mem {
         let Some((slot, old)) = slot.zip(old) else {
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            t.live.insert(h, r, |c| record_hash(arena, c));
+            t.live.insert_ref(h, r, |c| record_hash(arena, c));
             t.live_bytes += size as u64;
             return Ok(Change::Created);
         };
         let t = self.table_mut(tid);
-        t.live.set(slot, r);
+        t.live.set_ref(slot, r);
         t.live_bytes += size as u64;
         if !moved {
             let old_size = self.slot_size(old);
@@ -351,11 +351,11 @@ impl Mem {
             let (r, size) = self.alloc_record(tid, key, ns, &[tail], true, true);
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            t.live.insert(h, r, |c| record_hash(arena, c));
+            t.live.insert_ref(h, r, |c| record_hash(arena, c));
             t.live_bytes += size as u64;
             return Ok(Change::Created);
         };
-        let old = self.table(tid).live.get(slot);
+        let old = self.table(tid).live.get_ref(slot);
         let (old_vlen, old_size, has_cap) = {
             let rec = self.rec(old);
             (rec.value.len(), record::slot_size(&self.arena, old, &rec), rec.cap.is_some())
@@ -408,7 +408,7 @@ impl Mem {
         self.tmp = tmp;
         self.trim_tmp();
         let t = self.table_mut(tid);
-        t.live.set(slot, r);
+        t.live.set_ref(slot, r);
         t.live_bytes += size as u64;
         if !moved {
             t.live_bytes -= old_size as u64;
@@ -439,10 +439,10 @@ impl Mem {
         let shrink = !self.keep_capacity;
         let Mem { arena, tables, acct, .. } = self;
         let t = tables[tid as usize].as_mut().expect("dangling table id");
-        let old = t.live.get(slot);
+        let old = t.live.get_ref(slot);
         let heads = t.heads;
         let before = t.live.bytes();
-        t.live.remove_at(slot, shrink, |c| record_hash(arena, c));
+        t.live.remove_ref_at(slot, shrink, |c| record_hash(arena, c));
         acct.resized(before, t.live.bytes());
         if !moved {
             let size = self.slot_size(old);

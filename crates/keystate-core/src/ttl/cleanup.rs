@@ -78,7 +78,7 @@ impl Store {
                 cur.slot = 0;
                 continue;
             }
-            let Some(r) = self.mem.table(tid).live.slot_at(cur.slot) else {
+            let Some(r) = self.mem.table(tid).live.ref_in(cur.slot) else {
                 cur.slot += 1;
                 continue;
             };
@@ -214,7 +214,7 @@ impl Store {
                 keys.clear();
                 at.clear();
                 let mut full = None;
-                self.mem.for_each_visible(tid, None, |_, rec| {
+                self.mem.for_each_visible(tid, None, |rec| {
                     oldest = oldest.min(oldest_live(&self.mem, kind, &cfg, rec, now));
                     if full.is_some() || !has_expired(&self.mem, kind, &cfg, rec, now) {
                         return;

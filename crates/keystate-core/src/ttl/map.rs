@@ -10,6 +10,7 @@ use crate::arena::Ref;
 use super::ops::fill;
 use crate::error::{Error, Result};
 use crate::hash::{entry_hash, murmur3_32};
+use crate::index::Entry;
 use crate::mapval::{self, MapRef};
 use crate::mem::NO_TABLE;
 use crate::state::StateKind;
@@ -37,13 +38,15 @@ impl Store {
         if tid == NO_TABLE {
             return Ok(None);
         }
-        let Some(head) = self.mem.get(tid, entry_hash(loc.hash, ns), loc.key, ns) else { return Ok(None) };
+        // The tables of TTL states are narrow (docs/LAYOUT.md): every entry
+        // is a record's ref.
+        let Some(head) = self.mem.get(tid, entry_hash(loc.hash, ns), loc.key, ns).and_then(Entry::record) else { return Ok(None) };
         let (r, v) = match mapval::view(self.mem.rec(head).value) {
             MapRef::Inline(blob) => match mapval::find(blob, uk) {
                 Some(v) => (head, v),
                 None => return Ok(None),
             },
-            MapRef::Nested(nt) => match self.mem.get(nt, murmur3_32(uk, 0), uk, &[]) {
+            MapRef::Nested(nt) => match self.mem.get(nt, murmur3_32(uk, 0), uk, &[]).and_then(Entry::record) {
                 Some(r) => (r, self.mem.rec(r).value),
                 None => return Ok(None),
             },

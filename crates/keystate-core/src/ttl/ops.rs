@@ -15,6 +15,7 @@ use super::{count_elements, elements, stamp, stamp_frames, stamp_of, TtlConfig, 
 use crate::arena::Ref;
 use crate::error::{Error, Result};
 use crate::hash::entry_hash;
+use crate::index::Entry;
 use crate::mem::NO_TABLE;
 use crate::record::Rec;
 use crate::state::StateKind;
@@ -103,10 +104,13 @@ impl Store {
             return Ok(None);
         }
         let h = entry_hash(loc.hash, ns);
-        Ok(match at {
+        let e = match at {
             None => self.mem.get(tid, h, loc.key, ns),
             Some(s) => self.mem.get_at(tid, h, loc.key, ns, s),
-        })
+        };
+        // The tables of TTL states are narrow (docs/LAYOUT.md): every entry
+        // is a record's ref.
+        Ok(e.and_then(Entry::record))
     }
 
     /// Elements of the stored list of (key, ns).
@@ -356,7 +360,7 @@ impl Store {
         let mut buf = Vec::new();
         let mut failed = None;
         for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
-            self.mem.for_each_visible(tid, at, |_, rec: &Rec<'_>| match e.desc.kind {
+            self.mem.for_each_visible(tid, at, |rec: &Rec<'_>| match e.desc.kind {
                 StateKind::Map => crate::mapval::for_each(&self.mem, rec.value, at, |uk, v| {
                     if cfg.shows(stamp_of(v), t, snap) {
                         f(rec.key, rec.ns, Some(uk), v.get(STAMP_LEN..).unwrap_or_default());
@@ -387,7 +391,7 @@ impl Store {
             let Some(_) = e.desc.ttl else { continue };
             let floor = self.ttl.floor[id];
             for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
-                self.mem.for_each_visible(tid, None, |_, rec| {
+                self.mem.for_each_visible(tid, None, |rec| {
                     let oldest = match e.desc.kind {
                         StateKind::List => elements(rec.value).flatten().map(|el| el.stamp).min().unwrap_or(u64::MAX),
                         StateKind::Map => {
@@ -407,7 +411,7 @@ impl Store {
             }
             let mut n = 0;
             for &tid in e.parts.iter().filter(|t| **t != NO_TABLE) {
-                self.mem.for_each_visible(tid, None, |_, rec| n += count_elements(rec.value).expect("stored lists are stamped"));
+                self.mem.for_each_visible(tid, None, |rec| n += count_elements(rec.value).expect("stored lists are stamped"));
             }
             assert_eq!(n, self.ttl.list_stamps[id], "stamps of list state '{}'", e.desc.name);
         }
