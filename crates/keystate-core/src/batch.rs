@@ -12,6 +12,7 @@ use crate::arena::{self, CLASSES};
 use crate::delta;
 use crate::error::Result;
 use crate::hash::entry_hash;
+use crate::index::Entry;
 use crate::mem::NO_TABLE;
 use crate::record;
 use crate::room::{self, Room};
@@ -99,25 +100,32 @@ impl Store {
         for ((key, value), loc) in ops.zip(locs) {
             let p = &mut per_part[loc.part as usize];
             p.1 += 1;
-            let Some(v) = value else { continue };
-            p.0 += 1;
             let tid = self.states[state as usize].parts[loc.part as usize];
-            let mark = (tid != NO_TABLE && self.mem.saves(tid)).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
-            // In the order each write allocates them: MARK, then record.
-            for len in [mark, Some(record::encoded_len(key.len(), ns.len(), v.len(), false, false))].into_iter().flatten() {
+            // What a save allocates: a copy of an entry inline in a wide
+            // index (for a removal too), else for a put a MARK (more than
+            // an entry with a record needs: it moves into the layer).
+            let saved = if tid != NO_TABLE && self.mem.saves(tid) {
+                match self.mem.get(tid, entry_hash(loc.hash, ns), key, ns) {
+                    Some(e @ Entry::Inline(_)) => Some(self.mem.entry(e).len),
+                    _ if value.is_some() => Some(record::encoded_len(key.len(), ns.len(), 0, true, false)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let put = value.map(|v| record::encoded_len(key.len(), ns.len(), v.len(), false, false));
+            p.0 += usize::from(value.is_some());
+            // In the order each write allocates them: the saved record, then the new one.
+            for len in [saved, put].into_iter().flatten() {
                 match arena::class_for(len, None) {
                     Some(c) => slots[c as usize] += 1,
                     None => self.mem.arena.reserve_large(len, room)?,
                 }
             }
         }
-        let mut want = [(0u8, 0usize); CLASSES.len()];
-        let mut k = 0;
-        for (c, &n) in slots.iter().enumerate().filter(|(_, n)| **n > 0) {
-            want[k] = (c as u8, n);
-            k += 1;
-        }
-        self.mem.arena.reserve_slots(&want[..k], room)?;
+        // The indexes first: a resize may change a table's width, and going
+        // narrow allocates records, which must not take the slots reserved
+        // for the batch.
         for (part, &(puts, writes)) in per_part.iter().enumerate().filter(|(_, w)| w.1 > 0) {
             let e = &mut self.states[state as usize];
             let tid = match e.parts[part] {
@@ -126,6 +134,13 @@ impl Store {
             };
             self.mem.reserve_table(room, tid, puts, writes)?;
         }
+        let mut want = [(0u8, 0usize); CLASSES.len()];
+        let mut k = 0;
+        for (c, &n) in slots.iter().enumerate().filter(|(_, n)| **n > 0) {
+            want[k] = (c as u8, n);
+            k += 1;
+        }
+        self.mem.arena.reserve_slots(&want[..k], room)?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use crate::delta::{self, Change, Members, Segment, StateSets};
 use crate::error::{Error, Full, Result};
 use crate::export::{Export, ExportJob, Frozen, Job};
 use crate::format::{CheckpointKind, Header};
-use crate::index::Index;
+use crate::index::{AnyIndex, Index};
 use crate::mem::{Mem, TableId};
 use crate::room::{self, Room};
 use crate::state::StateKind;
@@ -91,7 +91,7 @@ struct Pending {
     job: Arc<Job>,
     /// The export's frozen indexes, for counting what writers copied since
     /// as pinned memory; dropped with the snapshot.
-    frozen: Option<Arc<Vec<Option<Index>>>>,
+    frozen: Option<Arc<Vec<Option<AnyIndex>>>>,
 }
 
 /// The store's checkpoint bookkeeping.

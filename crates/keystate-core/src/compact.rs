@@ -246,7 +246,7 @@ impl Mem {
         self.arena.bytes_mut(nr)[..size].copy_from_slice(&buf[..size]);
         let moved = save == Save::Into && self.commit_save(tid, h, rec.key, rec.ns, Some(slot));
         let t = self.table_mut(tid);
-        t.live.set_ref(slot, nr);
+        t.live.set(slot, Entry::Ref(nr));
         if moved {
             // The old record now belongs to the snapshot's layer.
             t.live_bytes += size as u64;

@@ -32,7 +32,7 @@ use crate::error::{Error, Full, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
 use crate::hash::{entry_hash, murmur3_32};
-use crate::index::{Entry, Index, NO_REF};
+use crate::index::{AnyIndex, Entry, Index, NO_REF};
 use crate::mapval::{self, MapRef};
 use crate::mem::{TableId, NO_TABLE};
 use crate::record::{self, EntryRecords, Records};
@@ -46,7 +46,7 @@ pub(crate) struct Frozen {
     /// The live index of every table at the checkpoint's moment, by table id
     /// (nested map tables included). Shared with the pending checkpoint,
     /// which counts the copies writers made since as pinned memory.
-    pub tables: Arc<Vec<Option<Index>>>,
+    pub tables: Arc<Vec<Option<AnyIndex>>>,
     /// Per state of the header, in its order: kind, and table per owned key
     /// group (`NO_TABLE`: none).
     pub parts: Vec<(StateKind, Vec<TableId>)>,
@@ -62,7 +62,7 @@ pub(crate) struct Frozen {
 
 impl Frozen {
     #[inline]
-    fn index(&self, tid: TableId) -> &Index {
+    fn index(&self, tid: TableId) -> &AnyIndex {
         self.tables.get(tid as usize).and_then(Option::as_ref).expect("a frozen table exists at the checkpoint's moment")
     }
 
@@ -254,15 +254,13 @@ impl Export {
                 if incremental {
                     write_delta(frozen, recs, i, part, tid, is_map, &mut emit);
                 } else {
-                    for_each_spread(frozen.index(tid), &mut self.order, |batch| {
-                        for &r in batch {
-                            let head = recs.rec(r);
-                            frozen.map_for_each(recs, head.value, |uk, v| {
-                                if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
-                                    emit(Emit::Record(op::MAP_PUT, head.key, head.ns, uk, v));
-                                }
-                            });
-                        }
+                    for_each_spread(frozen.index(tid), &mut self.order, |e| {
+                        let head = recs.entry(e);
+                        frozen.map_for_each(recs, head.value, |uk, v| {
+                            if !expire.is_some_and(|(c, t)| c.expired(ttl::stamp_of(v), t)) {
+                                emit(Emit::Record(op::MAP_PUT, head.key, head.ns, uk, v));
+                            }
+                        });
                         Ok(())
                     })?;
                 }
@@ -287,40 +285,19 @@ impl Export {
 /// in place, so an export never holds more than 4 MiB for it.
 const SPREAD_SCRATCH_SLOTS: usize = 1 << 20;
 
-/// Refs per batch of [`for_each_spread`].
-const BATCH: usize = 32;
-
-/// Calls `f` with every ref of `ix` in `refs_spread` order, in batches of at
-/// most `BATCH`.
-/// Through `order` when it can hold the whole order (see
-/// `Index::spread_into`), else walking the index.
-fn for_each_spread(ix: &Index, order: &mut Vec<Ref>, mut f: impl FnMut(&[Ref]) -> Result<()>) -> Result<()> {
-    if ix.capacity() <= SPREAD_SCRATCH_SLOTS && ix.spread_into(order).is_ok() {
-        let mut batch = [0 as Ref; BATCH];
-        let mut n = 0;
-        for &r in order.iter() {
-            if r != NO_REF {
-                batch[n] = r;
-                n += 1;
-                if n == BATCH {
-                    f(&batch)?;
-                    n = 0;
-                }
+/// Calls `f` with every entry of `ix` in `spread` order: through `order`
+/// for a narrow index that it can hold whole (see `Index::spread_into`),
+/// else walking the index.
+fn for_each_spread(ix: &AnyIndex, order: &mut Vec<Ref>, mut f: impl FnMut(Entry<'_>) -> Result<()>) -> Result<()> {
+    if let Some(ix) = ix.narrow().filter(|ix| ix.capacity() <= SPREAD_SCRATCH_SLOTS) {
+        if ix.spread_into(order).is_ok() {
+            for &r in order.iter().filter(|&&r| r != NO_REF) {
+                f(Entry::Ref(r))?;
             }
-        }
-        return f(&batch[..n]);
-    }
-    let mut batch = [0 as Ref; BATCH];
-    let mut n = 0;
-    for r in ix.refs_spread() {
-        batch[n] = r;
-        n += 1;
-        if n == BATCH {
-            f(&batch)?;
-            n = 0;
+            return Ok(());
         }
     }
-    f(&batch[..n])
+    ix.spread().try_for_each(f)
 }
 
 /// Refs a full export sorts at once (two scratch arrays of 4 MiB at most):
@@ -332,7 +309,7 @@ const SORT_REFS: usize = 1 << 20;
 /// front to back, its refs sorted), and records side by side as one RUN:
 /// a table's new records take consecutive slots (`arena::runs`), so most of
 /// an export is copies of whole runs of records (see docs/LAYOUT.md).
-fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, tmp: &mut Vec<Ref>, out: &mut Vec<u8>) -> Result<u32> {
+fn write_entries(recs: &impl Records, ix: &AnyIndex, order: &mut Vec<Ref>, tmp: &mut Vec<Ref>, out: &mut Vec<u8>) -> Result<u32> {
     let count = u32::try_from(ix.len()).map_err(|_| Error::TooLarge("a key group of more than 2^32 entries".into()))?;
     if ix.is_empty() {
         return Ok(0);
@@ -344,15 +321,41 @@ fn write_entries(recs: &impl Records, ix: &Index, order: &mut Vec<Ref>, tmp: &mu
         room::reserve(order, piece - order.len())?;
         order.resize(piece, NO_REF);
     }
+    if ix.is_wide() {
+        // Room for every entry as an inline one's PUT.
+        room::reserve_bytes(out, ix.len() * INLINE_PUT)?;
+    }
     let mut from = 0;
     while from < ix.capacity() {
-        let (n, next) = ix.refs_into(from, order, piece);
+        // Entries inline in the slots are written as they are met; records
+        // gathered, then copied in arena order.
+        let (n, next) = ix.refs_into(from, order, piece, |b| write_inline(b, out));
         from = next;
         let refs = &mut order[..n];
         radix::sort_refs(refs, tmp)?;
         write_in_order(recs, refs, out)?;
     }
     Ok(count)
+}
+
+/// Bytes of a PUT of an inline entry, at most: the op, the record's two
+/// one-byte lengths, 14 bytes of key and value.
+const INLINE_PUT: usize = 3 + record::INLINE - 1;
+
+/// Writes a live inline entry as a PUT record, in room reserved for it: its
+/// record is a one-byte header (`klen << 3`, no flags) and a one-byte value
+/// length, then the key and the value (see `crate::record`).
+#[inline]
+fn write_inline(b: &[u8], out: &mut Vec<u8>) {
+    let (k, v) = (usize::from(b[0] >> 4), usize::from(b[0] & 0xF));
+    debug_assert!(k + v < record::INLINE, "a live entry, not an absence mark");
+    let mut put = [0u8; INLINE_PUT];
+    put[0] = op::PUT;
+    put[1] = (k << 3) as u8;
+    put[2] = v as u8;
+    put[3..3 + k + v].copy_from_slice(&b[1..1 + k + v]);
+    debug_assert!(out.capacity() - out.len() >= 3 + k + v, "reserved by write_entries");
+    out.extend_from_slice(&put[..3 + k + v]);
 }
 
 /// Writes the records of `refs` (sorted) as PUTs, those that tile a stretch
@@ -403,7 +406,7 @@ fn write_in_order(recs: &impl Records, refs: &[Ref], out: &mut Vec<u8>) -> Resul
 #[allow(clippy::too_many_arguments)]
 fn write_unexpired(
     recs: &impl Records,
-    ix: &Index,
+    ix: &AnyIndex,
     order: &mut Vec<Ref>,
     is_list: bool,
     cfg: &TtlConfig,
@@ -412,33 +415,31 @@ fn write_unexpired(
     out: &mut Vec<u8>,
 ) -> Result<u32> {
     let mut n = 0;
-    for_each_spread(ix, order, |batch| {
-        for &r in batch {
-            let rec = recs.rec(r);
-            if !is_list {
-                if !cfg.expired(ttl::stamp_of(rec.value), t) {
-                    room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
-                    body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
-                    n += 1;
-                }
-                continue;
-            }
-            tmp.clear();
-            room::reserve_bytes(tmp, rec.value.len())?;
-            let mut any = false;
-            for e in ttl::elements(rec.value) {
-                let e = e.expect("stored lists are stamped");
-                any = true;
-                if !cfg.expired(e.stamp, t) {
-                    tmp.extend_from_slice(&ttl::stamp(e.stamp));
-                    tmp.extend_from_slice(e.frame);
-                }
-            }
-            if !any || !tmp.is_empty() {
-                room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], tmp))?;
-                body::put_record(out, op::PUT, rec.key, rec.ns, &[], tmp);
+    for_each_spread(ix, order, |e| {
+        let rec = recs.entry(e);
+        if !is_list {
+            if !cfg.expired(ttl::stamp_of(rec.value), t) {
+                room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], rec.value))?;
+                body::put_record(out, op::PUT, rec.key, rec.ns, &[], rec.value);
                 n += 1;
             }
+            return Ok(());
+        }
+        tmp.clear();
+        room::reserve_bytes(tmp, rec.value.len())?;
+        let mut any = false;
+        for e in ttl::elements(rec.value) {
+            let e = e.expect("stored lists are stamped");
+            any = true;
+            if !cfg.expired(e.stamp, t) {
+                tmp.extend_from_slice(&ttl::stamp(e.stamp));
+                tmp.extend_from_slice(e.frame);
+            }
+        }
+        if !any || !tmp.is_empty() {
+            room::reserve_bytes(out, body::record_bound(rec.key, rec.ns, &[], tmp))?;
+            body::put_record(out, op::PUT, rec.key, rec.ns, &[], tmp);
+            n += 1;
         }
         Ok(())
     })?;

@@ -42,7 +42,6 @@ use crate::slots::{Slot, Slots};
 pub const NARROW: usize = 5;
 /// Bytes of a wide slot: the meta byte and 15 bytes that hold a ref or an
 /// entry inline (see [`Entry`]).
-#[cfg_attr(not(test), expect(dead_code, reason = "no table is wide yet (docs/LAYOUT.md, inline entries, step 2)"))]
 pub const WIDE: usize = 16;
 /// The index of every table: narrow slots.
 pub type Index = Ix<NARROW>;
@@ -214,13 +213,25 @@ impl<const N: usize> Ix<N> {
     /// An index sized to hold `n` entries without growing, or `None` when
     /// the allocator refuses.
     pub fn try_with_capacity(n: usize) -> Option<Self> {
+        if n == 0 {
+            return Some(Ix::new());
+        }
+        Self::try_with_slots(capacity_for(n))
+    }
+
+    /// An empty index of `cap` slots, or `None` when the allocator refuses.
+    pub fn try_with_slots(cap: usize) -> Option<Self> {
         let mut ix = Ix::new();
-        if n > 0 {
-            let cap = capacity_for(n);
+        if cap > 0 {
             (ix.head, ix.rest) = Self::zeroed(cap)?;
             ix.cap = cap;
         }
         Some(ix)
+    }
+
+    /// The capacity growing for `n` more entries gives (as `try_reserve`).
+    pub fn grown_capacity(&self, n: usize) -> usize {
+        capacity_for(self.len + n).max(self.cap * 5 / 4)
     }
 
     /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks),
@@ -373,7 +384,6 @@ impl<const N: usize> Ix<N> {
     /// charging what it allocates to `room`. Returns the bytes of the
     /// chunks replaced that frozen copies still hold (0 when nothing was
     /// shared). On an error the index is unchanged.
-    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
     pub fn try_reserve(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Entry<'_>) -> u32) -> Result<u64, Full> {
         self.reserve_by(n, room, &|s: &Slot<N>| rehash(slot_entry(s)))
     }
@@ -532,7 +542,6 @@ impl<const N: usize> Ix<N> {
     /// it does only when the caller did not reserve room) and for each
     /// saturated resident the placement passes once its own distance is
     /// saturated too (see `place`).
-    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
     pub fn insert(&mut self, h: u32, e: Entry<'_>, rehash: impl Fn(Entry<'_>) -> u32) {
         self.insert_by(h, pack(tag(h) | 1, e), &|s: &Slot<N>| rehash(slot_entry(s)));
     }
@@ -607,7 +616,6 @@ impl<const N: usize> Ix<N> {
 
     /// Removes the entry in `slot`, shifting its followers back; with
     /// `shrink`, an index left mostly empty moves to a smaller array.
-    #[cfg_attr(not(test), expect(dead_code, reason = "narrow tables change through the ref methods; wide ones will use it"))]
     pub fn remove_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Entry<'_>) -> u32) {
         self.remove_by(slot, shrink, &|s: &Slot<N>| rehash(slot_entry(s)));
     }
@@ -703,6 +711,44 @@ impl<const N: usize> Ix<N> {
         self.entries().filter_map(Entry::record)
     }
 
+    /// The refs of occupied slots from slot `from` on, in slot order, into
+    /// `out` (from its start) until it holds `max` of them: returns how
+    /// many, and the slot to go on from (`capacity()` once every slot was
+    /// seen). One sequential read of the slot array. `out` holds `max` at
+    /// least. Inline entries on the way go to `inline` instead.
+    pub fn refs_into(&self, mut from: usize, out: &mut [Ref], max: usize, mut inline: impl FnMut(&[u8])) -> (usize, usize) {
+        assert!(out.len() >= max, "refs_into writes up to max refs");
+        let mut n = 0;
+        while from < self.cap && n < max {
+            let run = self.run_from(from);
+            let take = run.len().min(self.cap - from);
+            if N == NARROW && n + take <= max {
+                // Every slot of the run fits: write each slot's ref, keep
+                // the occupied ones (no branch a slot; the slots written
+                // past `n` are all below `max`).
+                for s in &run[..take] {
+                    out[n] = slot_ref(s);
+                    n += usize::from(s[0] != EMPTY);
+                }
+                from += take;
+            } else {
+                for s in &run[..take] {
+                    from += 1;
+                    if s[0] != EMPTY && !holds_ref(s) {
+                        inline(&s[1..]);
+                    } else if s[0] != EMPTY {
+                        out[n] = slot_ref(s);
+                        n += 1;
+                        if n == max {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        (n, from)
+    }
+
     /// The entries in a fixed order that is not the order of their hashes: slots
     /// visited with a stride of about 0.618 of the capacity, coprime to it.
     ///
@@ -736,28 +782,13 @@ impl Ix<NARROW> {
         self.find_by(h, |s| eq(slot_ref(s)))
     }
 
-    /// The ref in an occupied slot.
-    #[inline]
-    pub fn get_ref(&self, slot: usize) -> Ref {
-        debug_assert!(self.slot(slot)[0] != EMPTY);
-        slot_ref(self.slot(slot))
-    }
 
-    /// Replaces the ref in an occupied slot (the entry's key is unchanged).
-    #[inline]
-    pub fn set_ref(&mut self, slot: usize, r: Ref) {
-        self.set(slot, Entry::Ref(r));
-    }
 
     /// `insert` of a ref, `rehash` giving a resident's hash from its ref.
     pub fn insert_ref(&mut self, h: u32, r: Ref, rehash: impl Fn(Ref) -> u32) {
         self.insert_by(h, pack(tag(h) | 1, Entry::Ref(r)), &|s: &Slot<NARROW>| rehash(slot_ref(s)));
     }
 
-    /// `remove_at`, `rehash` giving a resident's hash from its ref.
-    pub fn remove_ref_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Ref) -> u32) {
-        self.remove_by(slot, shrink, &|s: &Slot<NARROW>| rehash(slot_ref(s)));
-    }
 
     /// `try_reserve`, `rehash` giving a resident's hash from its ref.
     pub fn reserve_refs(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Ref) -> u32) -> Result<u64, Full> {
@@ -773,42 +804,6 @@ impl Ix<NARROW> {
     /// The refs in `spread` order.
     pub fn refs_spread(&self) -> impl Iterator<Item = Ref> + '_ {
         self.spread().filter_map(Entry::record)
-    }
-
-    /// The refs of occupied slots from slot `from` on, in slot order, into
-    /// `out` (from its start) until it holds `max` of them: returns how
-    /// many, and the slot to go on from (`capacity()` once every slot was
-    /// seen). One sequential read of the slot array. `out` holds `max` at
-    /// least.
-    pub fn refs_into(&self, mut from: usize, out: &mut [Ref], max: usize) -> (usize, usize) {
-        assert!(out.len() >= max, "refs_into writes up to max refs");
-        let mut n = 0;
-        while from < self.cap && n < max {
-            let run = self.run_from(from);
-            let take = run.len().min(self.cap - from);
-            if n + take <= max {
-                // Every slot of the run fits: write each slot's ref, keep
-                // the occupied ones (no branch a slot; the slots written
-                // past `n` are all below `max`).
-                for s in &run[..take] {
-                    out[n] = slot_ref(s);
-                    n += usize::from(s[0] != EMPTY);
-                }
-                from += take;
-            } else {
-                for s in &run[..take] {
-                    from += 1;
-                    if s[0] != EMPTY {
-                        out[n] = slot_ref(s);
-                        n += 1;
-                        if n == max {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        (n, from)
     }
 
     /// The refs of `spread`, in its order, into `out` (replacing what it
@@ -841,6 +836,227 @@ impl Ix<NARROW> {
             }
         }
         Ok(())
+    }
+}
+
+/// A table's live index: narrow or wide slots (see docs/LAYOUT.md, inline
+/// entries). Each call picks the width once and runs that width's code.
+#[derive(Debug)]
+pub enum AnyIndex {
+    Narrow(Index),
+    Wide(Ix<WIDE>),
+}
+
+impl Default for AnyIndex {
+    fn default() -> Self {
+        AnyIndex::Narrow(Index::new())
+    }
+}
+
+/// `$body` with `$ix` bound to the index of either width.
+macro_rules! each {
+    ($any:expr, $ix:ident => $body:expr) => {
+        match $any {
+            AnyIndex::Narrow($ix) => $body,
+            AnyIndex::Wide($ix) => $body,
+        }
+    };
+}
+
+/// An iterator of either width's index.
+pub enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::A(a) => a.next(),
+            Either::B(b) => b.next(),
+        }
+    }
+}
+
+impl AnyIndex {
+    /// An empty index of width `wide` and `cap` slots, or `None` when the
+    /// allocator refuses.
+    pub fn try_with_slots(cap: usize, wide: bool) -> Option<Self> {
+        Some(if wide { AnyIndex::Wide(Ix::try_with_slots(cap)?) } else { AnyIndex::Narrow(Ix::try_with_slots(cap)?) })
+    }
+
+    /// Bytes of an index of width `wide` and `cap` slots.
+    pub fn bytes_for_slots(cap: usize, wide: bool) -> usize {
+        cap * if wide { WIDE } else { NARROW }
+    }
+
+    pub fn grown_capacity(&self, n: usize) -> usize {
+        each!(self, ix => ix.grown_capacity(n))
+    }
+
+    #[inline]
+    pub fn is_wide(&self) -> bool {
+        matches!(self, AnyIndex::Wide(_))
+    }
+
+    /// The narrow index, if this one is narrow.
+    #[inline]
+    pub fn narrow(&self) -> Option<&Index> {
+        match self {
+            AnyIndex::Narrow(ix) => Some(ix),
+            AnyIndex::Wide(_) => None,
+        }
+    }
+
+    pub fn try_clone(&self) -> Result<AnyIndex, Full> {
+        Ok(match self {
+            AnyIndex::Narrow(ix) => AnyIndex::Narrow(ix.try_clone()?),
+            AnyIndex::Wide(ix) => AnyIndex::Wide(ix.try_clone()?),
+        })
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        each!(self, ix => ix.len())
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        each!(self, ix => ix.is_empty())
+    }
+
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        each!(self, ix => ix.bytes())
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        each!(self, ix => ix.capacity())
+    }
+
+    #[inline]
+    pub fn fits(&self, n: usize) -> bool {
+        each!(self, ix => ix.fits(n))
+    }
+
+    #[inline]
+    pub fn has_room(&self, n: usize) -> bool {
+        each!(self, ix => ix.has_room(n))
+    }
+
+    #[inline]
+    pub fn owns_run(&self, from: usize) -> bool {
+        each!(self, ix => ix.owns_run(from))
+    }
+
+    #[inline]
+    pub fn owns_slot(&self, i: usize) -> bool {
+        each!(self, ix => ix.owns_slot(i))
+    }
+
+    #[inline]
+    pub fn home_of(&self, h: u32) -> usize {
+        each!(self, ix => ix.home_of(h))
+    }
+
+    #[inline]
+    pub fn home_byte(&self, h: u32) -> u8 {
+        each!(self, ix => ix.home_byte(h))
+    }
+
+    #[inline]
+    pub fn candidates(&self, h: u32, f: impl FnMut(Ref)) {
+        each!(self, ix => ix.candidates(h, f))
+    }
+
+    #[inline]
+    pub fn find(&self, h: u32, eq: impl FnMut(Entry<'_>) -> bool) -> Option<usize> {
+        each!(self, ix => ix.find(h, eq))
+    }
+
+    #[inline]
+    pub fn get(&self, slot: usize) -> Entry<'_> {
+        each!(self, ix => ix.get(slot))
+    }
+
+    #[inline]
+    pub fn set(&mut self, slot: usize, e: Entry<'_>) {
+        each!(self, ix => ix.set(slot, e))
+    }
+
+    #[inline]
+    pub fn slot_at(&self, i: usize) -> Option<Entry<'_>> {
+        each!(self, ix => ix.slot_at(i))
+    }
+
+    /// The ref in slot `i`, if it is occupied by an entry with a record.
+    #[inline]
+    pub fn ref_in(&self, i: usize) -> Option<Ref> {
+        self.slot_at(i).and_then(Entry::record)
+    }
+
+    pub fn scan(&self, from: usize, max: usize, pick: impl FnMut(Entry<'_>) -> bool) -> (Option<usize>, usize) {
+        each!(self, ix => ix.scan(from, max, pick))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Entry<'_>)> + '_ {
+        match self {
+            AnyIndex::Narrow(ix) => Either::A(ix.iter()),
+            AnyIndex::Wide(ix) => Either::B(ix.iter()),
+        }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        self.iter().map(|(_, e)| e)
+    }
+
+    pub fn spread(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        match self {
+            AnyIndex::Narrow(ix) => Either::A(ix.spread()),
+            AnyIndex::Wide(ix) => Either::B(ix.spread()),
+        }
+    }
+
+    pub fn refs_into(&self, from: usize, out: &mut [Ref], max: usize, inline: impl FnMut(&[u8])) -> (usize, usize) {
+        each!(self, ix => ix.refs_into(from, out, max, inline))
+    }
+
+    pub fn try_own_run(&mut self, from: usize, room: &mut Room) -> Result<u64, Full> {
+        each!(self, ix => ix.try_own_run(from, room))
+    }
+
+    pub fn try_own_slot(&mut self, i: usize, room: &mut Room) -> Result<u64, Full> {
+        each!(self, ix => ix.try_own_slot(i, room))
+    }
+
+    pub fn try_reserve(&mut self, n: usize, room: &mut Room, rehash: impl Fn(Entry<'_>) -> u32) -> Result<u64, Full> {
+        each!(self, ix => ix.try_reserve(n, room, rehash))
+    }
+
+    pub fn insert(&mut self, h: u32, e: Entry<'_>, rehash: impl Fn(Entry<'_>) -> u32) {
+        each!(self, ix => ix.insert(h, e, rehash))
+    }
+
+    pub fn remove_at(&mut self, slot: usize, shrink: bool, rehash: impl Fn(Entry<'_>) -> u32) {
+        each!(self, ix => ix.remove_at(slot, shrink, rehash))
+    }
+
+    pub fn shared_bytes(&self) -> usize {
+        each!(self, ix => ix.shared_bytes())
+    }
+
+    /// As `Ix::bytes_not_shared_with`; an index of the other width shares
+    /// nothing.
+    pub fn bytes_not_shared_with(&self, other: Option<&AnyIndex>) -> usize {
+        match (self, other) {
+            (AnyIndex::Narrow(a), Some(AnyIndex::Narrow(b))) => a.bytes_not_shared_with(Some(b)),
+            (AnyIndex::Wide(a), Some(AnyIndex::Wide(b))) => a.bytes_not_shared_with(Some(b)),
+            _ => self.bytes(),
+        }
     }
 }
 
@@ -892,7 +1108,7 @@ fn alloc_failed(bytes: usize) -> ! {
 }
 
 /// Capacity that holds `n` entries at about 80% load.
-fn capacity_for(n: usize) -> usize {
+pub fn capacity_for(n: usize) -> usize {
     (n + n / 4 + 1).max(8)
 }
 
@@ -983,22 +1199,29 @@ mod tests {
 
     #[test]
     fn refs_into_hands_out_slot_order_in_pieces() {
+        refs_into_in_pieces::<NARROW>();
+        refs_into_in_pieces::<WIDE>();
+    }
+
+    fn refs_into_in_pieces<const N: usize>() {
         for n in [0u32, 1, 700, 5_000] {
-            let mut ix = Index::new();
+            let mut ix = Ix::<N>::new();
             for r in 0..n {
                 put(&mut ix, h(r), r, h);
             }
             let want: Vec<Ref> = ix.refs().collect();
+            let want_inline: Vec<Ref> = ix.entries().filter(|e| e.record().is_none()).map(id).collect();
             for piece in [1usize, 7, 512, 10_000] {
                 let mut out = vec![NO_REF; piece];
-                let (mut got, mut from) = (Vec::new(), 0);
+                let (mut got, mut inline, mut from) = (Vec::new(), Vec::new(), 0);
                 while from < ix.capacity() {
-                    let (k, next) = ix.refs_into(from, &mut out, piece);
+                    let (k, next) = ix.refs_into(from, &mut out, piece, |b| inline.push(id(Entry::Inline(b))));
                     assert!(k == piece || next == ix.capacity(), "a piece ends early only at the end");
                     got.extend_from_slice(&out[..k]);
                     from = next;
                 }
                 assert_eq!(got, want, "n {n}, pieces of {piece}");
+                assert_eq!(inline, want_inline, "n {n}, pieces of {piece}: the inline entries, each once");
             }
         }
     }

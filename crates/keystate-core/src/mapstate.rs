@@ -125,7 +125,7 @@ impl Store {
                 if outgrown {
                     // Move to a nested table (born now: no snapshot needs its
                     // past). A new table nobody sees yet: on an error it goes.
-                    let nt = mem.new_table(false, room)?;
+                    let nt = mem.new_table(false, false, room)?;
                     let moved = Self::fill_nested(mem, room, nt, out).and_then(|()| Ok(mem.put(room, tid, h, key, ns, &[&mapval::nested(nt)])?));
                     if let Err(e) = moved {
                         mem.free_table(nt);

@@ -30,7 +30,7 @@
 use crate::arena::{Arena, Ref, Run, Runs};
 use crate::error::Full;
 use crate::hash::{entry_hash, murmur3_32};
-use crate::index::{Entry, Index};
+use crate::index::{AnyIndex, Entry, Index};
 use crate::record::{self, EntryRecords, Rec};
 use crate::room::{self, Room};
 
@@ -92,7 +92,7 @@ const RECLAIM_PER_WRITE: usize = 8;
 /// One hash table of records.
 #[derive(Debug)]
 pub struct Table {
-    pub live: Index,
+    pub live: AnyIndex,
     /// Undo layers, ascending by epoch.
     pub layers: Vec<Layer>,
     /// Epoch in which the table was created: snapshots older than that see
@@ -100,6 +100,11 @@ pub struct Table {
     pub born: u64,
     /// Records are map heads whose values are nested table ids.
     pub heads: bool,
+    /// Its live index may go wide (entries inline in the slots; see
+    /// docs/LAYOUT.md): a value-like state without TTL. (A state's TTL is
+    /// there or not for good: TTL paths, which read records in place, never
+    /// meet a wide table.)
+    pub wide_ok: bool,
     /// A nested table whose head was saved in a layer: frozen, pinned.
     pub detached: bool,
     /// Slot bytes of live records.
@@ -111,18 +116,22 @@ pub struct Table {
     pub runs: Runs,
 }
 
+/// Entries a table holds before it may go wide (see `Mem::wide_min`).
+pub const WIDE_MIN_ENTRIES: usize = 512;
+
 /// Entries a table holds before its records are allocated in runs: its runs'
 /// unused slots (at most 31 for each of two classes) are then at most an
 /// eighth of its records, and far less in the large tables runs are for.
 pub const RUN_MIN_ENTRIES: usize = 512;
 
 impl Table {
-    fn new(born: u64, heads: bool) -> Self {
+    fn new(born: u64, heads: bool, wide_ok: bool) -> Self {
         Table {
-            live: Index::new(),
+            live: AnyIndex::default(),
             layers: Vec::new(),
             born,
             heads,
+            wide_ok,
             detached: false,
             live_bytes: 0,
             layer_bytes: 0,
@@ -140,7 +149,7 @@ impl Table {
     }
 }
 
-/// The entry of (key, ns) in `ix`.
+/// The entry of (key, ns) in layer index `ix`.
 #[inline]
 fn find_entry<'a>(arena: &Arena, ix: &'a Index, h: u32, key: &[u8], ns: &[u8]) -> Option<Entry<'a>> {
     ix.find(h, |e| arena.entry_matches(e, key, ns)).map(|slot| ix.get(slot))
@@ -150,6 +159,13 @@ fn find_entry<'a>(arena: &Arena, ix: &'a Index, h: u32, key: &[u8], ns: &[u8]) -
 #[inline]
 pub fn record_hash(arena: &Arena, r: Ref) -> u32 {
     let rec = record::parse(arena.bytes(r));
+    entry_hash(murmur3_32(rec.key, 0), rec.ns)
+}
+
+/// Hash of an entry, as its table indexes it.
+#[inline]
+pub fn entry_hash_of(arena: &Arena, e: Entry<'_>) -> u32 {
+    let rec = arena.entry(e);
     entry_hash(murmur3_32(rec.key, 0), rec.ns)
 }
 
@@ -189,6 +205,9 @@ pub struct Mem {
     pub(crate) acct: Acct,
     /// While set, removals do not shrink indexes (a batch reserved room).
     pub(crate) keep_capacity: bool,
+    /// Entries a table holds before it may go wide (see `Table::wide_ok`):
+    /// small tables gain least from wide slots. Lowered by tests.
+    pub(crate) wide_min: usize,
     pub(crate) compaction: crate::compact::Compaction,
 }
 
@@ -211,6 +230,7 @@ impl Mem {
             tmp: Vec::new(),
             acct: Acct::default(),
             keep_capacity: false,
+            wide_min: WIDE_MIN_ENTRIES,
             compaction: Default::default(),
         }
     }
@@ -219,8 +239,10 @@ impl Mem {
 
     /// A new empty table (no index allocated yet). The table list grows
     /// within `room` (`memory()` counts it by capacity).
-    pub fn new_table(&mut self, heads: bool, room: &mut Room) -> Result<TableId, Full> {
-        let t = Table::new(self.epoch, heads);
+    /// A new table: of map heads with `heads`; one that may go wide with
+    /// `wide_ok` (see [`Table::wide_ok`]).
+    pub fn new_table(&mut self, heads: bool, wide_ok: bool, room: &mut Room) -> Result<TableId, Full> {
+        let t = Table::new(self.epoch, heads, wide_ok);
         if let Some(id) = self.free_tables.pop() {
             self.tables[id as usize] = Some(t);
             return Ok(id);
@@ -246,7 +268,7 @@ impl Mem {
 
     /// The live index of every table (O(1) each: the slots are shared
     /// copy-on-write), by table id: a checkpoint's frozen view.
-    pub fn freeze(&self) -> Result<Vec<Option<Index>>, Full> {
+    pub fn freeze(&self) -> Result<Vec<Option<AnyIndex>>, Full> {
         let mut v = Vec::new();
         room::reserve(&mut v, self.tables.len())?;
         for t in &self.tables {
@@ -260,7 +282,7 @@ impl Mem {
     }
 
     /// The live index of table `tid`, if it exists.
-    pub fn live_index(&self, tid: TableId) -> Option<&Index> {
+    pub fn live_index(&self, tid: TableId) -> Option<&AnyIndex> {
         self.tables.get(tid as usize).and_then(Option::as_ref).map(|t| &t.live)
     }
 
@@ -326,7 +348,8 @@ impl Mem {
     /// The live entry of (key, ns) (its record: [`Mem::entry`]).
     #[inline]
     pub fn get(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<Entry<'_>> {
-        find_entry(&self.arena, &self.table(tid).live, h, key, ns)
+        let ix = &self.table(tid).live;
+        ix.find(h, |e| self.arena.entry_matches(e, key, ns)).map(|slot| ix.get(slot))
     }
 
     /// The entry of (key, ns) as snapshot `s` sees it.
@@ -382,6 +405,7 @@ impl Mem {
             Some(s) => t.layers_from(s),
         };
         let find = |ix: &Index, h: u32, rec: &Rec<'_>| find_entry(&self.arena, ix, h, rec.key, rec.ns).is_some();
+        let in_live = |h: u32, rec: &Rec<'_>| t.live.find(h, |e| self.arena.entry_matches(e, rec.key, rec.ns)).is_some();
         if layers.is_empty() {
             // Records are scattered over the arena: touch a batch of them with
             // independent loads first, so that their cache misses overlap
@@ -430,7 +454,7 @@ impl Mem {
                     continue;
                 }
                 let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-                if find(&t.live, h, &rec) || layers[..i].iter().any(|e| find(&e.index, h, &rec)) {
+                if in_live(h, &rec) || layers[..i].iter().any(|e| find(&e.index, h, &rec)) {
                     continue;
                 }
                 f(&rec);
@@ -677,19 +701,26 @@ impl Mem {
         let mut index_bytes: u64 = self.reclaim.layers.iter().map(|ix| ix.bytes() as u64).sum();
         for (tid, t) in self.tables.iter().enumerate() {
             let Some(t) = t else { continue };
-            let mut check = |ix: &Index, what: &str| {
-                for (slot, e) in ix.iter() {
+            // An index's entries, and its lookup of (hash, key, ns).
+            type Find<'f> = &'f dyn Fn(u32, &[u8], &[u8]) -> Option<usize>;
+            let mut check = |entries: &mut dyn Iterator<Item = (usize, Entry<'_>)>, find: Find<'_>, what: &str| {
+                for (slot, e) in entries {
                     if let Entry::Ref(r) = e {
                         assert!(seen.insert(r), "ref {r:#x} held twice (table {tid} {what})");
                         used += self.slot_size(r) as u64;
                     }
                     let rec = self.entry(e);
                     let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-                    let found = ix.find(h, |c| self.arena.entry_matches(c, rec.key, rec.ns));
+                    let found = find(h, rec.key, rec.ns);
                     assert_eq!(found, Some(slot), "table {tid} {what}: entry {:?} not found at its slot", rec.key);
+                    if let Entry::Inline(b) = e {
+                        assert!(t.wide_ok && record::inline(rec.key, (!rec.mark).then_some(rec.value)).is_some_and(|i| i[..] == b[..]), "table {tid}: an inline entry as written");
+                    }
                 }
             };
-            check(&t.live, "live");
+            let live = &t.live;
+            check(&mut live.iter(), &|h, key, ns| live.find(h, |c| self.arena.entry_matches(c, key, ns)), "live");
+            assert!(t.wide_ok || !live.is_wide(), "table {tid} is wide but may not be");
             index_bytes += t.live.bytes() as u64;
             for (i, l) in t.layers.iter().enumerate() {
                 assert!(self.is_open(l.epoch), "table {tid} has a layer for closed epoch {}", l.epoch);
@@ -697,7 +728,8 @@ impl Mem {
                 let listed = self.touched.iter().filter(|&&(e, id)| e == l.epoch && id as usize == tid).count();
                 let layers = t.layers.iter().filter(|o| o.epoch == l.epoch).count();
                 assert!(listed >= layers, "table {tid}: {layers} layers for epoch {}, {listed} listed", l.epoch);
-                check(&l.index, "layer");
+                let ix = &l.index;
+                check(&mut ix.iter(), &|h, key, ns| ix.find(h, |c| self.arena.entry_matches(c, key, ns)), "layer");
                 index_bytes += l.index.bytes() as u64;
             }
         }

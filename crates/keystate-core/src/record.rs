@@ -166,7 +166,6 @@ pub const INLINE: usize = 15;
 /// The inline form of an entry with no namespace (see `index::Entry`):
 /// `None` when it does not fit (key and value above 14 bytes together).
 /// `value` `None` is an absence mark.
-#[cfg_attr(not(test), expect(dead_code, reason = "no table is wide yet (docs/LAYOUT.md, inline entries, step 2)"))]
 pub fn inline(key: &[u8], value: Option<&[u8]>) -> Option<[u8; INLINE]> {
     let vlen = value.map_or(0, <[u8]>::len);
     if key.len() + vlen > INLINE - 1 {
@@ -177,6 +176,32 @@ pub fn inline(key: &[u8], value: Option<&[u8]>) -> Option<[u8; INLINE]> {
     b[1..=key.len()].copy_from_slice(key);
     b[1 + key.len()..=key.len() + vlen].copy_from_slice(value.unwrap_or(&[]));
     Some(b)
+}
+
+/// The inline form of a value whose `vlen` bytes are the concatenation of
+/// `parts`, as [`inline`].
+pub fn inline_parts(key: &[u8], parts: &[&[u8]], vlen: usize) -> Option<[u8; INLINE]> {
+    if key.len() + vlen > INLINE - 1 {
+        return None;
+    }
+    let mut b = [0u8; INLINE];
+    b[0] = (key.len() as u8) << 4 | vlen as u8;
+    b[1..=key.len()].copy_from_slice(key);
+    let mut p = 1 + key.len();
+    for part in parts {
+        b[p..p + part.len()].copy_from_slice(part);
+        p += part.len();
+    }
+    Some(b)
+}
+
+/// The inline form of a live record, if it has one (no namespace, no room
+/// to grow, key and value within 14 bytes).
+pub fn inline_of(rec: &Rec<'_>) -> Option<[u8; INLINE]> {
+    if !rec.ns.is_empty() || rec.mark || rec.cap.is_some() {
+        return None;
+    }
+    inline(rec.key, Some(rec.value))
 }
 
 /// Parses an inline entry. Its `len` is the length of its record in the

@@ -58,6 +58,8 @@ pub struct Restorer {
     /// The restored store's memory budget (see `Store::set_memory_limit`),
     /// in force while it is built.
     limit: Option<u64>,
+    /// `Store::set_wide_min` for the restored store (tests).
+    wide_min: Option<usize>,
 }
 
 /// How far a restore is in its current piece.
@@ -98,7 +100,15 @@ impl Restorer {
             kg_done: 0,
             kg_total: 0,
             limit: None,
+            wide_min: None,
         }
+    }
+
+    /// The restored store's `Store::set_wide_min`, for tests. Set before the
+    /// first piece.
+    #[doc(hidden)]
+    pub fn set_wide_min(&mut self, entries: usize) {
+        self.wide_min = Some(entries);
     }
 
     /// Holds the restored store to a memory budget from its first record
@@ -251,6 +261,9 @@ impl Restorer {
             let cfg = StoreConfig::new(h.max_parallelism, Some(want), self.opts.new_store_id)?;
             let mut store = Store::new(cfg);
             store.set_memory_limit(self.limit)?;
+            if let Some(n) = self.wide_min {
+                store.set_wide_min(n);
+            }
             self.store = Some(store);
         }
         let store = self.store.as_mut().expect("created above");
@@ -284,6 +297,8 @@ impl Restorer {
         let ids = &self.ids;
         let incremental = self.incremental;
         let store_cell = std::cell::RefCell::new(store);
+        // The states whose tables this section sized (a block each).
+        let mut sized: Vec<u32> = Vec::new();
         let n = body::for_each_block(
             body,
             self.version,
@@ -291,6 +306,8 @@ impl Restorer {
                 // Tables built from a checkpoint are sized once, up front.
                 if let (true, Some(sid)) = (keep, local(ids, state)) {
                     store_cell.borrow_mut().reserve(sid, kg, count as usize)?;
+                    crate::room::reserve(&mut sized, 1)?;
+                    sized.push(sid);
                 }
                 Ok(())
             },
@@ -316,6 +333,10 @@ impl Restorer {
                 Ok(())
             },
         )?;
+        let store = store_cell.into_inner();
+        for sid in sized {
+            store.settle_width(sid, kg)?;
+        }
         self.records += n;
         self.kg_done = kg - store_start(&self.chains) + 1;
         Ok(())

@@ -354,7 +354,10 @@ impl Store {
         if t != NO_TABLE {
             return Ok(t);
         }
-        let t = mem.new_table(entry.desc.kind == StateKind::Map, room)?;
+        // Tables of value-like states without TTL may go wide (entries inline
+        // in the index; docs/LAYOUT.md).
+        let wide_ok = entry.desc.kind.is_value_like() && entry.desc.ttl.is_none();
+        let t = mem.new_table(entry.desc.kind == StateKind::Map, wide_ok, room)?;
         entry.parts[part] = t;
         Ok(t)
     }
@@ -376,6 +379,18 @@ impl Store {
         }
         let tid = Self::part_for_write(&mut self.mem, e, (kg - self.cfg.key_groups.start) as usize, &mut room)?;
         Ok(self.mem.reserve(&mut room, tid, n)?)
+    }
+
+    /// Gives the table of (state, key group) the width its entries call for
+    /// (restore, once a section filled the table `reserve` sized).
+    pub(crate) fn settle_width(&mut self, state: u32, kg: u32) -> Result<()> {
+        let mut room = self.room();
+        let Some(e) = self.states.get(state as usize) else { return Ok(()) };
+        let Some(&tid) = kg.checked_sub(self.cfg.key_groups.start).and_then(|p| e.parts.get(p as usize)) else { return Ok(()) };
+        if tid == NO_TABLE {
+            return Ok(());
+        }
+        Ok(self.mem.settle_width(&mut room, tid)?)
     }
 
     // ---- value, reducing, aggregating and list state ------------------
@@ -585,6 +600,21 @@ impl Store {
     #[doc(hidden)]
     pub fn runs_claimed(&self) -> u64 {
         self.mem.arena.runs_claimed()
+    }
+
+    /// Tables whose live index is wide (entries inline; docs/LAYOUT.md),
+    /// and the entries inline in them, for tests.
+    #[doc(hidden)]
+    pub fn wide_tables(&self) -> (usize, usize) {
+        let wide = self.mem.tables().filter(|t| t.live.is_wide());
+        wide.fold((0, 0), |(n, e), t| (n + 1, e + t.live.entries().filter(|e| e.record().is_none()).count()))
+    }
+
+    /// Sets the entries a table holds before it may go wide (512), so that
+    /// tests reach wide tables with few entries.
+    #[doc(hidden)]
+    pub fn set_wide_min(&mut self, entries: usize) {
+        self.mem.wide_min = entries;
     }
 
     /// Checks internal invariants (tests only).

@@ -14,9 +14,9 @@
 
 use crate::arena::{self, Arena, Ref};
 use crate::error::{Error, Full};
-use crate::index::Index;
-use crate::mem::{head_nested, record_hash, Change, Layer, Mem, TableId, RUN_MIN_ENTRIES};
-use crate::record;
+use crate::index::{AnyIndex, Entry, Index, NARROW, WIDE};
+use crate::mem::{entry_hash_of, head_nested, record_hash, Change, Layer, Mem, TableId, RUN_MIN_ENTRIES};
+use crate::record::{self, EntryRecords, INLINE};
 use crate::room::{self, Room};
 
 /// Capacity of the scratch buffer kept between writes (a list grown past it
@@ -50,8 +50,10 @@ enum Live {
 #[derive(Debug)]
 struct Want {
     save: Save,
-    /// Length of the MARK record saved for an entry that did not exist.
-    mark: Option<usize>,
+    /// Length of the record a save allocates: a MARK for an entry that did
+    /// not exist, a copy of an entry inline in the index (one with a record
+    /// moves into the layer instead).
+    saved: Option<usize>,
     /// Length and slot class of the new record.
     record: Option<(usize, Option<u8>)>,
     live: Live,
@@ -93,10 +95,14 @@ impl Mem {
     }
 
     fn try_reserve_write(&mut self, room: &mut Room, tid: TableId, w: &Want) -> Result<(), Full> {
-        // Records, in the order the commit allocates them: the MARK, then the record.
+        // The live index first: a resize may change its width, and going
+        // narrow allocates records, which must not take the slots reserved
+        // below.
+        self.reserve_live(tid, w.live, room)?;
+        // Records, in the order the commit allocates them: the saved one, then the new one.
         let mut small = [(0u8, 0usize); 2];
         let mut k = 0;
-        for (len, class) in [w.mark.map(|l| (l, None)), w.record].into_iter().flatten() {
+        for (len, class) in [w.saved.map(|l| (l, None)), w.record].into_iter().flatten() {
             match arena::class_for(len, class) {
                 Some(c) if k > 0 && small[0].0 == c => small[0].1 += 1,
                 Some(c) => {
@@ -111,7 +117,6 @@ impl Mem {
         if k > 0 && !one_with_room {
             self.arena.reserve_slots(&small[..k], room)?;
         }
-        self.reserve_live(tid, w.live, room)?;
         if w.save != Save::No {
             if w.save == Save::NewLayer {
                 self.new_layer(tid, room)?;
@@ -153,10 +158,15 @@ impl Mem {
     /// of it its own.
     #[inline(never)]
     fn grow_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+        if !self.table(tid).live.fits(n) {
+            if let Some(wide) = self.width_change(tid, n) {
+                return self.convert_live(tid, n, wide, room);
+            }
+        }
         let Mem { arena, tables, acct, .. } = self;
         let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
         let before = ix.bytes();
-        let frozen = ix.reserve_refs(n, room, |c| record_hash(arena, c))?;
+        let frozen = ix.try_reserve(n, room, |c| entry_hash_of(arena, c))?;
         acct.resized(before, ix.bytes());
         acct.frozen_copies += frozen;
         Ok(())
@@ -170,6 +180,119 @@ impl Mem {
         let ix = &mut tables[tid as usize].as_mut().expect("dangling table id").live;
         acct.frozen_copies += ix.try_own_run(from, room)?;
         Ok(())
+    }
+
+    /// At a resize of table `tid`'s live index for `n` more entries: the
+    /// width it changes to (true: wide), if it changes. A table goes wide
+    /// when wide slots (entries that fit inline, records for the rest) take
+    /// no more bytes than narrow ones and records, and back when they take
+    /// an eighth more (so a table near the line does not flip at every
+    /// resize); see docs/LAYOUT.md, "Memory decides the width". Both are
+    /// costed at the index's mean load between two resizes (81%: 72% after
+    /// growing by a quarter, 90% before the next), per entry: narrow
+    /// `5 / 0.81 + R`, wide `16 / 0.81 + (1 - f) R`. Never while a snapshot
+    /// (or a checkpoint's frozen view, which holds one) may read the table:
+    /// going wide frees records.
+    fn width_change(&self, tid: TableId, n: usize) -> Option<bool> {
+        let t = self.table(tid);
+        let wide = t.live.is_wide();
+        let len = t.live.len();
+        if !t.wide_ok || len == 0 || self.saves(tid) || (!wide && len + n < self.wide_min) {
+            return None;
+        }
+        // Record bytes of every entry, and of those that do not fit inline.
+        let (mut all, mut stay) = (0u64, 0u64);
+        for e in t.live.entries() {
+            let rec = self.arena.entry(e);
+            let size = match e {
+                Entry::Ref(r) => record::slot_size(&self.arena, r, &rec),
+                Entry::Inline(_) => arena::slot_size_for(rec.len),
+            } as u64;
+            all += size;
+            if record::inline_of(&rec).is_none() {
+                stay += size;
+            }
+        }
+        // The costs above times 0.81 * len, in hundredths.
+        let len = len as u64;
+        let narrow_cost = 100 * NARROW as u64 * len + 81 * all;
+        let wide_cost = 100 * WIDE as u64 * len + 81 * stay;
+        match wide {
+            false if wide_cost <= narrow_cost => Some(true),
+            true if wide_cost * 8 > narrow_cost * 9 => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Moves the live index of `tid` into a new one of width `wide` with
+    /// room for `n` more entries: going wide, entries that fit move inline
+    /// and their records are freed; going narrow, inline entries get
+    /// records (reserved first). All or nothing.
+    #[inline(never)]
+    fn convert_live(&mut self, tid: TableId, n: usize, wide: bool, room: &mut Room) -> Result<(), Full> {
+        let t = self.table(tid);
+        let want = t.live.len() + n;
+        let cap = t.live.grown_capacity(n);
+        if !wide {
+            let mut classes = [0usize; arena::CLASSES.len()];
+            for b in t.live.entries().filter_map(|e| match e {
+                Entry::Inline(b) => Some(b),
+                Entry::Ref(_) => None,
+            }) {
+                let len = record::parse_inline(b).len;
+                classes[arena::class_for(len, None).expect("an inline entry's record is small") as usize] += 1;
+            }
+            let mut small = [(0u8, 0usize); arena::CLASSES.len()];
+            let mut k = 0;
+            for (c, &m) in classes.iter().enumerate().filter(|(_, m)| **m > 0) {
+                small[k] = (c as u8, m);
+                k += 1;
+            }
+            self.arena.reserve_slots(&small[..k], room)?;
+        }
+        let bytes = AnyIndex::bytes_for_slots(cap, wide);
+        room.take(bytes as u64)?;
+        let new = AnyIndex::try_with_slots(cap, wide).ok_or_else(|| room::oom(bytes))?;
+        debug_assert!(new.fits(want));
+        let Mem { arena, tables, acct, .. } = self;
+        let t = tables[tid as usize].as_mut().expect("dangling table id");
+        let old = std::mem::replace(&mut t.live, new);
+        acct.resized(old.bytes(), t.live.bytes());
+        acct.frozen_copies += old.shared_bytes() as u64;
+        for e in old.entries() {
+            let rec = arena.entry(e);
+            let h = crate::hash::entry_hash(crate::hash::murmur3_32(rec.key, 0), rec.ns);
+            match (e, wide) {
+                (Entry::Ref(r), true) => match record::inline_of(&rec) {
+                    Some(b) => {
+                        let size = record::slot_size(arena, r, &rec);
+                        t.live.insert(h, Entry::Inline(&b), |c| entry_hash_of(arena, c));
+                        t.live_bytes -= size as u64;
+                        arena.free(r, size);
+                    }
+                    None => t.live.insert(h, e, |c| entry_hash_of(arena, c)),
+                },
+                (Entry::Inline(b), false) => {
+                    let mut copy = [0u8; INLINE];
+                    copy.copy_from_slice(b);
+                    let rec = record::parse_inline(&copy);
+                    let (r, size) = record::alloc(arena, rec.key, &[], &[rec.value], false, false);
+                    t.live.insert(h, Entry::Ref(r), |c| entry_hash_of(arena, c));
+                    t.live_bytes += size as u64;
+                }
+                _ => t.live.insert(h, e, |c| entry_hash_of(arena, c)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives table `tid` the width its entries call for (after a restore
+    /// filled a table it sized up front, see `reserve`).
+    pub fn settle_width(&mut self, room: &mut Room, tid: TableId) -> Result<(), Full> {
+        match self.width_change(tid, 0) {
+            Some(wide) => self.convert_live(tid, 0, wide, room),
+            None => Ok(()),
+        }
     }
 
     /// Room for `n` more entries in the newest layer of `tid`.
@@ -209,8 +332,19 @@ impl Mem {
     /// moved into the layer: the caller then writes the new value to a new
     /// record and must not touch the old one.
     pub(crate) fn commit_save(&mut self, tid: TableId, h: u32, key: &[u8], ns: &[u8], live_slot: Option<usize>) -> bool {
-        let (saved, moved) = match live_slot {
-            Some(slot) => (self.table(tid).live.get_ref(slot), true),
+        let mut copy = [0u8; INLINE];
+        let live = live_slot.map(|slot| match self.table(tid).live.get(slot) {
+            Entry::Ref(r) => Some(r),
+            Entry::Inline(b) => {
+                copy.copy_from_slice(b);
+                None
+            }
+        });
+        let (saved, moved) = match live {
+            Some(Some(r)) => (r, true),
+            // An inline entry stays in its slot (the caller rewrites it): the
+            // layer gets a record of it, reserved as `Want::saved`.
+            Some(None) => (record::alloc(&mut self.arena, key, ns, &[record::parse_inline(&copy).value], false, false).0, false),
             None => (record::alloc(&mut self.arena, key, ns, &[], true, false).0, false),
         };
         let arena = &self.arena;
@@ -232,7 +366,20 @@ impl Mem {
 
     #[inline]
     fn find_live(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Option<usize> {
-        self.table(tid).live.find_ref(h, |r| record::matches(self.arena.bytes(r), key, ns))
+        self.table(tid).live.find(h, |e| self.arena.entry_matches(e, key, ns))
+    }
+
+    /// What a save of (key, ns) for `save` allocates (see `Want::saved`),
+    /// its live entry in `slot`.
+    fn saved_len(&self, tid: TableId, save: Save, slot: Option<usize>, key: &[u8], ns: &[u8]) -> Option<usize> {
+        if save == Save::No {
+            return None;
+        }
+        match slot.map(|s| self.table(tid).live.get(s)) {
+            None => Some(record::encoded_len(key.len(), ns.len(), 0, true, false)),
+            Some(Entry::Inline(b)) => Some(record::parse_inline(b).len),
+            Some(Entry::Ref(_)) => None,
+        }
     }
 
     /// Sets the value of (key, ns) to the concatenation of `value`.
@@ -270,8 +417,9 @@ impl Mem {
         let save = self.plan_save(tid, h, key, ns);
         let vlen: usize = value.iter().map(|v| v.len()).sum();
         let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
-        let old = slot.map(|s| self.table(tid).live.get_ref(s));
-        if let (Some(old), Save::No) = (old, save) {
+        // The old entry's record; `Some(None)` when it is inline.
+        let old = slot.map(|s| self.table(tid).live.get(s).record());
+        if let (Some(Some(old)), Save::No) = (old, save) {
             if !Arena::is_large(old) {
                 let b = self.arena.bytes_mut(old);
                 let (len, old_vlen, cap, size) = {
@@ -297,22 +445,44 @@ impl Mem {
                 }
             }
         }
-        let mark = (save != Save::No && slot.is_none()).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
         let live = slot.map_or(Live::Insert(h), |s| Live::Change(Some(s)));
-        self.reserve_write(room, tid, &Want { save, mark, record: Some((new_len, None)), live })?;
+        if slot.is_none() && !self.table(tid).live.fits(1) {
+            // The resize first: it may change the table's width.
+            self.reserve_live(tid, live, room)?;
+        }
+        // In a wide table an entry that fits goes inline, without a record.
+        let inline = if self.table(tid).live.is_wide() && ns.is_empty() { record::inline_parts(key, value, vlen) } else { None };
+        if let (Some(slot), Some(None), Save::No, Some(b)) = (slot, old, save, inline) {
+            if self.table(tid).live.owns_slot(slot) {
+                // Inline to inline: the slot alone changes.
+                self.table_mut(tid).live.set(slot, Entry::Inline(&b));
+                return Ok(Change::Updated);
+            }
+        }
+        let saved = self.saved_len(tid, save, slot, key, ns);
+        let record = inline.is_none().then_some((new_len, None));
+        self.reserve_write(room, tid, &Want { save, saved, record, live })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, slot);
-        let (r, size) = self.alloc_record(tid, key, ns, value, false, last && slot.is_none());
-        let Some((slot, old)) = slot.zip(old) else {
+        let new = match inline {
+            Some(_) => None,
+            None => Some(self.alloc_record(tid, key, ns, value, false, last && slot.is_none())),
+        };
+        let b = inline.unwrap_or([0; INLINE]);
+        let (e, added) = match new {
+            Some((r, size)) => (Entry::Ref(r), size as u64),
+            None => (Entry::Inline(&b), 0),
+        };
+        let Some(slot) = slot else {
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            t.live.insert_ref(h, r, |c| record_hash(arena, c));
-            t.live_bytes += size as u64;
+            t.live.insert(h, e, |c| entry_hash_of(arena, c));
+            t.live_bytes += added;
             return Ok(Change::Created);
         };
         let t = self.table_mut(tid);
-        t.live.set_ref(slot, r);
-        t.live_bytes += size as u64;
-        if !moved {
+        t.live.set(slot, e);
+        t.live_bytes += added;
+        if let (Some(Some(old)), false) = (old, moved) {
             let old_size = self.slot_size(old);
             self.table_mut(tid).live_bytes -= old_size as u64;
             self.arena.free(old, old_size);
@@ -342,27 +512,30 @@ impl Mem {
         let slot = self.find_live(tid, h, key, ns);
         let save = self.plan_save(tid, h, key, ns);
         let Some(slot) = slot else {
-            let mark = (save != Save::No).then(|| record::encoded_len(key.len(), ns.len(), 0, true, false));
+            let saved = self.saved_len(tid, save, None, key, ns);
             let record = Some(record::alloc_size(key.len(), ns.len(), tail.len(), false, true));
-            self.reserve_write(room, tid, &Want { save, mark, record, live: Live::Insert(h) })?;
+            self.reserve_write(room, tid, &Want { save, saved, record, live: Live::Insert(h) })?;
             if save != Save::No {
                 self.commit_save(tid, h, key, ns, None);
             }
             let (r, size) = self.alloc_record(tid, key, ns, &[tail], true, true);
             let arena = &self.arena;
             let t = self.tables[tid as usize].as_mut().expect("dangling table id");
-            t.live.insert_ref(h, r, |c| record_hash(arena, c));
+            t.live.insert(h, Entry::Ref(r), |c| entry_hash_of(arena, c));
             t.live_bytes += size as u64;
             return Ok(Change::Created);
         };
-        let old = self.table(tid).live.get_ref(slot);
+        // (A list's table is never wide, so `old` is a record; an inline
+        // entry would take the path that grows into a new record.)
+        let old_entry = self.table(tid).live.get(slot);
+        let old = old_entry.record();
         let (old_vlen, old_size, has_cap) = {
-            let rec = self.rec(old);
-            (rec.value.len(), record::slot_size(&self.arena, old, &rec), rec.cap.is_some())
+            let rec = self.arena.entry(old_entry);
+            (rec.value.len(), old.map_or(0, |r| record::slot_size(&self.arena, r, &rec)), rec.cap.is_some())
         };
         let new_vlen = old_vlen + tail.len();
         crate::store::check_len("value", new_vlen, max_len)?;
-        if save == Save::No && (has_cap || Arena::is_large(old)) {
+        if let (Save::No, Some(old)) = (save, old.filter(|&r| has_cap || Arena::is_large(r))) {
             let new_len = record::encoded_len(key.len(), ns.len(), new_vlen, false, has_cap);
             if new_len <= old_size {
                 let same_header = crate::varint::len(new_vlen as u64) == crate::varint::len(old_vlen as u64);
@@ -395,7 +568,8 @@ impl Mem {
         self.tmp.clear();
         let r = room::reserve_bytes(&mut self.tmp, old_vlen).and_then(|()| {
             let record = Some(record::alloc_size(key.len(), ns.len(), new_vlen, false, true));
-            self.reserve_write(room, tid, &Want { save, mark: None, record, live: Live::Change(Some(slot)) })
+            let saved = self.saved_len(tid, save, Some(slot), key, ns);
+            self.reserve_write(room, tid, &Want { save, saved, record, live: Live::Change(Some(slot)) })
         });
         if let Err(e) = r {
             self.trim_tmp();
@@ -403,14 +577,15 @@ impl Mem {
         }
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
         let mut tmp = std::mem::take(&mut self.tmp);
-        tmp.extend_from_slice(self.rec(old).value);
+        // The slot still holds the old entry (a save copies or moves it).
+        tmp.extend_from_slice(self.arena.entry(self.table(tid).live.get(slot)).value);
         let (r, size) = self.alloc_record(tid, key, ns, &[&tmp, tail], true, false);
         self.tmp = tmp;
         self.trim_tmp();
         let t = self.table_mut(tid);
-        t.live.set_ref(slot, r);
+        t.live.set(slot, Entry::Ref(r));
         t.live_bytes += size as u64;
-        if !moved {
+        if let (Some(old), false) = (old, moved) {
             t.live_bytes -= old_size as u64;
             self.arena.free(old, old_size);
         }
@@ -434,17 +609,18 @@ impl Mem {
         }
         let Some(slot) = self.find_live(tid, h, key, ns) else { return Ok(false) };
         let save = self.plan_save(tid, h, key, ns);
-        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change(Some(slot)) })?;
+        let saved = self.saved_len(tid, save, Some(slot), key, ns);
+        self.reserve_write(room, tid, &Want { save, saved, record: None, live: Live::Change(Some(slot)) })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
         let shrink = !self.keep_capacity;
         let Mem { arena, tables, acct, .. } = self;
         let t = tables[tid as usize].as_mut().expect("dangling table id");
-        let old = t.live.get_ref(slot);
+        let old = t.live.get(slot).record();
         let heads = t.heads;
         let before = t.live.bytes();
-        t.live.remove_ref_at(slot, shrink, |c| record_hash(arena, c));
+        t.live.remove_at(slot, shrink, |c| entry_hash_of(arena, c));
         acct.resized(before, t.live.bytes());
-        if !moved {
+        if let (Some(old), false) = (old, moved) {
             let size = self.slot_size(old);
             self.table_mut(tid).live_bytes -= size as u64;
             self.free_record(old, heads);
@@ -459,8 +635,9 @@ impl Mem {
             return Ok(());
         }
         let save = self.plan_save(tid, h, key, ns);
+        let saved = self.saved_len(tid, save, self.find_live(tid, h, key, ns), key, ns);
         // Other changes come before the removal: its slot may move by then.
-        self.reserve_write(room, tid, &Want { save, mark: None, record: None, live: Live::Change(None) })
+        self.reserve_write(room, tid, &Want { save, saved, record: None, live: Live::Change(None) })
     }
 
     /// Reserves, for a batch, what up to `inserts` new entries and `writes`
@@ -483,16 +660,20 @@ impl Mem {
     }
 
     /// Presizes a table's live index for `n` entries when it is empty
-    /// (restore knows the counts up front).
+    /// (restore knows the counts up front): wide when it may be and is
+    /// large enough; `settle_width` checks the choice once it is filled.
     pub fn reserve(&mut self, room: &mut Room, tid: TableId, n: usize) -> Result<(), Full> {
+        let wide_min = self.wide_min;
         let Mem { tables, acct, .. } = self;
         let t = tables[tid as usize].as_mut().expect("dangling table id");
-        let (have, want) = (t.live.bytes(), Index::bytes_for(n));
+        let wide = t.wide_ok && n >= wide_min;
+        let cap = if n == 0 { 0 } else { crate::index::capacity_for(n) };
+        let (have, want) = (t.live.bytes(), AnyIndex::bytes_for_slots(cap, wide));
         if !t.live.is_empty() || want <= have {
             return Ok(());
         }
         room.take((want - have) as u64)?;
-        let ix = Index::try_with_capacity(n).ok_or_else(|| room::oom(want))?;
+        let ix = AnyIndex::try_with_slots(cap, wide).ok_or_else(|| room::oom(want))?;
         acct.frozen_copies += t.live.shared_bytes() as u64;
         acct.resized(have, want);
         t.live = ix;

@@ -160,7 +160,16 @@ fn background_exports_match_their_moment_and_the_owner_threads_records() {
 /// A store large enough that its export spans many chunks while the owner
 /// rewrites most of it.
 fn big_store(entries: u32) -> (Store, Model) {
+    big_store_of(entries, None)
+}
+
+/// `big_store`, its tables going wide from `wide_min` entries on (`None`:
+/// the store's rule; `Some(usize::MAX)`: never).
+fn big_store_of(entries: u32, wide_min: Option<usize>) -> (Store, Model) {
     let mut store = store_with_states(64, None);
+    if let Some(n) = wide_min {
+        store.set_wide_min(n);
+    }
     let mut model = Model::new();
     for i in 0..entries {
         let (k, v) = (format!("user-{i}").into_bytes(), i.to_le_bytes().to_vec());
@@ -248,19 +257,12 @@ fn abort_and_drop_stop_a_running_export() {
 
 #[test]
 fn with_no_writes_meanwhile_a_background_export_writes_the_owner_threads_bytes() {
-    // The owner's export reads a run's records within its page; the export
-    // thread, which may read only pinned slots, one slot at a time: the
-    // same RUNs either way.
-    let (mut store, moment) = big_store(50_000);
-    let cp = store.checkpoint(Some(false)).unwrap();
-    let job = store.checkpoint_job(cp.id).unwrap();
-    let background = export_meanwhile(job, || {});
-    store.checkpoint_confirm(cp.id).unwrap();
-    let cp = store.checkpoint(Some(false)).unwrap();
-    let owner = export_all(&mut store, cp.id).unwrap();
-    let (a, b) = (sections(&background).1, sections(&owner).1);
-    assert_eq!(a.len(), 64);
-    assert!(a == b, "the section bodies differ");
+    // Narrow tables: the owner's export reads a run's records within its
+    // page; the export thread, which may read only pinned slots, one slot
+    // at a time: the same RUNs either way.
+    let (mut store, moment) = big_store_of(50_000, Some(usize::MAX));
+    assert_eq!(store.wide_tables().0, 0);
+    let (a, background) = background_and_owner(&mut store);
     // As PUTs each record would take an op byte besides its own: RUNs saved
     // many (a third here: a table's records take runs of slots from its
     // 512th entry on).
@@ -268,4 +270,29 @@ fn with_no_writes_meanwhile_a_background_export_writes_the_owner_threads_bytes()
     let body_bytes: usize = a.iter().map(|(_, b)| b.len()).sum();
     assert!(body_bytes + moment.len() / 5 < as_puts, "{body_bytes} bytes of bodies against {as_puts} as PUTs: few RUNs");
     assert_eq!(dump(&restore_chain(&[&background], opts(None)).unwrap(), None), moment);
+    // Wide tables (these entries fit inline): PUTs written from the slots,
+    // the same bytes from either thread.
+    let (mut store, moment) = big_store(50_000);
+    let (tables, inline) = store.wide_tables();
+    assert!(tables == 64 && inline == 50_000, "{tables} wide tables, {inline} inline entries");
+    let (a, background) = background_and_owner(&mut store);
+    let body_bytes: usize = a.iter().map(|(_, b)| b.len()).sum();
+    // A PUT an entry, and each block's state id and record count (docs/FORMAT.md).
+    assert_eq!(body_bytes, as_puts + 64 * 5, "PUTs only");
+    assert_eq!(dump(&restore_chain(&[&background], opts(None)).unwrap(), None), moment);
+}
+
+/// A full checkpoint of `store` exported by the export thread, then
+/// another by the owner: their section bodies (equal), and the first's bytes.
+fn background_and_owner(store: &mut Store) -> (Vec<(u32, Vec<u8>)>, Vec<u8>) {
+    let cp = store.checkpoint(Some(false)).unwrap();
+    let job = store.checkpoint_job(cp.id).unwrap();
+    let background = export_meanwhile(job, || {});
+    store.checkpoint_confirm(cp.id).unwrap();
+    let cp = store.checkpoint(Some(false)).unwrap();
+    let owner = export_all(store, cp.id).unwrap();
+    let (a, b) = (sections(&background).1, sections(&owner).1);
+    assert_eq!(a.len(), 64);
+    assert!(a == b, "the section bodies differ");
+    (a, background)
 }

@@ -7,8 +7,14 @@ mod common;
 use common::*;
 use keystate_core::{Key, Store};
 
-fn key(rng: &mut Rng, keys: u64) -> Vec<u8> {
-    format!("k{}", rng.below(keys)).into_bytes()
+fn key(rng: &mut Rng, keys: u64, long: bool) -> Vec<u8> {
+    if long {
+        // 10 bytes: with a short value, a record of 14 to 16 bytes, which
+        // a wide slot holds in less room (see `run_checked`'s `wide_min`).
+        format!("key-{:06}", rng.below(keys)).into_bytes()
+    } else {
+        format!("k{}", rng.below(keys)).into_bytes()
+    }
 }
 
 fn ns(rng: &mut Rng) -> Vec<u8> {
@@ -34,15 +40,31 @@ fn map_entries<'a>(m: &'a Model, k: &[u8], n: &[u8]) -> impl Iterator<Item = (&'
     m.range((MAP, k.to_vec(), n.to_vec(), None)..(MAP, k.to_vec(), after, None))
 }
 
+/// A value for the value state: with `small`, most of them short enough to
+/// sit inline in a wide index beside their key (a table goes wide only when
+/// nearly all of its entries fit).
+fn small_or_not(rng: &mut Rng, small: bool) -> Vec<u8> {
+    if small && rng.chance(98) {
+        let n = 2 + rng.below(3) as usize;
+        (0..n).map(|_| rng.next() as u8).collect()
+    } else {
+        value(rng)
+    }
+}
+
 fn run(seed: u64, ops: u64, keys: u64) -> Store {
-    run_checked(seed, ops, keys, false)
+    run_checked(seed, ops, keys, false, None)
 }
 
 /// Runs `ops` random operations, checking reads against a model, and
-/// returns the store.
-fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool) -> Store {
+/// returns the store. With `wide_min`, tables of the value state may go
+/// wide from that many entries on, and half its values are small.
+fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool, wide_min: Option<usize>) -> Store {
     let mut rng = Rng(seed);
     let mut store = store_with_states(32, None);
+    if let Some(n) = wide_min {
+        store.set_wide_min(n);
+    }
     let mut model = Model::new();
     let mut snaps: Vec<(u64, Model)> = Vec::new();
     for step in 0..ops {
@@ -53,12 +75,14 @@ fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool) -> Store {
                 assert_eq!(&dump(&store, Some(*s)), m, "snapshot {s} before step {step}");
             }
         }
-        let k = key(&mut rng, keys);
+        let k = key(&mut rng, keys, wide_min.is_some());
         let n = ns(&mut rng);
         let choice = rng.below(100);
         match choice {
             0..=24 => {
-                let v = value(&mut rng);
+                let v = small_or_not(&mut rng, wide_min.is_some());
+                // Entries with a namespace are never inline: fewer of them.
+                let n = if wide_min.is_some() && rng.chance(98) { Vec::new() } else { n };
                 store.put(VALUE, Key::Bytes(&k), &n, &v).unwrap();
                 model.insert((VALUE, k, n, None), v);
             }
@@ -217,5 +241,18 @@ fn memory_returns_to_baseline_after_snapshot_churn() {
 /// accounting exact): small, but catches a broken step where it happens.
 #[test]
 fn model_paranoid() {
-    run_checked(7, 4_000, 150, true);
+    run_checked(7, 4_000, 150, true, None);
+}
+
+/// The model with wide tables (entries inline in the index) from 8 entries
+/// on: conversions both ways at resizes, inline entries saved for open
+/// snapshots, overwritten, removed and listed.
+#[test]
+fn model_with_wide_tables() {
+    for seed in 0..3 {
+        let store = run_checked(seed, 250_000, 4_000, false, Some(8));
+        let (tables, inline) = store.wide_tables();
+        assert!(tables > 0 && inline > 0, "seed {seed}: {tables} wide tables, {inline} inline entries");
+    }
+    run_checked(11, 6_000, 300, true, Some(8));
 }
