@@ -344,7 +344,9 @@ const INLINE_PUT: usize = 3 + record::INLINE - 1;
 
 /// Writes a live inline entry as a PUT record, in room reserved for it: its
 /// record is a one-byte header (`klen << 3`, no flags) and a one-byte value
-/// length, then the key and the value (see `crate::record`).
+/// length, then the key and the value (see `crate::record`). Writes a whole
+/// `INLINE_PUT` bytes (one fixed-size copy, no call to `memcpy`) and keeps
+/// the PUT's own.
 #[inline]
 fn write_inline(b: &[u8], out: &mut Vec<u8>) {
     let (k, v) = (usize::from(b[0] >> 4), usize::from(b[0] & 0xF));
@@ -353,9 +355,16 @@ fn write_inline(b: &[u8], out: &mut Vec<u8>) {
     put[0] = op::PUT;
     put[1] = (k << 3) as u8;
     put[2] = v as u8;
-    put[3..3 + k + v].copy_from_slice(&b[1..1 + k + v]);
-    debug_assert!(out.capacity() - out.len() >= 3 + k + v, "reserved by write_entries");
-    out.extend_from_slice(&put[..3 + k + v]);
+    put[3..].copy_from_slice(&b[1..]);
+    let at = out.len();
+    let spare = out.spare_capacity_mut();
+    assert!(spare.len() >= INLINE_PUT, "write_entries reserves INLINE_PUT bytes an entry");
+    for (d, &x) in spare[..INLINE_PUT].iter_mut().zip(&put) {
+        d.write(x);
+    }
+    // Safety: the `3 + k + v <= INLINE_PUT` bytes after `at` were written
+    // just above, within `out`'s capacity (checked).
+    unsafe { out.set_len(at + 3 + k + v) };
 }
 
 /// Writes the records of `refs` (sorted) as PUTs, those that tile a stretch
