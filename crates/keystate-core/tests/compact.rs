@@ -125,14 +125,35 @@ fn a_class_emptied_by_rewrites_returns_its_pages() {
 /// snapshot reads its moment.
 #[test]
 fn model_with_compaction_under_open_snapshots() {
+    compaction_model(false);
+}
+
+/// The same with the value state's tables wide (filled with short entries
+/// first, so that they go wide): compaction moves the records of the
+/// entries that are not inline, beside inline ones.
+#[test]
+fn model_with_compaction_and_wide_tables() {
+    compaction_model(true);
+}
+
+fn compaction_model(wide: bool) {
     let mut rng = Rng(11);
     let mut store = store_with_states(8, None);
     let mut model = Model::new();
     let mut snaps: Vec<(u64, Model)> = Vec::new();
     let mut export: Option<(u64, Model, Vec<u8>)> = None;
     let keys = 8000;
+    let key_of = |i: u64| if wide { format!("key-{i:06}") } else { format!("k{i}") }.into_bytes();
+    if wide {
+        store.set_wide_min(64);
+        for i in 0..keys {
+            store.put(VALUE, Key::Bytes(&key_of(i)), b"", &[1, 2, 3]).unwrap();
+            model.insert((VALUE, key_of(i), Vec::new(), None), vec![1, 2, 3]);
+        }
+        assert_eq!(store.wide_tables(), (8, 8000), "the value state's tables wide, every entry inline");
+    }
     for step in 0..90_000u32 {
-        let key = format!("k{}", rng.below(keys)).into_bytes();
+        let key = key_of(rng.below(keys));
         // Sizes drift with time: each phase favours other classes.
         let phase = (step / 10_000) % 3;
         let len = match phase {
