@@ -297,7 +297,8 @@ impl Restorer {
         let ids = &self.ids;
         let incremental = self.incremental;
         let store_cell = std::cell::RefCell::new(store);
-        // The states whose tables this section sized (a block each).
+        // The states whose tables this section sized wide, to settle once
+        // their blocks are in (a table filled before is left as it is).
         let mut sized: Vec<u32> = Vec::new();
         let n = body::for_each_block(
             body,
@@ -305,9 +306,10 @@ impl Restorer {
             |state, count| {
                 // Tables built from a checkpoint are sized once, up front.
                 if let (true, Some(sid)) = (keep, local(ids, state)) {
-                    store_cell.borrow_mut().reserve(sid, kg, count as usize)?;
-                    crate::room::reserve(&mut sized, 1)?;
-                    sized.push(sid);
+                    if store_cell.borrow_mut().reserve(sid, kg, count as usize)? {
+                        crate::room::reserve(&mut sized, 1)?;
+                        sized.push(sid);
+                    }
                 }
                 Ok(())
             },

@@ -371,11 +371,12 @@ impl Store {
 
     /// Sizes the table of (state, key group) for `n` more entries when it is
     /// still empty (value-like and list states; restore knows the counts).
-    pub(crate) fn reserve(&mut self, state: u32, kg: u32, n: usize) -> Result<()> {
+    /// True when the table was made wide (see `Mem::reserve`).
+    pub(crate) fn reserve(&mut self, state: u32, kg: u32, n: usize) -> Result<bool> {
         let mut room = self.room();
-        let Some(e) = self.states.get_mut(state as usize) else { return Ok(()) };
+        let Some(e) = self.states.get_mut(state as usize) else { return Ok(false) };
         if e.desc.kind == StateKind::Map || !self.cfg.key_groups.contains(kg) {
-            return Ok(());
+            return Ok(false);
         }
         let tid = Self::part_for_write(&mut self.mem, e, (kg - self.cfg.key_groups.start) as usize, &mut room)?;
         Ok(self.mem.reserve(&mut room, tid, n)?)

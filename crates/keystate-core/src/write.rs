@@ -661,8 +661,9 @@ impl Mem {
 
     /// Presizes a table's live index for `n` entries when it is empty
     /// (restore knows the counts up front): wide when it may be and is
-    /// large enough; `settle_width` checks the choice once it is filled.
-    pub fn reserve(&mut self, room: &mut Room, tid: TableId, n: usize) -> Result<(), Full> {
+    /// large enough. True when it made it wide: `settle_width` checks that
+    /// choice once the table is filled.
+    pub fn reserve(&mut self, room: &mut Room, tid: TableId, n: usize) -> Result<bool, Full> {
         let wide_min = self.wide_min;
         let Mem { tables, acct, .. } = self;
         let t = tables[tid as usize].as_mut().expect("dangling table id");
@@ -670,14 +671,14 @@ impl Mem {
         let cap = if n == 0 { 0 } else { crate::index::capacity_for(n) };
         let (have, want) = (t.live.bytes(), AnyIndex::bytes_for_slots(cap, wide));
         if !t.live.is_empty() || want <= have {
-            return Ok(());
+            return Ok(false);
         }
         room.take((want - have) as u64)?;
         let ix = AnyIndex::try_with_slots(cap, wide).ok_or_else(|| room::oom(want))?;
         acct.frozen_copies += t.live.shared_bytes() as u64;
         acct.resized(have, want);
         t.live = ix;
-        Ok(())
+        Ok(wide)
     }
 }
 
