@@ -310,6 +310,17 @@ impl Arena {
     /// Makes sure that `n` more slots of each class `c` of `want` (classes
     /// listed once each) can be allocated without allocating: adds the
     /// pages the pages with room cannot give to the pool.
+    /// `reserve_slots` for `counts[c]` slots of each class `c`.
+    pub fn reserve_class_counts(&mut self, counts: &[usize; NCLASS], room: &mut Room) -> Result<(), Full> {
+        let mut want = [(0u8, 0usize); NCLASS];
+        let mut k = 0;
+        for (c, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            want[k] = (c as u8, n);
+            k += 1;
+        }
+        self.reserve_slots(&want[..k], room)
+    }
+
     pub fn reserve_slots(&mut self, want: &[(u8, usize)], room: &mut Room) -> Result<(), Full> {
         let mut pages = 0;
         for &(c, n) in want {

@@ -134,13 +134,7 @@ impl Store {
             };
             self.mem.reserve_table(room, tid, puts, writes)?;
         }
-        let mut want = [(0u8, 0usize); CLASSES.len()];
-        let mut k = 0;
-        for (c, &n) in slots.iter().enumerate().filter(|(_, n)| **n > 0) {
-            want[k] = (c as u8, n);
-            k += 1;
-        }
-        self.mem.arena.reserve_slots(&want[..k], room)?;
+        self.mem.arena.reserve_class_counts(&slots, room)?;
         Ok(())
     }
 

@@ -158,14 +158,18 @@ fn find_entry<'a>(arena: &Arena, ix: &'a Index, h: u32, key: &[u8], ns: &[u8]) -
 /// Hash of the record at `r`, as its table indexes it.
 #[inline]
 pub fn record_hash(arena: &Arena, r: Ref) -> u32 {
-    let rec = record::parse(arena.bytes(r));
-    entry_hash(murmur3_32(rec.key, 0), rec.ns)
+    rec_hash(&record::parse(arena.bytes(r)))
 }
 
 /// Hash of an entry, as its table indexes it.
 #[inline]
 pub fn entry_hash_of(arena: &Arena, e: Entry<'_>) -> u32 {
-    let rec = arena.entry(e);
+    rec_hash(&arena.entry(e))
+}
+
+/// Hash of a parsed record, as its table indexes it.
+#[inline]
+pub fn rec_hash(rec: &Rec<'_>) -> u32 {
     entry_hash(murmur3_32(rec.key, 0), rec.ns)
 }
 

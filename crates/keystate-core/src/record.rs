@@ -167,15 +167,12 @@ pub const INLINE: usize = 15;
 /// `None` when it does not fit (key and value above 14 bytes together).
 /// `value` `None` is an absence mark.
 pub fn inline(key: &[u8], value: Option<&[u8]>) -> Option<[u8; INLINE]> {
-    let vlen = value.map_or(0, <[u8]>::len);
-    if key.len() + vlen > INLINE - 1 {
-        return None;
-    }
-    let mut b = [0u8; INLINE];
-    b[0] = (key.len() as u8) << 4 | value.map_or(INLINE_MARK, |v| v.len() as u8);
-    b[1..=key.len()].copy_from_slice(key);
-    b[1 + key.len()..=key.len() + vlen].copy_from_slice(value.unwrap_or(&[]));
-    Some(b)
+    let Some(v) = value else {
+        let mut b = inline_parts(key, &[], 0)?;
+        b[0] |= INLINE_MARK;
+        return Some(b);
+    };
+    inline_parts(key, &[v], v.len())
 }
 
 /// The inline form of a value whose `vlen` bytes are the concatenation of

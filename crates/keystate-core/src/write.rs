@@ -15,7 +15,7 @@
 use crate::arena::{self, Arena, Ref};
 use crate::error::{Error, Full};
 use crate::index::{AnyIndex, Entry, Index, NARROW, WIDE};
-use crate::mem::{entry_hash_of, head_nested, record_hash, Change, Layer, Mem, TableId, RUN_MIN_ENTRIES};
+use crate::mem::{entry_hash_of, head_nested, rec_hash, record_hash, Change, Layer, Mem, TableId, RUN_MIN_ENTRIES};
 use crate::record::{self, EntryRecords, INLINE};
 use crate::room::{self, Room};
 
@@ -242,13 +242,7 @@ impl Mem {
                 let len = record::parse_inline(b).len;
                 classes[arena::class_for(len, None).expect("an inline entry's record is small") as usize] += 1;
             }
-            let mut small = [(0u8, 0usize); arena::CLASSES.len()];
-            let mut k = 0;
-            for (c, &m) in classes.iter().enumerate().filter(|(_, m)| **m > 0) {
-                small[k] = (c as u8, m);
-                k += 1;
-            }
-            self.arena.reserve_slots(&small[..k], room)?;
+            self.arena.reserve_class_counts(&classes, room)?;
         }
         let bytes = AnyIndex::bytes_for_slots(cap, wide);
         room.take(bytes as u64)?;
@@ -261,7 +255,7 @@ impl Mem {
         acct.frozen_copies += old.shared_bytes() as u64;
         for e in old.entries() {
             let rec = arena.entry(e);
-            let h = crate::hash::entry_hash(crate::hash::murmur3_32(rec.key, 0), rec.ns);
+            let h = rec_hash(&rec);
             match (e, wide) {
                 (Entry::Ref(r), true) => match record::inline_of(&rec) {
                     Some(b) => {
@@ -463,14 +457,12 @@ impl Mem {
         let record = inline.is_none().then_some((new_len, None));
         self.reserve_write(room, tid, &Want { save, saved, record, live })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, slot);
-        let new = match inline {
-            Some(_) => None,
-            None => Some(self.alloc_record(tid, key, ns, value, false, last && slot.is_none())),
-        };
-        let b = inline.unwrap_or([0; INLINE]);
-        let (e, added) = match new {
-            Some((r, size)) => (Entry::Ref(r), size as u64),
-            None => (Entry::Inline(&b), 0),
+        let (e, added) = match &inline {
+            Some(b) => (Entry::Inline(b), 0),
+            None => {
+                let (r, size) = self.alloc_record(tid, key, ns, value, false, last && slot.is_none());
+                (Entry::Ref(r), size as u64)
+            }
         };
         let Some(slot) = slot else {
             let arena = &self.arena;
