@@ -315,7 +315,7 @@ impl Checkpoints {
 }
 
 /// A copy of delta sets (O(1) per set: the slots are shared).
-fn clone_sets(sets: &[StateSets]) -> Result<Vec<StateSets>> {
+fn clone_sets(sets: &mut [StateSets]) -> Result<Vec<StateSets>> {
     let mut out = Vec::new();
     room::reserve(&mut out, sets.len())?;
     for s in sets {
@@ -393,12 +393,12 @@ impl Store {
             let live = self.cps.segments.iter().filter(|s| s.live).count();
             room::reserve(&mut segments, live + 1)?;
             room::reserve(&mut sets, live + 1)?;
-            for s in self.cps.segments.iter().filter(|s| s.live) {
+            for s in self.cps.segments.iter_mut().filter(|s| s.live) {
                 segments.push(s.checkpoint);
-                sets.push((Arc::clone(&s.members), clone_sets(&s.sets)?));
+                sets.push((Arc::clone(&s.members), clone_sets(&mut s.sets)?));
             }
             if self.cps.tracking {
-                sealed_sets = Some(clone_sets(&self.cps.current)?);
+                sealed_sets = Some(clone_sets(&mut self.cps.current)?);
             }
         }
         room::reserve(&mut self.cps.segments, 1)?;

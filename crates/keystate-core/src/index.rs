@@ -135,6 +135,14 @@ pub struct Ix<const N: usize> {
     rest: Vec<Slots<N>>,
     cap: usize,
     len: usize,
+    /// A token this index shares with every copy `try_clone` makes of it
+    /// (and of those copies): while its count is 1 no copy lives, so no
+    /// chunk is shared and a writer need not read each chunk's own count
+    /// (at 1M entries a cache miss a write: the chunks' counts are spread
+    /// over as many lines as there are chunks, the token is one hot line).
+    /// Empty until the first copy; dropped when a resize makes new chunks.
+    /// Declared last: a copy drops its chunks before it lets go of it.
+    copies: Slots<1>,
 }
 
 /// The tag of hash `h` (the meta byte's high nibble): bits the home slot
@@ -234,13 +242,23 @@ impl<const N: usize> Ix<N> {
         capacity_for(self.len + n).max(self.cap * 5 / 4)
     }
 
-    /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks),
-    /// allocation-free for a small index. An error when the allocator refuses.
-    pub fn try_clone(&self) -> Result<Ix<N>, Full> {
+    /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks);
+    /// for a small index it allocates nothing but, the first time, the copy
+    /// token (see `copies`). An error when the allocator refuses.
+    pub fn try_clone(&mut self) -> Result<Ix<N>, Full> {
         let mut rest = Vec::new();
         room::reserve(&mut rest, self.rest.len())?;
+        if self.copies.is_empty() && self.cap > 0 {
+            self.copies = Slots::zeroed(1).ok_or_else(|| oom(1))?;
+        }
         rest.extend(self.rest.iter().cloned());
-        Ok(Ix { head: self.head.clone(), rest, cap: self.cap, len: self.len })
+        Ok(Ix { head: self.head.clone(), rest, cap: self.cap, len: self.len, copies: self.copies.clone() })
+    }
+
+    /// True when no copy of this index lives: every chunk is its own.
+    #[inline]
+    fn unshared(&self) -> bool {
+        self.copies.is_unique()
     }
 
     #[inline]
@@ -291,7 +309,16 @@ impl<const N: usize> Ix<N> {
     /// `try_reserve` and `try_own_run`).
     #[inline]
     fn slot_mut(&mut self, i: usize) -> &mut Slot<N> {
-        &mut self.chunk_mut(i >> Self::CHUNK_BITS).make_mut(unshare)[i & Self::CHUNK_MASK]
+        let at = i & Self::CHUNK_MASK;
+        if self.unshared() {
+            let c = self.chunk_mut(i >> Self::CHUNK_BITS);
+            // Safety: no copy of this index lives (`unshared`, an Acquire
+            // load of the token's count that saw the last copy's drop, which
+            // dropped its chunks first), and chunks are shared only with
+            // copies: this handle is the chunk's only one.
+            return &mut unsafe { c.get_mut_unchecked() }[at];
+        }
+        &mut self.chunk_mut(i >> Self::CHUNK_BITS).make_mut(unshare)[at]
     }
 
     /// True when `n` more entries fit without growing.
@@ -304,7 +331,7 @@ impl<const N: usize> Ix<N> {
     /// this index's own: `try_reserve(n)` would do nothing.
     #[inline]
     pub fn has_room(&self, n: usize) -> bool {
-        self.fits(n) && self.chunks().all(Slots::is_unique)
+        self.fits(n) && (self.unshared() || self.chunks().all(Slots::is_unique))
     }
 
     /// The chunks a change from slot `from` can touch: the run from it to
@@ -332,7 +359,7 @@ impl<const N: usize> Ix<N> {
     /// index's own (see `run_chunks`).
     #[inline]
     pub fn owns_run(&self, from: usize) -> bool {
-        self.cap == 0 || self.run_chunks(from).into_iter().flatten().all(|c| self.chunk(c).is_unique())
+        self.cap == 0 || self.unshared() || self.run_chunks(from).into_iter().flatten().all(|c| self.chunk(c).is_unique())
     }
 
     /// The home slot of hash `h` (where an insert of it starts).
@@ -345,6 +372,9 @@ impl<const N: usize> Ix<N> {
     /// nothing. Returns the bytes of the chunks replaced, which frozen
     /// copies still hold.
     fn own(&mut self, chunks: impl Iterator<Item = usize> + Clone, room: &mut Room) -> Result<u64, Full> {
+        if self.unshared() {
+            return Ok(0);
+        }
         let shared = chunks.clone().filter(|&c| !self.chunk(c).is_unique());
         let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * Self::SLOT));
         if n == 0 {
@@ -407,11 +437,14 @@ impl<const N: usize> Ix<N> {
     /// True when no frozen copy shares the chunk of slot `i`.
     #[inline]
     pub fn owns_slot(&self, i: usize) -> bool {
-        self.chunk(i >> Self::CHUNK_BITS).is_unique()
+        self.unshared() || self.chunk(i >> Self::CHUNK_BITS).is_unique()
     }
 
     /// Bytes of the chunks a frozen copy shares.
     pub fn shared_bytes(&self) -> usize {
+        if self.unshared() {
+            return 0;
+        }
         self.chunks().filter(|c| !c.is_unique()).map(|c| c.len() * Self::SLOT).sum()
     }
 
@@ -655,7 +688,8 @@ impl<const N: usize> Ix<N> {
     fn try_resize(&mut self, cap: usize, rehash: &impl Fn(&Slot<N>) -> u32) -> Result<(), Full> {
         let cap = cap.max(8);
         let (head, rest) = Self::zeroed(cap).ok_or_else(|| oom(cap * Self::SLOT))?;
-        let old = std::mem::replace(self, Ix { head, rest, cap, len: 0 });
+        // New chunks, shared with no copy: the token goes with the old ones.
+        let old = std::mem::replace(self, Ix { head, rest, cap, len: 0, copies: Slots::EMPTY });
         for s in old.chunks().flat_map(|c| c.iter()).filter(|s| s[0] != EMPTY) {
             let h = rehash(s);
             let mut moved = *s;
@@ -911,7 +945,7 @@ impl AnyIndex {
         }
     }
 
-    pub fn try_clone(&self) -> Result<AnyIndex, Full> {
+    pub fn try_clone(&mut self) -> Result<AnyIndex, Full> {
         Ok(match self {
             AnyIndex::Narrow(ix) => AnyIndex::Narrow(ix.try_clone()?),
             AnyIndex::Wide(ix) => AnyIndex::Wide(ix.try_clone()?),
@@ -1340,6 +1374,47 @@ mod tests {
         }
         assert_eq!(found, Some(want));
         assert_eq!(ix.scan(0, usize::MAX, |e| id(e) == n + 1), (None, ix.capacity()));
+    }
+
+    #[test]
+    fn chunks_are_the_index_own_again_once_every_copy_is_dropped() {
+        copies_dropped::<NARROW>();
+        copies_dropped::<WIDE>();
+    }
+
+    fn copies_dropped<const N: usize>() {
+        let mut ix = Ix::<N>::new();
+        let n = 20_000u32;
+        for r in 0..n {
+            put(&mut ix, h(r), r, h);
+        }
+        let slot = ix.find(h(7), |c| id(c) == 7).unwrap();
+        assert!(ix.unshared() && ix.owns_run(slot), "never copied");
+        let frozen = ix.try_clone().unwrap();
+        let again = Ix::try_clone(&mut { frozen }).unwrap();
+        assert!(!ix.unshared() && !ix.owns_run(slot), "a copy of the copy shares the token too");
+        // The copy is read and dropped on another thread (as the native
+        // background export does); then the writer changes slots in place.
+        let read = std::thread::spawn(move || (0..n).filter(|&r| again.find(h(r), |c| id(c) == r).is_some()).count());
+        assert_eq!(read.join().unwrap(), n as usize);
+        assert!(ix.unshared() && ix.owns_run(slot) && ix.shared_bytes() == 0);
+        assert_eq!(ix.try_own_run(slot, &mut { Room::UNLIMITED }).unwrap(), 0, "nothing to copy");
+        ix.remove_at(slot, false, |e| h(id(e)));
+        assert!(ix.find(h(7), |c| id(c) == 7).is_none());
+        // A new copy shares again, and keeps its moment.
+        let frozen = ix.try_clone().unwrap();
+        assert!(!ix.owns_run(ix.home_of(h(7))));
+        ix.try_own_run(ix.home_of(h(7)), &mut { Room::UNLIMITED }).unwrap();
+        put(&mut ix, h(7), 7, h);
+        assert!(frozen.find(h(7), |c| id(c) == 7).is_none() && ix.find(h(7), |c| id(c) == 7).is_some());
+        // A resize makes new chunks that no copy shares.
+        let before = ix.capacity();
+        for r in n + 1..2 * n {
+            ix.try_reserve(1, &mut { Room::UNLIMITED }, |e| h(id(e))).unwrap();
+            put(&mut ix, h(r), r, h);
+        }
+        assert!(ix.capacity() > before && ix.unshared());
+        assert_eq!(frozen.len(), n as usize - 1);
     }
 
     /// Every occupied slot's meta byte is its hash's tag and its exact

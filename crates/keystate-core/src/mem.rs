@@ -272,10 +272,10 @@ impl Mem {
 
     /// The live index of every table (O(1) each: the slots are shared
     /// copy-on-write), by table id: a checkpoint's frozen view.
-    pub fn freeze(&self) -> Result<Vec<Option<AnyIndex>>, Full> {
+    pub fn freeze(&mut self) -> Result<Vec<Option<AnyIndex>>, Full> {
         let mut v = Vec::new();
         room::reserve(&mut v, self.tables.len())?;
-        for t in &self.tables {
+        for t in &mut self.tables {
             let ix = match t {
                 Some(t) => Some(t.live.try_clone()?),
                 None => None,

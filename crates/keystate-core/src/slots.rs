@@ -49,15 +49,22 @@ impl<const N: usize> Slots<N> {
 
     /// `len` empty (zeroed) slots, or `None` when the allocator refuses.
     pub fn zeroed(len: usize) -> Option<Slots<N>> {
+        Self::alloc(len, true)
+    }
+
+    /// `len` slots, zeroed when `zero` (else their bytes are to be written
+    /// before any read), or `None` when the allocator refuses.
+    fn alloc(len: usize, zero: bool) -> Option<Slots<N>> {
         if len == 0 {
             return Some(Slots::EMPTY);
         }
         let layout = layout::<N>(len)?;
         // Safety: the layout's size is not zero (it holds a `Head`).
-        let base = NonNull::new(crate::room::fallibly(|| unsafe { alloc::alloc_zeroed(layout) }))?;
+        let base = NonNull::new(crate::room::fallibly(|| unsafe { if zero { alloc::alloc_zeroed(layout) } else { alloc::alloc(layout) } }))?;
         // Safety: `base` is a fresh allocation of `layout`, aligned for a
         // `Head` at its start, and `OFF` bytes in (within its size) start the
-        // slots, whose bytes are zeroed: `len` valid empty slots.
+        // slots: `len` of them, zeroed (valid empty slots) when `zero`, else
+        // written by the caller (`copy`) before this handle is used.
         unsafe {
             base.cast::<Head>().as_ptr().write(Head { refs: AtomicUsize::new(1) });
             Some(Slots { ptr: base.add(OFF).cast::<Slot<N>>(), len })
@@ -83,7 +90,7 @@ impl<const N: usize> Slots<N> {
     }
 
     /// The slots, mutably, if no other handle shares them.
-    #[inline]
+    #[cfg(test)]
     pub fn get_mut(&mut self) -> Option<&mut [Slot<N>]> {
         if !self.is_unique() {
             return None;
@@ -108,12 +115,31 @@ impl<const N: usize> Slots<N> {
     }
 
     /// A copy no other handle shares, or `None` when the allocator refuses.
+    /// (Not zeroed first: the copy writes every byte. A writer's first change
+    /// to a chunk a checkpoint shares pays for this copy.)
     pub fn copy(&self) -> Option<Slots<N>> {
-        let mut c = Slots::zeroed(self.len)?;
-        if let Some(s) = c.get_mut() {
-            s.copy_from_slice(self);
-        }
+        let c = Slots::alloc(self.len, false)?;
+        // Safety: `c` is a fresh allocation of `self.len` slots no one else
+        // sees yet, and `self` holds `self.len` valid slots: the copy writes
+        // each of its bytes before anything reads them.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), c.ptr.as_ptr(), self.len) };
         Some(c)
+    }
+
+    /// The slots, mutably, without reading the count (a cache miss when the
+    /// chunks are many): for an owner that knows by other means that no
+    /// other handle shares them.
+    ///
+    /// # Safety
+    /// No other handle to these slots exists, and the drop of every handle
+    /// that did happens-before this call (the owner saw it through an
+    /// `Acquire` load, as `is_unique` does).
+    #[inline]
+    pub unsafe fn get_mut_unchecked(&mut self) -> &mut [Slot<N>] {
+        debug_assert!(self.is_unique());
+        // Safety: `len` valid slots (see `ptr`), and no other handle reads or
+        // writes them (the caller's contract, and `&mut self`).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
@@ -181,6 +207,7 @@ mod tests {
         assert!(a.get_mut().is_none(), "shared slots are not written");
         let mut c = a.copy().unwrap();
         assert!(c.is_unique() && !c.ptr_eq(&a));
+        assert_eq!(&c[..], &a[..], "a copy has every byte, the empty slots' too");
         c.get_mut().unwrap()[3] = [9; 5];
         assert_eq!(b[3], [1, 2, 3, 4, 5]);
         drop(b);
