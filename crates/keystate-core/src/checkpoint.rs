@@ -63,6 +63,9 @@ pub struct CheckpointInfo {
     pub id: u64,
     pub parent_id: Option<u64>,
     pub kind: CheckpointKind,
+    /// The epoch of the checkpoint's snapshot: its export's alone, read
+    /// through the index frozen with it (`Mem::snapshot_frozen`); reads at
+    /// it are refused as of an unknown snapshot.
     pub snapshot: u64,
 }
 
@@ -405,7 +408,8 @@ impl Store {
         room::reserve(&mut self.cps.pending, 1)?;
         let expire = if kind == CheckpointKind::Full { self.expiring_at(self.ttl.now)? } else { Vec::new() };
         self.ttl.reserve_snapshot()?;
-        let snapshot = self.mem.snapshot()?;
+        // Read only through `tables`, frozen above at this same moment.
+        let snapshot = self.mem.snapshot_frozen()?;
         // Nothing below fails.
         self.ttl.snapshot_taken(snapshot);
         self.cps.next_id += 1;

@@ -221,7 +221,7 @@ impl Mem {
         buf[..size].copy_from_slice(&self.arena.bytes(r)[..size]);
         let rec = record::parse(&buf[..size]);
         let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-        let save = self.plan_save(tid, h, rec.key, rec.ns);
+        let save = self.plan_save(tid, h, rec.key, rec.ns, Some(slot));
         match save {
             Save::No => {}
             // A new layer would need memory.

@@ -202,6 +202,9 @@ pub struct Mem {
     pub(crate) reclaim: Reclaim,
     /// Open snapshot epochs, ascending.
     pub(crate) open: Vec<u64>,
+    /// Those of `open` read only through a frozen index taken with them
+    /// (checkpoints' snapshots), ascending: never through layers.
+    pub(crate) frozen_only: Vec<u64>,
     /// `(epoch, table)` for each layer of each table (entries of freed tables
     /// may linger until their epoch is released), ascending by epoch.
     pub(crate) touched: Vec<(u64, TableId)>,
@@ -230,6 +233,7 @@ impl Mem {
             epoch: 1,
             reclaim: Reclaim::default(),
             open: Vec::new(),
+            frozen_only: Vec::new(),
             touched: Vec::new(),
             tmp: Vec::new(),
             acct: Acct::default(),
@@ -489,8 +493,31 @@ impl Mem {
         Ok(s)
     }
 
+    /// Takes a snapshot that is read only through a frozen index taken at
+    /// the same moment (`freeze`; a checkpoint's): entries inline in an
+    /// index are not saved for it (see `plan_save`), so it cannot be read
+    /// through layers (`is_readable` is false).
+    pub fn snapshot_frozen(&mut self) -> Result<u64, Full> {
+        room::reserve(&mut self.frozen_only, 1)?;
+        let s = self.snapshot()?;
+        self.frozen_only.push(s);
+        Ok(s)
+    }
+
     pub fn is_open(&self, s: u64) -> bool {
         self.open.binary_search(&s).is_ok()
+    }
+
+    /// True when snapshot `s` is open and may be read through layers (not
+    /// one of `snapshot_frozen`).
+    pub fn is_readable(&self, s: u64) -> bool {
+        self.is_open(s) && self.frozen_only.binary_search(&s).is_err()
+    }
+
+    /// True when an open snapshot is read through layers.
+    #[inline]
+    pub(crate) fn layers_read(&self) -> bool {
+        self.open.len() > self.frozen_only.len()
     }
 
     pub fn open_snapshots(&self) -> usize {
@@ -503,6 +530,9 @@ impl Mem {
     pub fn release(&mut self, s: u64) -> bool {
         let Ok(pos) = self.open.binary_search(&s) else { return false };
         self.open.remove(pos);
+        if let Ok(f) = self.frozen_only.binary_search(&s) {
+            self.frozen_only.remove(f);
+        }
         let older = pos.checked_sub(1).map(|i| self.open[i]);
         // Relabelling entries of `s` to `p` keeps `touched` sorted: no epoch
         // between them is open, so no entry has one.

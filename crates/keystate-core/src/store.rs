@@ -364,7 +364,8 @@ impl Store {
 
     pub(crate) fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
         match at {
-            Some(s) if !self.mem.is_open(s) => Err(Error::UnknownSnapshot(s)),
+            // A checkpoint's snapshot is its export's alone (`Mem::snapshot_frozen`).
+            Some(s) if !self.mem.is_readable(s) => Err(Error::UnknownSnapshot(s)),
             _ => Ok(()),
         }
     }

@@ -65,12 +65,21 @@ struct Want {
 }
 
 impl Mem {
-    /// What a write to (key, ns) of table `tid` must save first (see `crate::mem`).
+    /// What a write to (key, ns) of table `tid`, its live entry in `slot`,
+    /// must save first (see `crate::mem`). An entry inline in the slot needs
+    /// no save while only checkpoints' snapshots are open: those are read
+    /// through their frozen index, whose chunk keeps the entry's bytes (a
+    /// writer copies the chunk before it changes the slot), never through
+    /// layers. A record must still move into a layer, to stay alive for
+    /// the frozen index's ref; a MARK still marks an absent entry.
     #[inline]
-    pub(crate) fn plan_save(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Save {
+    pub(crate) fn plan_save(&self, tid: TableId, h: u32, key: &[u8], ns: &[u8], slot: Option<usize>) -> Save {
         let Some(&n) = self.open.last() else { return Save::No };
         let t = self.table(tid);
         if t.born > n {
+            return Save::No;
+        }
+        if !self.layers_read() && slot.is_some_and(|s| t.live.get(s).record().is_none()) {
             return Save::No;
         }
         match t.layers.last() {
@@ -415,7 +424,7 @@ impl Mem {
             self.reclaim_some();
         }
         let slot = self.find_live(tid, h, key, ns);
-        let save = self.plan_save(tid, h, key, ns);
+        let save = self.plan_save(tid, h, key, ns, slot);
         let vlen: usize = value.iter().map(|v| v.len()).sum();
         let new_len = record::encoded_len(key.len(), ns.len(), vlen, false, false);
         // The old entry's record; `Some(None)` when it is inline.
@@ -509,7 +518,7 @@ impl Mem {
             self.reclaim_some();
         }
         let slot = self.find_live(tid, h, key, ns);
-        let save = self.plan_save(tid, h, key, ns);
+        let save = self.plan_save(tid, h, key, ns, slot);
         let Some(slot) = slot else {
             let saved = self.saved_len(tid, save, None, key, ns);
             let record = Some(record::alloc_size(key.len(), ns.len(), tail.len(), false, true));
@@ -607,7 +616,7 @@ impl Mem {
             self.reclaim_some();
         }
         let Some(slot) = self.find_live(tid, h, key, ns) else { return Ok(false) };
-        let save = self.plan_save(tid, h, key, ns);
+        let save = self.plan_save(tid, h, key, ns, Some(slot));
         let saved = self.saved_len(tid, save, Some(slot), key, ns);
         self.reserve_write(room, tid, &Want { save, saved, record: None, live: Live::Change(Some(slot)) })?;
         let moved = save != Save::No && self.commit_save(tid, h, key, ns, Some(slot));
@@ -630,11 +639,9 @@ impl Mem {
     /// Reserves what removing (key, ns) needs, so that a `remove` of it
     /// after other changes cannot fail.
     pub fn reserve_remove(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8]) -> Result<(), Full> {
-        if self.find_live(tid, h, key, ns).is_none() {
-            return Ok(());
-        }
-        let save = self.plan_save(tid, h, key, ns);
-        let saved = self.saved_len(tid, save, self.find_live(tid, h, key, ns), key, ns);
+        let Some(slot) = self.find_live(tid, h, key, ns) else { return Ok(()) };
+        let save = self.plan_save(tid, h, key, ns, Some(slot));
+        let saved = self.saved_len(tid, save, Some(slot), key, ns);
         // Other changes come before the removal: its slot may move by then.
         self.reserve_write(room, tid, &Want { save, saved, record: None, live: Live::Change(None) })
     }
