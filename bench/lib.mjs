@@ -75,10 +75,17 @@ export function gc() {
 /** Milliseconds since `t0` (performance.now()). */
 export const since = (/** @type {number} */ t0) => performance.now() - t0;
 
+/** Time V8's helper threads get to finish a forced GC's work (sweeping, freeing). */
+const SETTLE_MS = 25;
+
 /**
  * Runs `a` and `b` alternately (A B A B ...) `reps` times after one warm-up
  * round each, with a GC before every measurement so that one side's garbage
- * is not collected on the other's clock. The machine is shared and noisy:
+ * is not collected on the other's clock, then a pause of `SETTLE_MS`: the
+ * GC's concurrent work would otherwise take the second core from whatever
+ * runs next on it (the native backend's export thread: a full export of
+ * 1M keys took 8-27 ms straight after `gc()`, 7-13 ms 10-100 ms later,
+ * `v8.serialize` the same either way). The machine is shared and noisy:
  * alternating puts both sides under the same noise, the median drops outliers.
  * Each function returns its measurement (a number) or an object of them.
  * @template {number | Record<string, number>} T
@@ -88,10 +95,13 @@ export const since = (/** @type {number} */ t0) => performance.now() - t0;
 export async function interleave(reps, a, b) {
   /** @type {T[]} */ const as = [];
   /** @type {T[]} */ const bs = [];
+  const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   for (let r = -1; r < reps; r++) {
     gc();
+    await settle();
     const x = await a();
     gc();
+    await settle();
     const y = await b();
     if (r >= 0) {
       as.push(x);
