@@ -1327,12 +1327,18 @@ mod tests {
         frozen_copy::<WIDE>();
     }
 
-    fn frozen_copy<const N: usize>() {
+    /// An index of refs `0..n` (hashed by `h`).
+    fn holding<const N: usize>(n: u32) -> Ix<N> {
         let mut ix = Ix::<N>::new();
-        let n = 20_000u32;
         for r in 0..n {
             put(&mut ix, h(r), r, h);
         }
+        ix
+    }
+
+    fn frozen_copy<const N: usize>() {
+        let n = 20_000u32;
+        let mut ix = holding::<N>(n);
         assert!(Ix::<N>::chunks_for(ix.capacity()) > 10);
         let frozen = ix.try_clone().unwrap();
         assert_eq!(ix.shared_bytes(), ix.bytes());
@@ -1383,11 +1389,8 @@ mod tests {
     }
 
     fn copies_dropped<const N: usize>() {
-        let mut ix = Ix::<N>::new();
         let n = 20_000u32;
-        for r in 0..n {
-            put(&mut ix, h(r), r, h);
-        }
+        let mut ix = holding::<N>(n);
         let slot = ix.find(h(7), |c| id(c) == 7).unwrap();
         assert!(ix.unshared() && ix.owns_run(slot), "never copied");
         let frozen = ix.try_clone().unwrap();
