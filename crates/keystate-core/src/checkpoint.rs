@@ -65,7 +65,7 @@ pub struct CheckpointInfo {
     pub kind: CheckpointKind,
     /// The epoch of the checkpoint's snapshot: its export's alone, read
     /// through the index frozen with it (`Mem::snapshot_frozen`); reads at
-    /// it are refused as of an unknown snapshot.
+    /// it are refused as of an unknown snapshot (`Store::check_snapshot`).
     pub snapshot: u64,
 }
 

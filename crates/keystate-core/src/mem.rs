@@ -202,9 +202,9 @@ pub struct Mem {
     pub(crate) reclaim: Reclaim,
     /// Open snapshot epochs, ascending.
     pub(crate) open: Vec<u64>,
-    /// Those of `open` read only through a frozen index taken with them
-    /// (checkpoints' snapshots), ascending: never through layers.
-    pub(crate) frozen_only: Vec<u64>,
+    /// How many of `open` are read only through a frozen index taken with
+    /// them (checkpoints' snapshots: `snapshot_frozen`), never through layers.
+    pub(crate) frozen_open: usize,
     /// `(epoch, table)` for each layer of each table (entries of freed tables
     /// may linger until their epoch is released), ascending by epoch.
     pub(crate) touched: Vec<(u64, TableId)>,
@@ -233,7 +233,7 @@ impl Mem {
             epoch: 1,
             reclaim: Reclaim::default(),
             open: Vec::new(),
-            frozen_only: Vec::new(),
+            frozen_open: 0,
             touched: Vec::new(),
             tmp: Vec::new(),
             acct: Acct::default(),
@@ -413,7 +413,6 @@ impl Mem {
             Some(s) => t.layers_from(s),
         };
         let find = |ix: &Index, h: u32, rec: &Rec<'_>| find_entry(&self.arena, ix, h, rec.key, rec.ns).is_some();
-        let in_live = |h: u32, rec: &Rec<'_>| t.live.find(h, |e| self.arena.entry_matches(e, rec.key, rec.ns)).is_some();
         if layers.is_empty() {
             // Records are scattered over the arena: touch a batch of them with
             // independent loads first, so that their cache misses overlap
@@ -462,7 +461,7 @@ impl Mem {
                     continue;
                 }
                 let h = entry_hash(murmur3_32(rec.key, 0), rec.ns);
-                if in_live(h, &rec) || layers[..i].iter().any(|e| find(&e.index, h, &rec)) {
+                if self.get(tid, h, rec.key, rec.ns).is_some() || layers[..i].iter().any(|e| find(&e.index, h, &rec)) {
                     continue;
                 }
                 f(&rec);
@@ -495,29 +494,31 @@ impl Mem {
 
     /// Takes a snapshot that is read only through a frozen index taken at
     /// the same moment (`freeze`; a checkpoint's): entries inline in an
-    /// index are not saved for it (see `plan_save`), so it cannot be read
-    /// through layers (`is_readable` is false).
+    /// index are not saved for it (see `plan_save`), so it must not be read
+    /// through layers. Released with `release_frozen`.
     pub fn snapshot_frozen(&mut self) -> Result<u64, Full> {
-        room::reserve(&mut self.frozen_only, 1)?;
         let s = self.snapshot()?;
-        self.frozen_only.push(s);
+        self.frozen_open += 1;
         Ok(s)
+    }
+
+    /// Releases snapshot `s` of `snapshot_frozen`, as `release`.
+    pub fn release_frozen(&mut self, s: u64) -> bool {
+        let released = self.release(s);
+        if released {
+            self.frozen_open -= 1;
+        }
+        released
     }
 
     pub fn is_open(&self, s: u64) -> bool {
         self.open.binary_search(&s).is_ok()
     }
 
-    /// True when snapshot `s` is open and may be read through layers (not
-    /// one of `snapshot_frozen`).
-    pub fn is_readable(&self, s: u64) -> bool {
-        self.is_open(s) && self.frozen_only.binary_search(&s).is_err()
-    }
-
     /// True when an open snapshot is read through layers.
     #[inline]
     pub(crate) fn layers_read(&self) -> bool {
-        self.open.len() > self.frozen_only.len()
+        self.open.len() > self.frozen_open
     }
 
     pub fn open_snapshots(&self) -> usize {
@@ -530,9 +531,6 @@ impl Mem {
     pub fn release(&mut self, s: u64) -> bool {
         let Ok(pos) = self.open.binary_search(&s) else { return false };
         self.open.remove(pos);
-        if let Ok(f) = self.frozen_only.binary_search(&s) {
-            self.frozen_only.remove(f);
-        }
         let older = pos.checked_sub(1).map(|i| self.open[i]);
         // Relabelling entries of `s` to `p` keeps `touched` sorted: no epoch
         // between them is open, so no entry has one.

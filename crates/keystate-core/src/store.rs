@@ -365,7 +365,7 @@ impl Store {
     pub(crate) fn check_snapshot(&self, at: Option<u64>) -> Result<()> {
         match at {
             // A checkpoint's snapshot is its export's alone (`Mem::snapshot_frozen`).
-            Some(s) if !self.mem.is_readable(s) => Err(Error::UnknownSnapshot(s)),
+            Some(s) if !self.mem.is_open(s) || self.cps.holds_snapshot(s) => Err(Error::UnknownSnapshot(s)),
             _ => Ok(()),
         }
     }
@@ -587,7 +587,7 @@ impl Store {
     }
 
     pub(crate) fn release_internal(&mut self, snapshot: u64) {
-        let released = self.mem.release(snapshot);
+        let released = self.mem.release_frozen(snapshot);
         debug_assert!(released, "checkpoint snapshot released twice");
         self.ttl.snapshot_released(snapshot);
     }
