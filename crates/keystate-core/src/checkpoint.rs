@@ -476,8 +476,11 @@ impl Store {
         Ok(parts)
     }
 
-    /// Recounts the index arrays only frozen views hold, after one went.
+    /// Recounts the index arrays only frozen views hold, after one went,
+    /// and frees the chunks no copy reads any more.
     fn recount_frozen(&mut self) {
+        self.mem.settle_indexes();
+        self.cps.current.iter_mut().flatten().for_each(Index::settle);
         let bytes = self.cps.frozen_bytes(&self.mem);
         self.mem.set_frozen_copies(bytes);
     }

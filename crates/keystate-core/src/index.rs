@@ -17,15 +17,15 @@
 //! instead of failing or growing without end; removing one recomputes the
 //! distance of the saturated residents it shifts back from their hashes.
 //!
-//! The slot array is cut into chunks of 512 slots, each shared copy-on-write
-//! ([`Slots`], a fallible `Arc`): cloning an index copies its chunk handles
-//! (nothing for an index of one chunk), and a change to a shared index copies
-//! only the chunks it touches. A checkpoint clones the live index of every
+//! The slot array is cut into chunks of 512 narrow (or 128 wide) slots,
+//! each shared copy-on-write: a checkpoint clones the live index of every
 //! table at its moment (its frozen view; see `crate::export`), so a writer
 //! pays a 2.5 KB copy for each chunk it changes while the export runs, not a
 //! copy of the table's whole index on its first write (which was the p99 of
 //! writes during an export: 14 us against 3-5 us under a plain snapshot),
-//! and the export reads chunks nobody changes.
+//! and the export reads chunks nobody changes. A frozen copy holds the
+//! chunks without counting them (see [`Share`]): taking and dropping one
+//! copies and drops pointers only, touching no chunk.
 //!
 //! Growing and copying can fail: a writer calls [`Index::try_reserve`] or
 //! [`Index::try_own_run`] before it changes anything (see `crate::room`),
@@ -37,6 +37,8 @@ use crate::arena::Ref;
 use crate::error::Full;
 use crate::room::{self, oom, Room};
 use crate::slots::{Slot, Slots};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Bytes of a narrow slot: the meta byte and a 32-bit ref.
 pub const NARROW: usize = 5;
@@ -126,7 +128,7 @@ impl<const N: usize> Ix<N> {
 /// chunks, and a writer copies only the chunks it changes (a write touches
 /// one, now and then two), so the first write to a table after a checkpoint
 /// copies 2.5 KB instead of the whole array. A small index is one chunk, held
-/// inline, so cloning it allocates nothing.
+/// inline, so cloning it allocates nothing but its copy's keep (see `Share`).
 #[derive(Debug, Default)]
 pub struct Ix<const N: usize> {
     /// Slots `0..CHUNK` (every slot of a small index).
@@ -135,14 +137,183 @@ pub struct Ix<const N: usize> {
     rest: Vec<Slots<N>>,
     cap: usize,
     len: usize,
-    /// A token this index shares with every copy `try_clone` makes of it
-    /// (and of those copies): while its count is 1 no copy lives, so no
-    /// chunk is shared and a writer need not read each chunk's own count
-    /// (at 1M entries a cache miss a write: the chunks' counts are spread
-    /// over as many lines as there are chunks, the token is one hot line).
-    /// Empty until the first copy; dropped when a resize makes new chunks.
-    /// Declared last: a copy drops its chunks before it lets go of it.
-    copies: Slots<1>,
+    share: Share<N>,
+}
+
+/// How an index shares its chunks with the frozen copies `try_clone` makes.
+///
+/// A copy holds the live index's chunk handles without counting them. (A
+/// count in each chunk, bumped by each freeze and dropped by each copy's
+/// drop, cost a cache miss per chunk twice a checkpoint: ~10k chunks at 1M
+/// wide entries, most of an incremental checkpoint's fixed cost.) Instead,
+/// the live index knows which chunks a copy may read by when they were made
+/// (`Owner::gen`, `Owner::born`), and a chunk it replaces or lets go of
+/// while a copy lives goes to the newest copy's [`Keep`], which the copies
+/// hold and the last of them frees.
+#[derive(Debug)]
+enum Share<const N: usize> {
+    /// The live index: the one owner of its chunk handles.
+    Live(Owner<N>),
+    /// A frozen copy, never written: its chunk handles are aliases (dropped
+    /// without freeing), alive while its keep is (`None` when it has no
+    /// chunks).
+    Frozen(Option<Arc<Keep<N>>>),
+}
+
+impl<const N: usize> Default for Share<N> {
+    fn default() -> Self {
+        Share::Live(Owner::default())
+    }
+}
+
+/// What a live index knows of its copies.
+#[derive(Debug, Default)]
+struct Owner<const N: usize> {
+    /// Copies taken so far (see `Owner::freeze`): chunks made since the last
+    /// one (`born == gen`) are read by no copy.
+    gen: u32,
+    /// When the head chunk was made, and (`born[c]`) each of `rest`; `born`
+    /// has one per chunk of `rest` whenever `keep` is set.
+    head_born: u32,
+    born: Vec<u32>,
+    /// The newest copy's keep: while this is its one handle, no copy lives.
+    /// `None` before the first copy and after a resize.
+    keep: Option<Arc<Keep<N>>>,
+    /// True when `keep` holds retired chunks (freed once no copy lives).
+    retired: bool,
+}
+
+/// Chunks copies may still read that the live index no longer holds: those
+/// writers replaced, or a resize or a drop let go of, while the copy this
+/// keep was made for, or an older one, lived. Each copy holds its own keep,
+/// and each keep the next newer one, so every copy keeps alive what was
+/// retired since it was taken.
+#[derive(Debug, Default)]
+struct Keep<const N: usize> {
+    retired: Mutex<Vec<Slots<N>>>,
+    newer: OnceLock<Arc<Keep<N>>>,
+}
+
+impl<const N: usize> Drop for Keep<N> {
+    fn drop(&mut self) {
+        // Unlinks a long chain (copies held while many were taken) in a
+        // loop, not by recursion.
+        let mut next = self.newer.take();
+        while let Some(k) = next {
+            next = Arc::into_inner(k).and_then(|mut k| k.newer.take());
+        }
+    }
+}
+
+impl<const N: usize> Drop for Ix<N> {
+    fn drop(&mut self) {
+        let (head, rest) = (std::mem::take(&mut self.head), std::mem::take(&mut self.rest));
+        match &self.share {
+            Share::Frozen(_) => {
+                // Aliases: the chunks are the live index's or its keeps'.
+                std::mem::forget(head);
+                rest.into_iter().for_each(std::mem::forget);
+            }
+            Share::Live(Owner { keep: Some(k), .. }) if !alone(k) => {
+                // A copy lives and may read these: the keeps free them.
+                let mut retired = locked(&k.retired);
+                if room::reserve(&mut *retired, 1 + rest.len()).is_err() {
+                    // No memory to list them: leaking them is safe.
+                    std::mem::forget(head);
+                    rest.into_iter().for_each(std::mem::forget);
+                    return;
+                }
+                retired.push(head);
+                retired.extend(rest);
+            }
+            Share::Live(_) => {}
+        }
+    }
+}
+
+/// True when `k`'s one handle is the caller's: no copy holding it (or an
+/// older keep) lives, and every read such a copy made happens-before what
+/// the caller does next.
+#[inline]
+fn alone<const N: usize>(k: &Arc<Keep<N>>) -> bool {
+    if Arc::strong_count(k) != 1 {
+        return false;
+    }
+    // As `Arc::get_mut`: synchronize with the Release decrement of the last
+    // copy's drop, which came after its reads.
+    fence(Ordering::Acquire);
+    true
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<const N: usize> Owner<N> {
+    /// Readies a copy of an index whose `rest` has `chunks` handles: from
+    /// now on every chunk is one the copy reads. Returns the copy's keep.
+    /// Allocates, fallibly, `born` first.
+    fn freeze(&mut self, chunks: usize) -> Result<Arc<Keep<N>>, Full> {
+        if self.born.len() != chunks {
+            room::reserve(&mut self.born, chunks)?;
+            self.born.resize(chunks, 0);
+        }
+        let keep = match self.keep.take() {
+            Some(mut k) if alone(&k) => {
+                // No copy lives: what it retired is nobody's now.
+                drain(&mut k);
+                k
+            }
+            Some(older) => {
+                // A copy lives: it must keep what is retired from now on.
+                let k = Arc::new(Keep::default());
+                let linked = older.newer.set(Arc::clone(&k)).is_ok();
+                debug_assert!(linked, "the live index holds the newest keep");
+                k
+            }
+            None => Arc::new(Keep::default()),
+        };
+        self.retired = false;
+        if self.gen == u32::MAX {
+            // Renumber: every chunk is older than the copy either way.
+            self.head_born = 0;
+            self.born.fill(0);
+            self.gen = 0;
+        }
+        self.gen += 1;
+        self.keep = Some(Arc::clone(&keep));
+        Ok(keep)
+    }
+
+    /// True when chunk `c` was made since the newest copy: no copy reads it.
+    #[inline]
+    fn made_since(&self, c: usize) -> bool {
+        let born = if c == 0 { self.head_born } else { self.born[c - 1] };
+        born == self.gen
+    }
+
+    /// True when no copy lives.
+    #[inline]
+    fn unshared(&self) -> bool {
+        self.keep.as_ref().is_none_or(alone)
+    }
+
+    /// Frees the retired chunks once no copy lives.
+    fn settle(&mut self) {
+        if self.retired {
+            if let Some(k) = self.keep.as_mut().filter(|k| alone(k)) {
+                drain(k);
+                self.retired = false;
+            }
+        }
+    }
+}
+
+/// Frees the chunks `k` keeps (`k` has no other handle).
+fn drain<const N: usize>(k: &mut Arc<Keep<N>>) {
+    if let Some(k) = Arc::get_mut(k) {
+        k.retired.get_mut().unwrap_or_else(PoisonError::into_inner).clear();
+    }
 }
 
 /// The tag of hash `h` (the meta byte's high nibble): bits the home slot
@@ -242,23 +413,53 @@ impl<const N: usize> Ix<N> {
         capacity_for(self.len + n).max(self.cap * 5 / 4)
     }
 
-    /// A copy sharing every chunk (a checkpoint's frozen view): O(chunks);
-    /// for a small index it allocates nothing but, the first time, the copy
-    /// token (see `copies`). An error when the allocator refuses.
+    /// A copy sharing every chunk (a checkpoint's frozen view): a copy of
+    /// the chunk pointers, touching no chunk; for a small index it allocates
+    /// nothing but, unless the last copy's can be reused, its keep (see
+    /// `Share`). An error when the allocator refuses.
     pub fn try_clone(&mut self) -> Result<Ix<N>, Full> {
         let mut rest = Vec::new();
         room::reserve(&mut rest, self.rest.len())?;
-        if self.copies.is_empty() && self.cap > 0 {
-            self.copies = Slots::zeroed(1).ok_or_else(|| oom(1))?;
-        }
-        rest.extend(self.rest.iter().cloned());
-        Ok(Ix { head: self.head.clone(), rest, cap: self.cap, len: self.len, copies: self.copies.clone() })
+        let keep = match &mut self.share {
+            Share::Frozen(k) => k.clone(),
+            Share::Live(_) if self.cap == 0 => None,
+            Share::Live(o) => Some(o.freeze(self.rest.len())?),
+        };
+        // Safety: the aliases are dropped without freeing (`Drop for Ix`),
+        // and their chunks live while `keep` does: the live index frees a
+        // chunk a copy reads only once no copy lives (`Owner::unshared`),
+        // else retires it to its newest keep, which this one holds or is.
+        rest.extend(self.rest.iter().map(|c| unsafe { c.alias() }));
+        // Safety: as for `rest` above.
+        let head = unsafe { self.head.alias() };
+        Ok(Ix { head, rest, cap: self.cap, len: self.len, share: Share::Frozen(keep) })
     }
 
     /// True when no copy of this index lives: every chunk is its own.
     #[inline]
     fn unshared(&self) -> bool {
-        self.copies.is_unique()
+        match &self.share {
+            Share::Live(o) => o.unshared(),
+            Share::Frozen(_) => false,
+        }
+    }
+
+    /// True when no copy reads chunk `c`: none lives, or the chunk was made
+    /// since the newest.
+    #[inline]
+    fn owns_chunk(&self, c: usize) -> bool {
+        match &self.share {
+            Share::Live(o) => o.unshared() || o.made_since(c),
+            Share::Frozen(_) => false,
+        }
+    }
+
+    /// Frees the chunks writers replaced while copies lived, once none
+    /// does (else, or with none, nothing). O(1).
+    pub fn settle(&mut self) {
+        if let Share::Live(o) = &mut self.share {
+            o.settle();
+        }
     }
 
     #[inline]
@@ -305,20 +506,31 @@ impl<const N: usize> Ix<N> {
     }
 
     /// Slot `i`, for a change: its chunk copied first if a frozen copy
-    /// shares it (which a writer's reservation has done already; see
+    /// reads it (which a writer's reservation has done already; see
     /// `try_reserve` and `try_own_run`).
     #[inline]
     fn slot_mut(&mut self, i: usize) -> &mut Slot<N> {
-        let at = i & Self::CHUNK_MASK;
-        if self.unshared() {
-            let c = self.chunk_mut(i >> Self::CHUNK_BITS);
-            // Safety: no copy of this index lives (`unshared`, an Acquire
-            // load of the token's count that saw the last copy's drop, which
-            // dropped its chunks first), and chunks are shared only with
-            // copies: this handle is the chunk's only one.
-            return &mut unsafe { c.get_mut_unchecked() }[at];
+        let (c, at) = (i >> Self::CHUNK_BITS, i & Self::CHUNK_MASK);
+        if !self.owns_chunk(c) {
+            self.own_unreserved(c);
         }
-        &mut self.chunk_mut(i >> Self::CHUNK_BITS).make_mut(unshare)[at]
+        // Safety: no copy reads this chunk (`owns_chunk`): none lives (an
+        // Acquire fence in `alone` saw the last one's drop, after its reads),
+        // or the chunk was made after the newest one was taken, and copies
+        // alias only the chunks of their moment. The live index holds the
+        // one owning handle, and `&mut self`.
+        let slots = unsafe { self.chunk_mut(c).get_mut_unchecked() };
+        &mut slots[at]
+    }
+
+    /// Copies chunk `c` for a change nobody reserved (aborting when the
+    /// allocator refuses, as an infallible allocation does).
+    #[cold]
+    fn own_unreserved(&mut self, c: usize) {
+        debug_assert!(false, "an index shared with a frozen copy changed without a reservation");
+        if self.own(std::iter::once(c), &mut { Room::UNLIMITED }).is_err() {
+            alloc_failed(self.chunk(c).len() * Self::SLOT);
+        }
     }
 
     /// True when `n` more entries fit without growing.
@@ -331,7 +543,7 @@ impl<const N: usize> Ix<N> {
     /// this index's own: `try_reserve(n)` would do nothing.
     #[inline]
     pub fn has_room(&self, n: usize) -> bool {
-        self.fits(n) && (self.unshared() || self.chunks().all(Slots::is_unique))
+        self.fits(n) && (self.unshared() || (0..Self::chunks_for(self.cap)).all(|c| self.owns_chunk(c)))
     }
 
     /// The chunks a change from slot `from` can touch: the run from it to
@@ -359,7 +571,7 @@ impl<const N: usize> Ix<N> {
     /// index's own (see `run_chunks`).
     #[inline]
     pub fn owns_run(&self, from: usize) -> bool {
-        self.cap == 0 || self.unshared() || self.run_chunks(from).into_iter().flatten().all(|c| self.chunk(c).is_unique())
+        self.cap == 0 || self.unshared() || self.run_chunks(from).into_iter().flatten().all(|c| self.owns_chunk(c))
     }
 
     /// The home slot of hash `h` (where an insert of it starts).
@@ -368,14 +580,15 @@ impl<const N: usize> Ix<N> {
         self.home(h)
     }
 
-    /// Copies the shared chunks among `chunks`, charging `room`; all or
-    /// nothing. Returns the bytes of the chunks replaced, which frozen
-    /// copies still hold.
+    /// Copies the chunks among `chunks` a copy reads, charging `room`; all
+    /// or nothing. Returns the bytes of the chunks replaced, which frozen
+    /// copies still hold (retired to the newest copy's keep).
     fn own(&mut self, chunks: impl Iterator<Item = usize> + Clone, room: &mut Room) -> Result<u64, Full> {
         if self.unshared() {
+            self.settle();
             return Ok(0);
         }
-        let shared = chunks.clone().filter(|&c| !self.chunk(c).is_unique());
+        let shared = chunks.clone().filter(|&c| !self.owns_chunk(c));
         let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * Self::SLOT));
         if n == 0 {
             return Ok(0);
@@ -386,9 +599,16 @@ impl<const N: usize> Ix<N> {
         for c in shared {
             copies.push((c, self.chunk(c).copy().ok_or_else(|| oom(self.chunk(c).len() * Self::SLOT))?));
         }
+        let Share::Live(o) = &mut self.share else { unreachable!("a frozen copy is never written") };
+        let keep = o.keep.as_ref().expect("a copy lives, so a keep is set");
+        let mut retired = locked(&keep.retired);
+        room::reserve(&mut *retired, n)?;
         for (c, copy) in copies {
-            *self.chunk_mut(c) = copy;
+            let (slots, born) = if c == 0 { (&mut self.head, &mut o.head_born) } else { (&mut self.rest[c - 1], &mut o.born[c - 1]) };
+            retired.push(std::mem::replace(slots, copy));
+            *born = o.gen;
         }
+        o.retired = true;
         Ok(bytes as u64)
     }
 
@@ -437,15 +657,17 @@ impl<const N: usize> Ix<N> {
     /// True when no frozen copy shares the chunk of slot `i`.
     #[inline]
     pub fn owns_slot(&self, i: usize) -> bool {
-        self.unshared() || self.chunk(i >> Self::CHUNK_BITS).is_unique()
+        self.owns_chunk(i >> Self::CHUNK_BITS)
     }
 
-    /// Bytes of the chunks a frozen copy shares.
+    /// Bytes of the chunks a frozen copy may read (those older than the
+    /// newest copy, while one lives: all of them for the newest, and for an
+    /// older one an upper bound).
     pub fn shared_bytes(&self) -> usize {
         if self.unshared() {
             return 0;
         }
-        self.chunks().filter(|c| !c.is_unique()).map(|c| c.len() * Self::SLOT).sum()
+        (0..Self::chunks_for(self.cap)).filter(|&c| !self.owns_chunk(c)).map(|c| self.chunk(c).len() * Self::SLOT).sum()
     }
 
     /// Bytes of this index's chunks that `other` does not share (for a
@@ -687,9 +909,16 @@ impl<const N: usize> Ix<N> {
     /// index is unchanged.
     fn try_resize(&mut self, cap: usize, rehash: &impl Fn(&Slot<N>) -> u32) -> Result<(), Full> {
         let cap = cap.max(8);
+        if let Share::Live(Owner { keep: Some(k), .. }) = &self.share {
+            if !alone(k) {
+                // Room for the old chunks in the keep, where the drop of
+                // `old` below retires them.
+                room::reserve(&mut *locked(&k.retired), 1 + self.rest.len())?;
+            }
+        }
         let (head, rest) = Self::zeroed(cap).ok_or_else(|| oom(cap * Self::SLOT))?;
-        // New chunks, shared with no copy: the token goes with the old ones.
-        let old = std::mem::replace(self, Ix { head, rest, cap, len: 0, copies: Slots::EMPTY });
+        // New chunks, which no copy reads: a fresh owner.
+        let old = std::mem::replace(self, Ix { head, rest, cap, len: 0, share: Share::default() });
         for s in old.chunks().flat_map(|c| c.iter()).filter(|s| s[0] != EMPTY) {
             let h = rehash(s);
             let mut moved = *s;
@@ -1083,6 +1312,10 @@ impl AnyIndex {
         each!(self, ix => ix.shared_bytes())
     }
 
+    pub fn settle(&mut self) {
+        each!(self, ix => ix.settle())
+    }
+
     /// As `Ix::bytes_not_shared_with`; an index of the other width shares
     /// nothing.
     pub fn bytes_not_shared_with(&self, other: Option<&AnyIndex>) -> usize {
@@ -1125,13 +1358,6 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
         (a, b) = (b, a % b);
     }
     a
-}
-
-/// A copy of slots a frozen view shares, for a change nobody reserved.
-#[cold]
-fn unshare<const N: usize>(s: &Slots<N>) -> Slots<N> {
-    debug_assert!(false, "an index shared with a frozen copy changed without a reservation");
-    s.copy().unwrap_or_else(|| alloc_failed(s.len() * N))
 }
 
 /// The allocation of `bytes` bytes of slots failed where the caller cannot
@@ -1418,6 +1644,90 @@ mod tests {
         }
         assert!(ix.capacity() > before && ix.unshared());
         assert_eq!(frozen.len(), n as usize - 1);
+    }
+
+    #[test]
+    fn overlapping_copies_keep_their_moments_past_writes_resizes_and_drops() {
+        overlapping::<NARROW>();
+        overlapping::<WIDE>();
+    }
+
+    /// Chunks the live index retired to its newest keep.
+    fn retired<const N: usize>(ix: &Ix<N>) -> usize {
+        match &ix.share {
+            Share::Live(Owner { keep: Some(k), .. }) => locked(&k.retired).len(),
+            _ => 0,
+        }
+    }
+
+    /// Takes freed chunk-sized blocks back from the allocator and fills them,
+    /// so that a copy reading a freed chunk would read garbage.
+    fn churn<const N: usize>() -> Vec<Vec<u8>> {
+        (0..4_000).map(|_| vec![0xFF; Ix::<N>::CHUNK * N]).collect()
+    }
+
+    /// Checks that `ix` holds exactly refs `lo..hi`.
+    fn holds<const N: usize>(ix: &Ix<N>, lo: u32, hi: u32, what: &str) {
+        assert_eq!(ix.len(), (hi - lo) as usize, "{what}");
+        for r in 0..hi + 100 {
+            assert_eq!(ix.find(h(r), |c| id(c) == r).is_some(), (lo..hi).contains(&r), "{what}: ref {r}");
+        }
+    }
+
+    fn remove<const N: usize>(ix: &mut Ix<N>, refs: std::ops::Range<u32>) {
+        for r in refs {
+            let slot = ix.find(h(r), |c| id(c) == r).unwrap();
+            ix.try_own_run(slot, &mut { Room::UNLIMITED }).unwrap();
+            ix.remove_at(slot, false, |e| h(id(e)));
+        }
+    }
+
+    fn overlapping<const N: usize>() {
+        let n = 20_000u32;
+        let mut ix = holding::<N>(n);
+        let first = ix.try_clone().unwrap();
+        remove(&mut ix, 0..1_000);
+        assert!(retired(&ix) > 0, "writes under a copy retire the chunks they replace");
+        let second = ix.try_clone().unwrap();
+        assert_eq!(retired(&ix), 0, "a second copy starts a new keep");
+        // Chunks both copies read, retired to the second's keep, outlive it.
+        remove(&mut ix, 1_000..2_000);
+        drop(second);
+        assert!(!ix.unshared(), "the first copy holds the second's keep");
+        remove(&mut ix, 2_000..3_000);
+        let garbage = churn::<N>();
+        holds(&first, 0, n, "first copy after the second's drop");
+        holds(&ix, 3_000, n, "live");
+        // A resize lets go of every chunk; the copy keeps them.
+        for r in n..2 * n {
+            ix.try_reserve(1, &mut { Room::UNLIMITED }, |e| h(id(e))).unwrap();
+            put(&mut ix, h(r), r, h);
+        }
+        assert!(ix.unshared(), "the new chunks are no copy's");
+        let third = ix.try_clone().unwrap();
+        drop(garbage);
+        let garbage = churn::<N>();
+        holds(&first, 0, n, "first copy after a resize");
+        // Dropping the live index leaves both copies whole.
+        drop(ix);
+        drop(garbage);
+        let _garbage = churn::<N>();
+        holds(&first, 0, n, "first copy after the live index went");
+        holds(&third, 3_000, 2 * n, "third copy after the live index went");
+        // Once no copy lives, settling frees what the keep held, and writes
+        // go in place again.
+        let mut ix = holding::<N>(n);
+        let copy = ix.try_clone().unwrap();
+        remove(&mut ix, 0..10);
+        assert!(retired(&ix) > 0);
+        ix.settle();
+        assert!(retired(&ix) > 0, "a living copy keeps them");
+        let read = std::thread::spawn(move || holds(&copy, 0, n, "copy read on another thread"));
+        read.join().unwrap();
+        ix.settle();
+        assert_eq!(retired(&ix), 0);
+        let slot = ix.find(h(10), |c| id(c) == 10).unwrap();
+        assert!(ix.owns_run(slot) && ix.shared_bytes() == 0);
     }
 
     /// Every occupied slot's meta byte is its hash's tag and its exact

@@ -707,6 +707,14 @@ impl Mem {
             + (self.tables.capacity() * std::mem::size_of::<Option<Table>>()) as u64
     }
 
+    /// Frees the index chunks writers replaced while frozen copies lived,
+    /// in each table whose copies are all gone: O(tables).
+    pub fn settle_indexes(&mut self) {
+        for t in self.tables.iter_mut().flatten() {
+            t.live.settle();
+        }
+    }
+
     /// Sets the bytes of index arrays only frozen views hold (recounted by
     /// the store when a frozen view goes).
     pub fn set_frozen_copies(&mut self, bytes: u64) {

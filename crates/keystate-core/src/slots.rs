@@ -100,18 +100,16 @@ impl<const N: usize> Slots<N> {
         Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
     }
 
-    /// The slots, mutably: first replaced by `copy(self)` if another handle
-    /// shares them.
-    #[inline]
-    pub fn make_mut(&mut self, copy: impl FnOnce(&Slots<N>) -> Slots<N>) -> &mut [Slot<N>] {
-        if !self.is_unique() {
-            *self = copy(self);
-            assert!(self.is_unique(), "a copy is unique");
-        }
-        // Safety: `len` valid slots (see `ptr`), and this is the one handle to
-        // them (checked above, and `&mut self`), so nothing else reads or
-        // writes them.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    /// A handle to the same slots that is not counted: for a frozen copy
+    /// of an index, which reads them while their owner keeps them alive
+    /// (see `crate::index::Share`).
+    ///
+    /// # Safety
+    /// The alias is never dropped (it is forgotten: its drop would free
+    /// or miscount the slots), and is not read after the owner frees them.
+    /// While it is read, nobody writes the slots.
+    pub unsafe fn alias(&self) -> Slots<N> {
+        Slots { ptr: self.ptr, len: self.len }
     }
 
     /// A copy no other handle shares, or `None` when the allocator refuses.
