@@ -444,14 +444,23 @@ impl<const N: usize> Ix<N> {
         }
     }
 
+    /// True when chunk `c` was made since the newest copy was taken (never
+    /// in a copy). Asked once `unshared` said a copy may live: it reads no
+    /// count, so a loop over chunks sees one answer per chunk whatever the
+    /// copies do meanwhile.
+    #[inline]
+    fn made_since(&self, c: usize) -> bool {
+        match &self.share {
+            Share::Live(o) => o.made_since(c),
+            Share::Frozen(_) => false,
+        }
+    }
+
     /// True when no copy reads chunk `c`: none lives, or the chunk was made
     /// since the newest.
     #[inline]
     fn owns_chunk(&self, c: usize) -> bool {
-        match &self.share {
-            Share::Live(o) => o.unshared() || o.made_since(c),
-            Share::Frozen(_) => false,
-        }
+        self.unshared() || self.made_since(c)
     }
 
     /// Frees the chunks writers replaced while copies lived, once none
@@ -543,7 +552,7 @@ impl<const N: usize> Ix<N> {
     /// this index's own: `try_reserve(n)` would do nothing.
     #[inline]
     pub fn has_room(&self, n: usize) -> bool {
-        self.fits(n) && (self.unshared() || (0..Self::chunks_for(self.cap)).all(|c| self.owns_chunk(c)))
+        self.fits(n) && (self.unshared() || (0..Self::chunks_for(self.cap)).all(|c| self.made_since(c)))
     }
 
     /// The chunks a change from slot `from` can touch: the run from it to
@@ -571,7 +580,7 @@ impl<const N: usize> Ix<N> {
     /// index's own (see `run_chunks`).
     #[inline]
     pub fn owns_run(&self, from: usize) -> bool {
-        self.cap == 0 || self.unshared() || self.run_chunks(from).into_iter().flatten().all(|c| self.owns_chunk(c))
+        self.cap == 0 || self.unshared() || self.run_chunks(from).into_iter().flatten().all(|c| self.made_since(c))
     }
 
     /// The home slot of hash `h` (where an insert of it starts).
@@ -588,7 +597,7 @@ impl<const N: usize> Ix<N> {
             self.settle();
             return Ok(0);
         }
-        let shared = chunks.clone().filter(|&c| !self.owns_chunk(c));
+        let shared = chunks.clone().filter(|&c| !self.made_since(c));
         let (n, bytes) = shared.clone().fold((0, 0), |(n, b), c| (n + 1, b + self.chunk(c).len() * Self::SLOT));
         if n == 0 {
             return Ok(0);
@@ -667,7 +676,7 @@ impl<const N: usize> Ix<N> {
         if self.unshared() {
             return 0;
         }
-        (0..Self::chunks_for(self.cap)).filter(|&c| !self.owns_chunk(c)).map(|c| self.chunk(c).len() * Self::SLOT).sum()
+        (0..Self::chunks_for(self.cap)).filter(|&c| !self.made_since(c)).map(|c| self.chunk(c).len() * Self::SLOT).sum()
     }
 
     /// Bytes of this index's chunks that `other` does not share (for a
