@@ -82,7 +82,7 @@ impl Store {
                     continue;
                 }
             }
-            self.cps.mark(room, state, part, parts, h, key, ns, delta::Change::Entry, &[])?;
+            self.cps.mark(room, state, part, parts, h, key, ns, delta::Change::Entry, &[], None)?;
         }
         Ok(())
     }

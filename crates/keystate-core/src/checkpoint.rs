@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::arena::Ref;
 use crate::delta::{self, Change, Members, Segment, StateSets};
 use crate::error::{Error, Full, Result};
 use crate::export::{Export, ExportJob, Frozen, Job};
@@ -97,6 +98,14 @@ struct Pending {
     frozen: Option<Arc<Vec<Option<AnyIndex>>>>,
 }
 
+/// Where a writer records the last write of the entry it marked: a member
+/// of the current generation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Noted {
+    gen: u64,
+    member: Ref,
+}
+
 /// The store's checkpoint bookkeeping.
 #[derive(Debug)]
 pub struct Checkpoints {
@@ -113,6 +122,9 @@ pub struct Checkpoints {
     current: Vec<StateSets>,
     /// Where the current sets' members are.
     members: Members,
+    /// Counts replacements of `members`, so that a [`Noted`] of an earlier
+    /// generation writes nothing.
+    members_gen: u64,
     /// Members of each set of the last sealed generation: the next one's starting size.
     last_sizes: Vec<Vec<usize>>,
     /// Bytes of the current sets' indexes.
@@ -131,6 +143,7 @@ impl Default for Checkpoints {
             tracked_from: u64::MAX,
             current: Vec::new(),
             members: Members::default(),
+            members_gen: 0,
             last_sizes: Vec::new(),
             current_bytes: 0,
             segments: Vec::new(),
@@ -190,6 +203,10 @@ impl Checkpoints {
     /// they change anything: a member for a change that then fails for want
     /// of memory is harmless (the next incremental checkpoint writes that
     /// entry as it is), while a change without its member would be lost.
+    /// For a `Change::Entry`, `note_len` is the length of the write the
+    /// caller will [`Checkpoints::note`]: the value once the write succeeded,
+    /// `Last::Unknown` if it failed. Without it (`None`), the member's last
+    /// write becomes unknown here.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mark(
@@ -203,11 +220,21 @@ impl Checkpoints {
         ns: &[u8],
         change: Change,
         uk: &[u8],
-    ) -> Result<(), Full> {
+        note_len: Option<usize>,
+    ) -> Result<Option<Noted>, Full> {
         if self.tracking {
-            return self.mark_tracked(room, state, part, parts, entry, key, ns, change, uk);
+            return self.mark_tracked(room, state, part, parts, entry, key, ns, change, uk, note_len);
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Records the last write of the entry `mark` returned `noted` for (see
+    /// `crate::delta`): the value put, a removal, or unknown (it failed).
+    #[inline]
+    pub(crate) fn note(&mut self, noted: Option<Noted>, last: delta::Last<'_>) {
+        if let Some(n) = noted.filter(|n| n.gen == self.members_gen) {
+            self.members.note(n.member, last);
+        }
     }
 
     #[inline(never)]
@@ -223,7 +250,8 @@ impl Checkpoints {
         ns: &[u8],
         change: Change,
         uk: &[u8],
-    ) -> Result<(), Full> {
+        note_len: Option<usize>,
+    ) -> Result<Option<Noted>, Full> {
         let state = state as usize;
         if self.current.len() <= state {
             room::reserve_capacity(&mut self.current, state + 1)?;
@@ -250,12 +278,15 @@ impl Checkpoints {
             }
         }
         let h = delta::member_hash(entry, change, uk);
-        let r = delta::add(&mut self.members, set, h, key, ns, change, uk, room);
+        let r = delta::add(&mut self.members, set, h, key, ns, change, uk, note_len, room);
         self.current_bytes += (set.bytes() - before) as u64;
-        if !r? {
-            self.lose_track();
+        match r? {
+            Some(member) => Ok(Some(Noted { gen: self.members_gen, member })),
+            None => {
+                self.lose_track();
+                Ok(None)
+            }
         }
-        Ok(())
     }
 
     /// The delta log cannot hold this change (a generation ran out of
@@ -271,6 +302,7 @@ impl Checkpoints {
     fn drop_log(&mut self) {
         self.current.clear();
         self.members = Members::default();
+        self.members_gen += 1;
         self.current_bytes = 0;
         for s in &mut self.segments {
             s.live = false;
@@ -282,6 +314,7 @@ impl Checkpoints {
         let sets = std::mem::take(&mut self.current);
         self.last_sizes = sets.iter().map(|s| s.iter().map(Index::len).collect()).collect();
         let members = Arc::new(std::mem::take(&mut self.members));
+        self.members_gen += 1;
         let bytes = std::mem::take(&mut self.current_bytes) + members.bytes();
         self.segments.push(Segment { checkpoint, sets, members, holders: 0, live: true, bytes });
     }

@@ -8,6 +8,14 @@
 //! once (dropping a few chunks) instead of a record at a time: freeing the
 //! log of a confirmed checkpoint costs the writer next to nothing.
 //!
+//! A member of a value-like entry also keeps the entry's last write when it
+//! is small ([`Last`]): the writer records it once the write succeeded, so an
+//! incremental export of the newest segment copies it from the member
+//! instead of looking the key up in the frozen index (a cache miss or two a
+//! key). A write that fails records it as unknown, and so does marking by a
+//! writer that records nothing (a list append, a batch, a state with TTL):
+//! the export then looks the key up as before.
+//!
 //! Taking a checkpoint seals the current sets into a *segment* and starts new
 //! ones. A segment is kept until a later checkpoint is confirmed, so an
 //! aborted or never-confirmed checkpoint leaves the next one complete: an
@@ -71,6 +79,45 @@ impl Members {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Records the last write of the `Change::Entry` member at `r`. A value
+    /// longer than the member keeps is recorded as unknown.
+    pub fn note(&mut self, r: Ref, last: Last<'_>) {
+        let Some(chunk) = self.chunks.get_mut((r >> CHUNK_BITS) as usize) else { return };
+        let at = (r & (CHUNK as u32 - 1)) as usize;
+        let rec = record::parse(&chunk[at..]);
+        let (end, kept) = (at + rec.len, rec.value.len());
+        let v = &mut chunk[end - kept..end];
+        if v.len() < 2 || v[0] != Change::Entry as u8 {
+            return;
+        }
+        v[1] = match last {
+            Last::Put(bytes) if bytes.len() <= v.len() - 2 => {
+                v[2..2 + bytes.len()].copy_from_slice(bytes);
+                LAST_PUT + bytes.len() as u8
+            }
+            Last::Removed => LAST_REMOVED,
+            Last::Put(_) | Last::Unknown => LAST_UNKNOWN,
+        };
+    }
+}
+
+/// Status byte of a `Change::Entry` member (after its change byte): the last
+/// write is unknown, was a removal, or put `status - LAST_PUT` bytes.
+const LAST_UNKNOWN: u8 = 0;
+const LAST_REMOVED: u8 = 1;
+const LAST_PUT: u8 = 2;
+/// Most value bytes an entry's member keeps; it keeps at least `KEEP_MIN`
+/// (a number's encoding takes 0-8 bytes, so later writes of a number fit).
+pub const KEEP_MAX: usize = 16;
+const KEEP_MIN: usize = 8;
+
+/// The last write of an entry, as its member kept it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Last<'a> {
+    Unknown,
+    Removed,
+    Put(&'a [u8]),
 }
 
 impl Records for Members {
@@ -110,11 +157,23 @@ pub struct Member<'a> {
     pub ns: &'a [u8],
     pub change: Change,
     pub uk: &'a [u8],
+    /// For `Change::Entry`: the entry's last write, if the member kept it.
+    pub last: Last<'a>,
 }
 
 pub fn member(recs: &impl Records, r: Ref) -> Member<'_> {
     let rec = recs.rec(r);
-    Member { key: rec.key, ns: rec.ns, change: Change::from_u8(rec.value[0]), uk: &rec.value[1..] }
+    let change = Change::from_u8(rec.value[0]);
+    if change != Change::Entry {
+        return Member { key: rec.key, ns: rec.ns, change, uk: &rec.value[1..], last: Last::Unknown };
+    }
+    // value = [change, status, kept bytes]
+    let last = match rec.value[1] {
+        LAST_UNKNOWN => Last::Unknown,
+        LAST_REMOVED => Last::Removed,
+        s => Last::Put(&rec.value[2..2 + (s - LAST_PUT) as usize]),
+    };
+    Member { key: rec.key, ns: rec.ns, change, uk: &[], last }
 }
 
 /// Hash of a member; `entry` is the entry hash of (key, ns).
@@ -139,18 +198,36 @@ fn matches(recs: &impl Records, r: Ref, key: &[u8], ns: &[u8], change: Change, u
         return false;
     }
     let v = record::parse(b).value;
-    v[0] == change as u8 && &v[1..] == uk
+    // An entry's member has no user key; what follows its change byte is its last write.
+    v[0] == change as u8 && (change == Change::Entry || &v[1..] == uk)
 }
 
 /// Finds a member in one set.
 #[inline]
 pub fn find(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> bool {
-    set.find_ref(h, |r| matches(recs, r, key, ns, change, uk)).is_some()
+    find_member(recs, set, h, key, ns, change, uk).is_some()
 }
 
-/// Adds a member unless present; `Ok(false)` when `members` is out of refs
-/// (nothing is added then), an error when memory for it cannot be had
-/// (nothing is added either, but the set may have grown).
+#[inline]
+fn find_member(recs: &impl Records, set: &Index, h: u32, key: &[u8], ns: &[u8], change: Change, uk: &[u8]) -> Option<Ref> {
+    let mut found = None;
+    set.find_ref(h, |r| {
+        let hit = matches(recs, r, key, ns, change, uk);
+        if hit {
+            found = Some(r);
+        }
+        hit
+    });
+    found
+}
+
+/// Adds a member unless present and returns its ref; `Ok(None)` when
+/// `members` is out of refs (nothing is added then), an error when memory
+/// for it cannot be had (nothing is added either, but the set may have
+/// grown). With `note_len`, the writer of an entry (`Change::Entry`) will
+/// [`Members::note`] its write of that many bytes, or `Last::Unknown` if the
+/// write fails, and a new member gets room to keep it; without, the
+/// member forgets its last write here.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub fn add(
@@ -161,16 +238,27 @@ pub fn add(
     ns: &[u8],
     change: Change,
     uk: &[u8],
+    note_len: Option<usize>,
     room: &mut Room,
-) -> Result<bool, Full> {
-    if find(members, set, h, key, ns, change, uk) {
-        return Ok(true);
+) -> Result<Option<Ref>, Full> {
+    if let Some(r) = find_member(members, set, h, key, ns, change, uk) {
+        if change == Change::Entry && note_len.is_none() {
+            members.note(r, Last::Unknown);
+        }
+        return Ok(Some(r));
     }
     set.reserve_refs(1, room, |c| rehash(&*members, c))?;
-    let Some(r) = members.push(key, ns, &[&[change as u8], uk], room)? else { return Ok(false) };
+    let pushed = if change == Change::Entry {
+        // [change, status, room for the last write]
+        let keep = note_len.filter(|&n| n <= KEEP_MAX).map_or(0, |n| n.max(KEEP_MIN));
+        members.push(key, ns, &[&[change as u8, LAST_UNKNOWN], &[0; KEEP_MAX][..keep]], room)?
+    } else {
+        members.push(key, ns, &[&[change as u8], uk], room)?
+    };
+    let Some(r) = pushed else { return Ok(None) };
     let m = &*members;
     set.insert_ref(h, r, |c| rehash(m, c));
-    Ok(true)
+    Ok(Some(r))
 }
 
 /// Sets of one state, one per owned key group.
@@ -190,4 +278,59 @@ pub struct Segment {
     /// Still needed by future checkpoints (no later checkpoint confirmed yet).
     pub live: bool,
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_member<'a>(members: &'a Members, set: &Index, key: &[u8]) -> Member<'a> {
+        let h = entry_hash(murmur3_32(key, 0), &[]);
+        let r = find_member(members, set, h, key, &[], Change::Entry, &[]).expect("a member");
+        member(members, r)
+    }
+
+    #[test]
+    fn an_entry_member_keeps_its_last_write_until_marked_again() {
+        let (mut members, mut set, mut room) = (Members::default(), Index::new(), Room::UNLIMITED);
+        let add = |members: &mut Members, set: &mut Index, key: &[u8], note_len, room: &mut Room| {
+            let h = entry_hash(murmur3_32(key, 0), &[]);
+            add(members, set, h, key, &[], Change::Entry, &[], note_len, room).unwrap().expect("refs left")
+        };
+        let a = add(&mut members, &mut set, b"a", Some(3), &mut room);
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Unknown, "unknown until noted");
+        members.note(a, Last::Put(b"xyz"));
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Put(b"xyz"));
+        // Room for KEEP_MIN bytes at least: a longer number fits later.
+        members.note(a, Last::Put(&[7; KEEP_MIN]));
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Put(&[7; KEEP_MIN]));
+        // Longer than the member keeps: unknown, not cut.
+        members.note(a, Last::Put(&[7; KEEP_MIN + 1]));
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Unknown);
+        members.note(a, Last::Removed);
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Removed);
+        // Found again by a writer that will not note (a list append, a
+        // batch): forgotten. One that will note keeps it until it does.
+        assert_eq!(add(&mut members, &mut set, b"a", Some(1), &mut room), a);
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Removed);
+        assert_eq!(add(&mut members, &mut set, b"a", None, &mut room), a);
+        assert_eq!(entry_member(&members, &set, b"a").last, Last::Unknown);
+        // A value too long to keep gets no room; a removal still fits.
+        let b = add(&mut members, &mut set, b"b", Some(KEEP_MAX + 1), &mut room);
+        members.note(b, Last::Put(b"v"));
+        assert_eq!(entry_member(&members, &set, b"b").last, Last::Unknown);
+        members.note(b, Last::Removed);
+        assert_eq!(entry_member(&members, &set, b"b").last, Last::Removed);
+        // Other changes have no last write, and their user key is theirs.
+        let h = member_hash(entry_hash(murmur3_32(b"a", 0), &[]), Change::MapEntry, b"uk");
+        let m = add_map(&mut members, &mut set, h, &mut room);
+        members.note(m, Last::Put(b"v"));
+        let got = member(&members, m);
+        assert_eq!((got.change, got.uk, got.last), (Change::MapEntry, &b"uk"[..], Last::Unknown));
+        assert_eq!(entry_member(&members, &set, b"a").uk, &[] as &[u8]);
+    }
+
+    fn add_map(members: &mut Members, set: &mut Index, h: u32, room: &mut Room) -> Ref {
+        add(members, set, h, b"a", &[], Change::MapEntry, b"uk", None, room).unwrap().expect("refs left")
+    }
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::arena::{self, Pointers, Ref};
 use crate::checkpoint::Progress;
-use crate::delta::{self, Change, Members, StateSets};
+use crate::delta::{self, Change, Last, Members, StateSets};
 use crate::error::{Error, Full, Result};
 use crate::format::write::Writer;
 use crate::format::{body, op, CheckpointKind, Header};
@@ -483,30 +483,44 @@ fn write_delta(
         .filter(|(_, s)| !s.is_empty())
         .collect();
     // Members are looked up in batches whose index slots and records are
-    // warmed first: most of a member's cost is cache misses.
+    // warmed first: most of a member's cost is cache misses. A member of the
+    // newest set that kept its entry's last write needs no lookup: that
+    // write is the entry at the checkpoint's moment (the set was sealed
+    // then). An older set's member may be out of date, and a member of a
+    // later set needs its hash to be skipped where an earlier one holds it.
     const BATCH: usize = 16;
-    let mut refs = [0 as Ref; BATCH];
+    let mut batch = [None; BATCH];
     let mut hashes = [0u32; BATCH];
+    let mut lookups = [0u32; BATCH];
     for (i, &(mem, set)) in sets.iter().enumerate() {
+        let newest = i + 1 == sets.len();
         let mut members = set.refs_spread().peekable();
         while members.peek().is_some() {
-            let mut n = 0;
+            let (mut n, mut w) = (0, 0);
             for r in members.by_ref().take(BATCH) {
                 let m = delta::member(mem, r);
-                refs[n] = r;
-                hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
+                batch[n] = Some(m);
+                let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
+                if !(kept && i == 0) {
+                    hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
+                }
+                if !kept {
+                    lookups[w] = hashes[n];
+                    w += 1;
+                }
                 n += 1;
             }
-            frozen.warm(recs, tid, &hashes[..n]);
-            for (&r, &entry) in refs[..n].iter().zip(&hashes[..n]) {
-                write_member(frozen, recs, delta::member(mem, r), entry, &sets, i, tid, is_map, emit);
+            frozen.warm(recs, tid, &lookups[..w]);
+            for (&m, &entry) in batch[..n].iter().flatten().zip(&hashes[..n]) {
+                write_member(frozen, recs, m, entry, &sets, i, tid, is_map, emit);
             }
         }
     }
 }
 
-/// Emits one member of `sets[i]` (`entry`: its entry hash) unless an earlier
-/// set holds it too.
+/// Emits one member of `sets[i]` (`entry`: its entry hash, unused when `i`
+/// is 0 and the member kept its last write) unless an earlier set holds it
+/// too.
 #[allow(clippy::too_many_arguments)]
 fn write_member(
     frozen: &Frozen,
@@ -526,6 +540,10 @@ fn write_member(
         return;
     }
     match m.change {
+        Change::Entry if i + 1 == sets.len() && m.last != Last::Unknown => match m.last {
+            Last::Put(v) => emit(Emit::Record(op::PUT, m.key, m.ns, &[], v)),
+            _ => emit(Emit::Record(op::DELETE, m.key, m.ns, &[], &[])),
+        },
         Change::Entry => match frozen.find(recs, tid, entry, m.key, m.ns) {
             Some(Entry::Ref(v)) => {
                 let b = recs.bytes(v);

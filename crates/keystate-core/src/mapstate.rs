@@ -94,7 +94,7 @@ impl Store {
         let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
         let parts = e.parts.len();
-        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk)?;
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk, None)?;
         let mut out = std::mem::take(self.mem.tmp());
         let r = Self::map_put_in(&mut self.mem, &mut room, tid, h, loc.key, ns, uk, value, &mut out);
         *self.mem.tmp() = out;
@@ -180,7 +180,7 @@ impl Store {
             return Ok(false);
         }
         let parts = e.parts.len();
-        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk)?;
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::MapEntry, uk, None)?;
         let mut out = std::mem::take(self.mem.tmp());
         let r = Self::map_remove_in(&mut self.mem, &mut room, tid, h, loc.key, ns, uk, &mut out);
         *self.mem.tmp() = out;

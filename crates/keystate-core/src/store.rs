@@ -446,8 +446,14 @@ impl Store {
         let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
         let parts = e.parts.len();
-        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[])?;
-        if self.mem.put_last(&mut room, tid, h, loc.key, ns, &[value])? == Change::Created {
+        // The delta log keeps the value when it is stored as given (no TTL stamp).
+        let plain = e.desc.ttl.is_none();
+        let noted = self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[], plain.then_some(value.len()))?;
+        let put = self.mem.put_last(&mut room, tid, h, loc.key, ns, &[value]);
+        if plain {
+            self.cps.note(noted, if put.is_ok() { delta::Last::Put(value) } else { delta::Last::Unknown });
+        }
+        if put? == Change::Created {
             e.entries += 1;
         }
         Ok(())
@@ -473,7 +479,7 @@ impl Store {
         let tid = Self::part_for_write(&mut self.mem, e, loc.part, &mut room)?;
         let h = entry_hash(loc.hash, ns);
         let parts = e.parts.len();
-        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[])?;
+        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, delta::Change::Entry, &[], None)?;
         if self.mem.append(&mut room, tid, h, loc.key, ns, tail, MAX_VALUE_LEN)? == Change::Created {
             e.entries += 1;
         }
@@ -513,12 +519,17 @@ impl Store {
         let mut room = Room::UNLIMITED;
         let change = if is_map { delta::Change::WholeMap } else { delta::Change::Entry };
         let parts = e.parts.len();
-        self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, change, &[])?;
+        let plain = !is_map && e.desc.ttl.is_none();
+        let noted = self.cps.mark(&mut room, state, loc.part, parts, h, loc.key, ns, change, &[], plain.then_some(0))?;
         let n = match head {
             Some(head) if is_map => crate::mapval::len(&self.mem, self.mem.entry(head).value, None) as u64,
             _ => 1,
         };
-        let removed = self.mem.remove(&mut room, tid, h, loc.key, ns)?;
+        let removed = self.mem.remove(&mut room, tid, h, loc.key, ns);
+        if plain {
+            self.cps.note(noted, if removed.is_ok() { delta::Last::Removed } else { delta::Last::Unknown });
+        }
+        let removed = removed?;
         if removed {
             e.entries -= n;
         }

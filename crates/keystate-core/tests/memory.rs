@@ -370,6 +370,61 @@ fn an_incremental_checkpoint_after_failed_writes_is_complete() {
 }
 
 #[test]
+fn a_refused_write_leaves_no_value_in_the_delta_log() {
+    // A member keeps its entry's last write for the incremental export
+    // (crate::delta); a write refused after its member was found or made
+    // must not be that write. Not retried here: the entry keeps its value
+    // from before, and the chain must restore exactly that.
+    let ops: &[(&str, Op)] = &[
+        ("put new", |s| s.put(VALUE, Key::Bytes(b"fresh"), &[], b"v")),
+        ("put over, same size", |s| s.put(VALUE, Key::Bytes(k(3)), &[], &[1; 9])),
+        ("put over, other class", |s| s.put(VALUE, Key::Bytes(k(4)), &[], &[2; 40])),
+        ("remove", |s| s.remove(VALUE, Key::Bytes(k(7)), &[]).map(drop)),
+    ];
+    let mut refused = 0;
+    // What makes the write allocate: a snapshot taken after the members
+    // were made (a chunk copy), or a checkpoint left pending (the same, and
+    // a new generation of members; the incremental below then reads both).
+    for ((name, op), pending) in ops.iter().flat_map(|op| [(op, false), (op, true)]) {
+        for n in 0.. {
+            let (mut s, _) = situation(false, false, true);
+            let base = {
+                let cp = s.checkpoint(Some(false)).unwrap();
+                let b = export_all(&mut s, cp.id).unwrap();
+                s.checkpoint_confirm(cp.id).unwrap();
+                b
+            };
+            // Members made and kept by successful writes.
+            s.put(VALUE, Key::Bytes(k(3)), &[], &[5; 9]).unwrap();
+            s.put(VALUE, Key::Bytes(k(4)), &[], &[6; 9]).unwrap();
+            s.put(VALUE, Key::Bytes(k(7)), &[], &[8; 9]).unwrap();
+            let held = if pending {
+                s.checkpoint(Some(false)).unwrap();
+                None
+            } else {
+                Some(s.snapshot().unwrap())
+            };
+            let (r, hit, _) = refusing(n, || op(&mut s));
+            if !hit {
+                r.unwrap();
+                break;
+            }
+            assert!(matches!(r, Err(Error::StoreFull(_))), "{name}: {r:?}");
+            refused += 1;
+            if let Some(snap) = held {
+                s.release(snap).unwrap();
+            }
+            let cp = s.checkpoint(Some(true)).unwrap();
+            assert_eq!(cp.kind, keystate_core::CheckpointKind::Incremental);
+            let delta = export_all(&mut s, cp.id).unwrap();
+            let back = restore_chain(&[&base, &delta], opts(None)).unwrap();
+            assert_eq!(dump(&back, None), dump(&s, None), "{name}, refusal {n} (pending checkpoint {pending})");
+        }
+    }
+    assert!(refused >= 8, "only {refused} refusals");
+}
+
+#[test]
 fn snapshots_checkpoints_and_restores_refuse_instead_of_aborting() {
     let (mut s, _) = situation(true, false, true);
     let mut refused = 0;
