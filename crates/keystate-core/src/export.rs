@@ -494,27 +494,51 @@ fn write_delta(
     let mut lookups = [0u32; BATCH];
     for (i, &(mem, set)) in sets.iter().enumerate() {
         let newest = i + 1 == sets.len();
-        let mut members = set.refs_spread().peekable();
-        while members.peek().is_some() {
-            let (mut n, mut w) = (0, 0);
-            for r in members.by_ref().take(BATCH) {
-                let m = delta::member(mem, r);
-                batch[n] = Some(m);
-                let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
-                if !(kept && i == 0) {
-                    hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
-                }
-                if !kept {
-                    lookups[w] = hashes[n];
-                    w += 1;
-                }
-                n += 1;
+        let (mut n, mut w) = (0, 0);
+        for r in set.refs_spread() {
+            let m = delta::member(mem, r);
+            let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
+            if kept && i == 0 && n == 0 {
+                // The only set (no earlier one to skip it for), and no member
+                // before it waits for a lookup: written now, in order.
+                write_kept(m, emit);
+                continue;
             }
-            frozen.warm(recs, tid, &lookups[..w]);
-            for (&m, &entry) in batch[..n].iter().flatten().zip(&hashes[..n]) {
-                write_member(frozen, recs, m, entry, &sets, i, tid, is_map, emit);
+            batch[n] = Some(m);
+            if !(kept && i == 0) {
+                hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
+            }
+            if !kept {
+                lookups[w] = hashes[n];
+                w += 1;
+            }
+            n += 1;
+            if n == BATCH {
+                write_batch(frozen, recs, &batch, &hashes, &lookups[..w], &sets, i, tid, is_map, emit);
+                (n, w) = (0, 0);
             }
         }
+        write_batch(frozen, recs, &batch[..n], &hashes[..n], &lookups[..w], &sets, i, tid, is_map, emit);
+    }
+}
+
+/// Warms the lookups of a batch of members of `sets[i]`, then writes them in order.
+#[allow(clippy::too_many_arguments)]
+fn write_batch(
+    frozen: &Frozen,
+    recs: &impl Records,
+    batch: &[Option<delta::Member<'_>>],
+    hashes: &[u32],
+    lookups: &[u32],
+    sets: &[(&Members, &Index)],
+    i: usize,
+    tid: TableId,
+    is_map: bool,
+    emit: &mut impl FnMut(Emit<'_>),
+) {
+    frozen.warm(recs, tid, lookups);
+    for (&m, &entry) in batch.iter().flatten().zip(hashes) {
+        write_member(frozen, recs, m, entry, sets, i, tid, is_map, emit);
     }
 }
 
@@ -540,10 +564,7 @@ fn write_member(
         return;
     }
     match m.change {
-        Change::Entry if i + 1 == sets.len() && m.last != Last::Unknown => match m.last {
-            Last::Put(v) => emit(Emit::Record(op::PUT, m.key, m.ns, &[], v)),
-            _ => emit(Emit::Record(op::DELETE, m.key, m.ns, &[], &[])),
-        },
+        Change::Entry if i + 1 == sets.len() && m.last != Last::Unknown => write_kept(m, emit),
         Change::Entry => match frozen.find(recs, tid, entry, m.key, m.ns) {
             Some(Entry::Ref(v)) => {
                 let b = recs.bytes(v);
@@ -574,6 +595,15 @@ fn write_member(
                 None => emit(Emit::Record(op::MAP_DELETE, m.key, m.ns, m.uk, &[])),
             }
         }
+    }
+}
+
+/// Emits an entry's member that kept its last write: that write.
+#[inline(always)]
+fn write_kept(m: delta::Member<'_>, emit: &mut impl FnMut(Emit<'_>)) {
+    match m.last {
+        Last::Put(v) => emit(Emit::Record(op::PUT, m.key, m.ns, &[], v)),
+        _ => emit(Emit::Record(op::DELETE, m.key, m.ns, &[], &[])),
     }
 }
 

@@ -58,7 +58,7 @@ pub fn end_block(out: &mut Vec<u8>, count_at: usize, block_start: usize, count: 
 }
 
 /// Appends a record. Fields that the op does not carry are ignored.
-#[inline]
+#[inline(always)]
 pub fn put_record(out: &mut Vec<u8>, op_code: u8, key: &[u8], ns: &[u8], uk: &[u8], value: &[u8]) {
     let (k, v) = (key.len(), value.len());
     if op_code == op::PUT && ns.is_empty() && k < 16 && v <= 32 && out.capacity() - out.len() >= 3 + k + v {
