@@ -508,6 +508,21 @@ more('a checkpoint from before TTL existed still restores', async () => {
   assert.ok(back.stateNames().length > 0);
 });
 
+more('setMany stamps its values as set does, and getMany reads them', async () => {
+  time.now = 10;
+  const store = await StateStore.create({ maxParallelism: 16, clock });
+  const v = store.valueState<number>('v', { codec: 'number', ttl: { ttlMs: TTL } });
+  v.set('gone', 9);
+  assert.is(v.setMany([['a', 1], ['b', 22], ['gone', null], ['b', 2]]), 4);
+  assert.is(v.get('a'), 1);
+  assert.equal(v.getMany(['a', 'b', 'gone']), [1, 2, undefined]);
+  assert.is(store.memory().entries, 2);
+  time.now = 10 + TTL - 1;
+  assert.equal(v.getMany(['a', 'b']), [1, 2]);
+  time.now = 10 + TTL;
+  assert.equal(v.getMany(['a', 'b']), [undefined, undefined]);
+});
+
 more('the default clock is Date.now', async () => {
   const store = await StateStore.create({ maxParallelism: 16 });
   const v = store.valueState<number>('v', { codec: 'number', ttl: { ttlMs: 60_000 } });

@@ -25,8 +25,20 @@ pub type Write<'a> = (&'a [u8], Option<&'a [u8]>);
 impl Store {
     /// Applies `ops` in order to (key, `ns`) of value-like state `state`.
     /// Nothing is applied if any operation would be refused, or if the
-    /// memory for all of them cannot be had.
+    /// memory for all of them cannot be had. A state with TTL stamps each
+    /// value, as `put` does (`crate::ttl`).
     pub fn write_many<'a, I>(&mut self, state: u32, ns: &[u8], ops: I) -> Result<usize>
+    where
+        I: Iterator<Item = Write<'a>> + Clone,
+    {
+        if self.ttl_of(state).is_some() {
+            return self.ttl_write_many(state, ns, ops);
+        }
+        self.write_many_raw(state, ns, ops)
+    }
+
+    /// `write_many` of the bytes as they are given.
+    pub(crate) fn write_many_raw<'a, I>(&mut self, state: u32, ns: &[u8], ops: I) -> Result<usize>
     where
         I: Iterator<Item = Write<'a>> + Clone,
     {
@@ -248,7 +260,7 @@ impl Store {
 /// that the warmed lines are still cached when they are used.
 const WARM_BATCH: usize = 16;
 
-fn is_value_like(k: StateKind) -> bool {
+pub(crate) fn is_value_like(k: StateKind) -> bool {
     matches!(k, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
 }
 

@@ -437,3 +437,32 @@ fn cleanup_skips_states_with_nothing_expired_and_resumes_when_something_is() {
         s.check_invariants();
     }
 }
+
+#[test]
+fn a_batch_stamps_its_values_as_single_writes_do() {
+    // `setMany` on a state with TTL once stored its values without stamps,
+    // so every read found them long expired and removed them.
+    let c = TtlConfig { full_snapshot: true, ..on_write() };
+    let mut s = store(Ctx::Value, c);
+    s.set_time(10).unwrap();
+    s.put(0, Key::Bytes(b"gone"), b"", b"x").unwrap();
+    let ops: [(&[u8], Option<&[u8]>); 4] = [(b"a", Some(b"1")), (b"b", Some(b"22")), (b"gone", None), (b"b", Some(b"2"))];
+    assert_eq!(s.write_many(0, b"", ops.into_iter()).unwrap(), 4);
+    let read = |s: &mut Store, k: &[u8]| s.get(0, Key::Bytes(k), b"", None).unwrap().map(<[u8]>::to_vec);
+    assert_eq!(read(&mut s, b"a"), Some(b"1".to_vec()));
+    assert_eq!(read(&mut s, b"b"), Some(b"2".to_vec()));
+    assert_eq!(read(&mut s, b"gone"), None);
+    assert_eq!(s.entries(0).unwrap(), 2);
+    // Stamped with the batch's time: unexpired, through a checkpoint too,
+    // until the time to live has passed.
+    s.set_time(10 + TTL - 1).unwrap();
+    let mut back = cycle(&mut s, Ctx::Value, c);
+    assert_eq!(read(&mut back, b"a"), Some(b"1".to_vec()));
+    s.set_time(10 + TTL).unwrap();
+    assert_eq!(read(&mut s, b"a"), None);
+    assert_eq!(read(&mut s, b"b"), None);
+    // A batch read sees what single reads see.
+    let mut got = Vec::new();
+    back.read_many(0, b"", [&b"a"[..], b"b", b"gone"].into_iter(), None, |v| got.push(v.map(<[u8]>::to_vec))).unwrap();
+    assert_eq!(got, vec![Some(b"1".to_vec()), Some(b"2".to_vec()), None]);
+}

@@ -284,6 +284,39 @@ impl Store {
         Ok(())
     }
 
+    /// A write batch of a value-like state with TTL: each value stamped with
+    /// the store's time, then the batch as `write_many_raw` applies it (all
+    /// or nothing), then a cleanup step per write, as that many `put`s take.
+    pub(crate) fn ttl_write_many<'a, I>(&mut self, state: u32, ns: &[u8], ops: I) -> Result<usize>
+    where
+        I: Iterator<Item = crate::batch::Write<'a>> + Clone,
+    {
+        self.entry_of_kind(state, crate::batch::is_value_like, "value, reducing or aggregating")?;
+        let now = self.ttl.now;
+        // Where each stamped value is in `stamped` (`None`: a delete).
+        let mut stamped = Vec::new();
+        let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
+        for (_, value) in ops.clone() {
+            crate::room::reserve(&mut spans, 1)?;
+            spans.push(match value {
+                Some(v) => {
+                    check_len("value", v.len(), MAX_VALUE_LEN)?;
+                    let at = stamped.len();
+                    fill(&mut stamped, &[&stamp(now), v])?;
+                    Some((at, stamped.len()))
+                }
+                None => None,
+            });
+        }
+        self.ttl.stamped(state, now);
+        let with_stamps = ops.zip(&spans).map(|((key, _), span)| (key, span.map(|(a, b)| &stamped[a..b])));
+        let n = self.write_many_raw(state, ns, with_stamps)?;
+        for _ in 0..n {
+            self.ttl_access(state);
+        }
+        Ok(n)
+    }
+
     pub(crate) fn ttl_append(&mut self, state: u32, key: Key<'_>, ns: &[u8], tail: &[u8]) -> Result<()> {
         self.entry_of_kind(state, |k| k == StateKind::List, "list")?;
         self.check_write(state, key, ns, tail)?;
