@@ -11,6 +11,7 @@
  */
 import { Encoder } from 'cbor-x';
 import type { Bridge, ReadView } from './bridge.js';
+import { decodeFast, LEAVE } from './cborfast.js';
 import { InvalidArgumentError } from './errors.js';
 
 /** A key: typed, so `1` and `"1"` are different keys. */
@@ -304,6 +305,8 @@ function checkStrings(v: unknown, depth: number): void {
  */
 let cborSrc = new Uint8Array(256);
 const CBOR_SRC_MAX = 64 * 1024;
+/** Values up to this size try cborfast.ts first (larger ones are rarely plain small data). */
+const FAST_MAX = 4096;
 /** cbor-x's `decode(source, end)` reads `source` up to `end`; its typings leave `end` out. */
 const cborUpTo = cbor as unknown as { decode(source: Uint8Array, end: number): unknown };
 
@@ -320,6 +323,10 @@ const cborCodec: FastCodec<unknown> = {
     return b.put(bytes, off);
   },
   read(b, ptr, len) {
+    if (len <= FAST_MAX) {
+      const v = decodeFast(b.u8, ptr, len);
+      if (v !== LEAVE) return v;
+    }
     if (len > CBOR_SRC_MAX) return cbor.decode(b.u8.slice(ptr, ptr + len));
     if (len > cborSrc.length) cborSrc = new Uint8Array(Math.min(CBOR_SRC_MAX, Math.max(len, cborSrc.length * 2)));
     const u8 = b.u8;

@@ -2,13 +2,16 @@
 // bench`): the `dist/` of another checkout (the build before a change)
 // against this one's, in one process, alternating, with a Map of the same
 // entries as the yardstick. 1M number entries, keys read and written in one
-// seeded random order (as the bench's value_get_number / value_set_number).
+// seeded random order (as the bench's value_get_number / value_set_number);
+// `cbor`: the bench's small object (bench/lib.mjs makeObject) in a cbor state,
+// as value_get_object.
 // Used for the per-key steps of docs/LAYOUT.md.
 // Usage: node bench/diag/point-ab.mjs <other dist dir> [wasm|native] [get|set|cbor]
 // e.g.   mkdir -p /tmp/base && cp -r dist package.json /tmp/base/ && ln -s "$PWD/node_modules" /tmp/base/
 //        (then change and rebuild) node bench/diag/point-ab.mjs /tmp/base/dist wasm get
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { makeObject } from '../lib.mjs';
 
 const [baseDist, backend = 'wasm', mode = 'get'] = process.argv.slice(2);
 if (!baseDist || !['get', 'set', 'cbor'].includes(mode)) {
@@ -31,7 +34,7 @@ for (let i = N - 1; i > 0; i--) {
   const j = (x >>> 0) % (i + 1);
   [order[i], order[j]] = [order[j], order[i]];
 }
-const value = (/** @type {number} */ i) => (mode === 'cbor' ? { score: i, name: `n${i % 100}` } : i);
+const value = (/** @type {number} */ i) => (mode === 'cbor' ? makeObject(i) : i);
 
 /** @param {any} M */
 async function make(M) {
@@ -50,7 +53,7 @@ function pass(v) {
     const r = ++round;
     for (let j = 0; j < N; j++) v.set(keys[order[j]], order[j] + r);
   } else if (mode === 'cbor') {
-    for (let j = 0; j < N; j++) sum += v.get(keys[order[j]]).score;
+    for (let j = 0; j < N; j++) sum += v.get(keys[order[j]]).id;
   } else {
     for (let j = 0; j < N; j++) sum += v.get(keys[order[j]]);
   }
