@@ -10,7 +10,7 @@
  * 64-bit integers, indefinite lengths, `__proto__` keys, malformed or
  * trailing bytes) returns `LEAVE`, and the caller decodes the value with
  * cbor-x from the start. So every value decodes to exactly what cbor-x gives
- * (test/codecs.test.ts compares the two on random values and random bytes).
+ * (test/cborfast.test.ts compares the two on random values and random bytes).
  */
 
 /** Returned for a value this path leaves to cbor-x. */
@@ -20,7 +20,9 @@ type Leave = typeof LEAVE;
 /** Values nested deeper than this are left to cbor-x (the path recurses). */
 const MAX_DEPTH = 32;
 
-let src: Uint8Array = new Uint8Array(0);
+const NONE = new Uint8Array(0);
+/** The bytes being read; NONE between reads, so no caller's buffer is kept alive. */
+let src: Uint8Array = NONE;
 let pos = 0;
 let end = 0;
 
@@ -47,11 +49,12 @@ const asciiText = new TextDecoder('utf-8');
 
 /** Decodes `len` bytes at `ptr` of `u8`, or returns `LEAVE`. */
 export function decodeFast(u8: Uint8Array, ptr: number, len: number): unknown {
+  if (ptr + len > u8.length) return LEAVE;
   src = u8;
   pos = ptr;
   end = ptr + len;
-  if (end > u8.length) return LEAVE;
   const v = item(0);
+  src = NONE;
   return pos === end ? v : LEAVE;
 }
 
