@@ -176,6 +176,26 @@ pub fn member(recs: &impl Records, r: Ref) -> Member<'_> {
     Member { key: rec.key, ns: rec.ns, change, uk: &[], last }
 }
 
+/// The bytes of the member at `r` when it is the common case an export
+/// copies without parsing: an entry's member with a key under 16 bytes and
+/// no namespace that kept a put, written by [`crate::format::body::put_kept`].
+/// Its bytes are `[key_len << 3][2 + room][key][Change::Entry][LAST_PUT + n][value]`,
+/// returned up to the end of the value's `n` bytes.
+#[inline(always)]
+pub fn kept_put(recs: &Members, r: Ref) -> Option<&[u8]> {
+    let b = Records::bytes(recs, r);
+    let (h, v) = (b[0], b[1]);
+    if h >= 0x80 || h & 7 != 0 || !(2..=2 + KEEP_MAX as u8).contains(&v) {
+        return None;
+    }
+    let k = usize::from(h >> 3);
+    let (change, status) = (b[2 + k], b[3 + k]);
+    if change != Change::Entry as u8 || status < LAST_PUT || usize::from(status - LAST_PUT) > usize::from(v) - 2 {
+        return None;
+    }
+    Some(&b[..4 + k + usize::from(status - LAST_PUT)])
+}
+
 /// Hash of a member; `entry` is the entry hash of (key, ns).
 #[inline]
 pub fn member_hash(entry: u32, change: Change, uk: &[u8]) -> u32 {

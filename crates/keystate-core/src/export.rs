@@ -243,6 +243,7 @@ impl Export {
                     }
                     let done = match e {
                         Emit::Entry(entry) => body::put_entry(out, entry),
+                        Emit::Kept(m) => body::put_kept(out, m),
                         Emit::Record(o, key, ns, uk, value) => room::reserve_bytes(out, body::record_bound(key, ns, uk, value))
                             .map(|()| body::put_record(out, o, key, ns, uk, value)),
                     };
@@ -463,6 +464,8 @@ enum Emit<'a> {
     /// Op, key, namespace, user key, value (what the op does not carry is
     /// ignored).
     Record(u8, &'a [u8], &'a [u8], &'a [u8], &'a [u8]),
+    /// An entry's member that kept a short put (`delta::kept_put`).
+    Kept(&'a [u8]),
 }
 
 /// Emits the changes of one state in one key group: each distinct member of
@@ -495,7 +498,16 @@ fn write_delta(
     for (i, &(mem, set)) in sets.iter().enumerate() {
         let newest = i + 1 == sets.len();
         let (mut n, mut w) = (0, 0);
+        let only = sets.len() == 1;
         for r in set.refs_spread() {
+            if only && n == 0 {
+                // The only set, and no member before it waits for a lookup:
+                // the common kept put is copied as it lies.
+                if let Some(b) = delta::kept_put(mem, r) {
+                    emit(Emit::Kept(b));
+                    continue;
+                }
+            }
             let m = delta::member(mem, r);
             let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
             if kept && i == 0 && n == 0 {

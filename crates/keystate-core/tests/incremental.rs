@@ -247,6 +247,33 @@ fn chains_with_a_gap_a_reordering_or_a_foreign_piece_are_refused() {
     assert!(restore_chain(&p[..2], opts(None)).is_ok());
 }
 
+/// An entry's member keeps `[Entry, status, kept bytes]`, a map entry's
+/// `[MapEntry, user key]`: user keys whose bytes would read as a status and
+/// a kept value are still exported as map entries (the export copies kept
+/// puts without parsing them, `delta::kept_put`).
+#[test]
+fn map_members_whose_user_keys_look_like_kept_values_export_as_map_entries() {
+    let mut store = store_with_states(8, None);
+    store.set_checkpoint_policy(Policy { incremental: true, max_incrementals: 8, max_chain_ratio: 8.0 }).unwrap();
+    let full = store.checkpoint(None).unwrap();
+    let full_bytes = export_all(&mut store, full.id).unwrap();
+    store.checkpoint_confirm(full.id).unwrap();
+    let uks: [&[u8]; 7] = [&[2], &[2, 0], &[3, 7], &[4, 1, 2], &[0, 2, 5], &[1], &[2, 2, 2, 2]];
+    for (i, uk) in uks.iter().enumerate() {
+        store.map_put(MAP, Key::Bytes(b"m"), &[], uk, &[b'v', i as u8]).unwrap();
+        store.put(VALUE, Key::Bytes(uk), &[], uk).unwrap();
+    }
+    let inc = store.checkpoint(None).unwrap();
+    assert_eq!(inc.kind, CheckpointKind::Incremental);
+    let inc_bytes = export_all(&mut store, inc.id).unwrap();
+    store.checkpoint_confirm(inc.id).unwrap();
+    let mut back = restore_chain(&[&full_bytes, &inc_bytes], opts(None)).unwrap();
+    for (i, uk) in uks.iter().enumerate() {
+        assert_eq!(back.map_get(MAP, Key::Bytes(b"m"), &[], uk, None).unwrap(), Some(&[b'v', i as u8][..]), "map entry {uk:?}");
+        assert_eq!(back.get(VALUE, Key::Bytes(uk), &[], None).unwrap(), Some(*uk), "value {uk:?}");
+    }
+}
+
 #[test]
 fn an_aborted_or_unconfirmed_checkpoint_leaves_the_next_one_complete() {
     let mut store = store_with_states(8, None);

@@ -108,6 +108,29 @@ pub fn put_record(out: &mut Vec<u8>, op_code: u8, key: &[u8], ns: &[u8], uk: &[u
     }
 }
 
+/// Appends the PUT record of an entry's member that kept a put
+/// (`delta::kept_put`): `[h][vlen][key][change][status][value]` becomes
+/// `[PUT][h][n][key][value]`, the bytes `put_record` writes for it. Refuses,
+/// appending nothing, when `out` cannot grow.
+#[inline(always)]
+pub fn put_kept(out: &mut Vec<u8>, m: &[u8]) -> Result<(), Full> {
+    let k = usize::from(m[0] >> 3);
+    let n = m.len() - 4 - k;
+    room::reserve_bytes(out, 3 + k + n)?;
+    let at = out.len();
+    let spare = &mut out.spare_capacity_mut()[..3 + k + n];
+    spare[0].write(op::PUT);
+    spare[1].write(m[0]);
+    spare[2].write(n as u8);
+    let (sk, sv) = spare[3..].split_at_mut(k);
+    move_short(sk, &m[2..2 + k]);
+    move_short(sv, &m[4 + k..]);
+    // Safety: the `3 + k + n` bytes after `at` were written just above,
+    // within `out`'s capacity (reserved).
+    unsafe { out.set_len(at + 3 + k + n) };
+    Ok(())
+}
+
 /// Appends a PUT record whose bytes after the op are `entry`, an arena
 /// record without flags other than the namespace flag (see `record`), or
 /// refuses, appending nothing, when `out` cannot grow.
