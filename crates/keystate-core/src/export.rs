@@ -499,35 +499,52 @@ fn write_delta(
         let newest = i + 1 == sets.len();
         let (mut n, mut w) = (0, 0);
         let only = sets.len() == 1;
-        for r in set.refs_spread() {
-            if only && n == 0 {
-                // The only set, and no member before it waits for a lookup:
-                // the common kept put is copied as it lies.
-                if let Some(b) = delta::kept_put(mem, r) {
-                    emit(Emit::Kept(b));
+        // Members are read in groups whose first bytes are loaded first, as
+        // independent loads, so that their cache misses overlap: a member
+        // lies wherever its first write put it in the generation's storage.
+        let mut refs = set.refs_spread();
+        let mut ahead = [0 as Ref; BATCH];
+        loop {
+            let (mut got, mut touch) = (0, 0u8);
+            for r in refs.by_ref().take(BATCH) {
+                touch ^= Records::bytes(mem, r)[0];
+                ahead[got] = r;
+                got += 1;
+            }
+            std::hint::black_box(touch);
+            for &r in &ahead[..got] {
+                if only && n == 0 {
+                    // The only set, and no member before it waits for a lookup:
+                    // the common kept put is copied as it lies.
+                    if let Some(b) = delta::kept_put(mem, r) {
+                        emit(Emit::Kept(b));
+                        continue;
+                    }
+                }
+                let m = delta::member(mem, r);
+                let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
+                if kept && i == 0 && n == 0 {
+                    // The only set (no earlier one to skip it for), and no member
+                    // before it waits for a lookup: written now, in order.
+                    write_kept(m, emit);
                     continue;
                 }
+                batch[n] = Some(m);
+                if !(kept && i == 0) {
+                    hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
+                }
+                if !kept {
+                    lookups[w] = hashes[n];
+                    w += 1;
+                }
+                n += 1;
+                if n == BATCH {
+                    write_batch(frozen, recs, &batch, &hashes, &lookups[..w], &sets, i, tid, is_map, emit);
+                    (n, w) = (0, 0);
+                }
             }
-            let m = delta::member(mem, r);
-            let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
-            if kept && i == 0 && n == 0 {
-                // The only set (no earlier one to skip it for), and no member
-                // before it waits for a lookup: written now, in order.
-                write_kept(m, emit);
-                continue;
-            }
-            batch[n] = Some(m);
-            if !(kept && i == 0) {
-                hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
-            }
-            if !kept {
-                lookups[w] = hashes[n];
-                w += 1;
-            }
-            n += 1;
-            if n == BATCH {
-                write_batch(frozen, recs, &batch, &hashes, &lookups[..w], &sets, i, tid, is_map, emit);
-                (n, w) = (0, 0);
+            if got < BATCH {
+                break;
             }
         }
         write_batch(frozen, recs, &batch[..n], &hashes[..n], &lookups[..w], &sets, i, tid, is_map, emit);
