@@ -316,7 +316,7 @@ impl Checkpoints {
         let members = Arc::new(std::mem::take(&mut self.members));
         self.members_gen += 1;
         let bytes = std::mem::take(&mut self.current_bytes) + members.bytes();
-        self.segments.push(Segment { checkpoint, sets, members, holders: 0, live: true, bytes });
+        self.segments.push(Segment { checkpoint, sets: Arc::new(sets), members, holders: 0, live: true, bytes });
     }
 
     fn hold(&mut self, ids: &[u64], delta: i32) {
@@ -348,21 +348,6 @@ impl Checkpoints {
         (p.max_incrementals > 0 && base.chain_len >= p.max_incrementals)
             || (p.max_chain_ratio > 0.0 && base.chain_bytes as f64 > p.max_chain_ratio * base.full_bytes as f64)
     }
-}
-
-/// A copy of delta sets (O(1) per set: the slots are shared).
-fn clone_sets(sets: &mut [StateSets]) -> Result<Vec<StateSets>> {
-    let mut out = Vec::new();
-    room::reserve(&mut out, sets.len())?;
-    for s in sets {
-        let mut c = Vec::new();
-        room::reserve(&mut c, s.len())?;
-        for ix in s {
-            c.push(ix.try_clone()?);
-        }
-        out.push(c);
-    }
-    Ok(out)
 }
 
 /// Output chunks are cut after the first section that reaches this size.
@@ -423,18 +408,14 @@ impl Store {
         // An incremental checkpoint reads every live segment and the one it
         // seals now (the current sets).
         let mut segments: Vec<u64> = Vec::new();
-        let mut sets: Vec<(Arc<Members>, Vec<StateSets>)> = Vec::new();
-        let mut sealed_sets = None;
+        let mut sets: Vec<(Arc<Members>, Arc<Vec<StateSets>>)> = Vec::new();
         if parent.is_some() {
             let live = self.cps.segments.iter().filter(|s| s.live).count();
             room::reserve(&mut segments, live + 1)?;
             room::reserve(&mut sets, live + 1)?;
-            for s in self.cps.segments.iter_mut().filter(|s| s.live) {
+            for s in self.cps.segments.iter().filter(|s| s.live) {
                 segments.push(s.checkpoint);
-                sets.push((Arc::clone(&s.members), clone_sets(&mut s.sets)?));
-            }
-            if self.cps.tracking {
-                sealed_sets = Some(clone_sets(&mut self.cps.current)?);
+                sets.push((Arc::clone(&s.members), Arc::clone(&s.sets)));
             }
         }
         room::reserve(&mut self.cps.segments, 1)?;
@@ -448,10 +429,11 @@ impl Store {
         self.cps.next_id += 1;
         if self.cps.tracking {
             self.cps.seal(id);
-            if let Some(sealed) = sealed_sets {
-                let members = Arc::clone(&self.cps.segments.last().expect("sealed above").members);
+            if parent.is_some() {
+                // The sets sealed now, shared: they never change again.
+                let sealed = self.cps.segments.last().expect("sealed above");
                 segments.push(id);
-                sets.push((members, sealed));
+                sets.push((Arc::clone(&sealed.members), Arc::clone(&sealed.sets)));
             }
         }
         self.cps.hold(&segments, 1);

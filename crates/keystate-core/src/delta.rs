@@ -289,8 +289,9 @@ pub type StateSets = Vec<Index>;
 pub struct Segment {
     /// The checkpoint whose creation sealed it.
     pub checkpoint: u64,
-    /// [state][key group offset]
-    pub sets: Vec<StateSets>,
+    /// [state][key group offset]; never changed once sealed, so exports
+    /// share them instead of copying.
+    pub sets: std::sync::Arc<Vec<StateSets>>,
     /// Where their members are (shared with exports that read them).
     pub members: std::sync::Arc<Members>,
     /// Pending checkpoints that read it.

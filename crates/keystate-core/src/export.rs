@@ -52,7 +52,7 @@ pub(crate) struct Frozen {
     pub parts: Vec<(StateKind, Vec<TableId>)>,
     /// The delta sets an incremental checkpoint writes, oldest segment first
     /// (`[segment][state][key group]`), with where their members are.
-    pub segments: Vec<(Arc<Members>, Vec<StateSets>)>,
+    pub segments: Vec<(Arc<Members>, Arc<Vec<StateSets>>)>,
     /// Per state of the header: for a full checkpoint of a state with TTL
     /// and full-snapshot cleanup, its configuration and the checkpoint's
     /// time: values expired then are left out. Fixed when the checkpoint is
