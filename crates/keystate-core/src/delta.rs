@@ -177,9 +177,10 @@ pub fn member(recs: &impl Records, r: Ref) -> Member<'_> {
 }
 
 /// The bytes of the member at `r` when it is the common case an export
-/// copies without parsing: an entry's member with a key under 16 bytes and
-/// no namespace that kept a put, written by [`crate::format::body::put_kept`].
-/// Its bytes are `[key_len << 3][2 + room][key][Change::Entry][LAST_PUT + n][value]`,
+/// copies without parsing (with [`crate::format::body::put_kept`]): an
+/// entry's member with a key under 16 bytes and no namespace that kept a
+/// put. Its bytes are
+/// `[key_len << 3][2 + room][key][Change::Entry][LAST_PUT + n][value]`,
 /// returned up to the end of the value's `n` bytes.
 #[inline(always)]
 pub fn kept_put(recs: &Members, r: Ref) -> Option<&[u8]> {
