@@ -169,7 +169,7 @@ pub fn put_run(out: &mut Vec<u8>, n: u32, records: &[u8]) -> Result<(), Full> {
 }
 
 /// `out.extend_from_slice(src)`, with copies of at most 32 bytes done by
-/// [`move_short`].
+/// `move_short`.
 #[inline(always)]
 pub fn append(out: &mut Vec<u8>, src: &[u8]) {
     let n = src.len();
