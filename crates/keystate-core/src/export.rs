@@ -495,10 +495,11 @@ fn write_delta(
     let mut batch = [None; BATCH];
     let mut hashes = [0u32; BATCH];
     let mut lookups = [0u32; BATCH];
+    // The only set: no earlier one to skip a member for.
+    let only = sets.len() == 1;
     for (i, &(mem, set)) in sets.iter().enumerate() {
         let newest = i + 1 == sets.len();
         let (mut n, mut w) = (0, 0);
-        let only = sets.len() == 1;
         // Members are read in groups whose first bytes are loaded first, as
         // independent loads, so that their cache misses overlap: a member
         // lies wherever its first write put it in the generation's storage.
@@ -513,9 +514,11 @@ fn write_delta(
             }
             std::hint::black_box(touch);
             for &r in &ahead[..got] {
-                if only && n == 0 {
-                    // The only set, and no member before it waits for a lookup:
-                    // the common kept put is copied as it lies.
+                // In the only set, with no member before it waiting for a
+                // lookup, a kept write is written now, in order: the common
+                // short put straight from the member's bytes.
+                let now = only && n == 0;
+                if now {
                     if let Some(b) = delta::kept_put(mem, r) {
                         emit(Emit::Kept(b));
                         continue;
@@ -523,14 +526,12 @@ fn write_delta(
                 }
                 let m = delta::member(mem, r);
                 let kept = newest && m.change == Change::Entry && m.last != Last::Unknown;
-                if kept && i == 0 && n == 0 {
-                    // The only set (no earlier one to skip it for), and no member
-                    // before it waits for a lookup: written now, in order.
+                if kept && now {
                     write_kept(m, emit);
                     continue;
                 }
                 batch[n] = Some(m);
-                if !(kept && i == 0) {
+                if !(kept && only) {
                     hashes[n] = entry_hash(murmur3_32(m.key, 0), m.ns);
                 }
                 if !kept {
