@@ -589,4 +589,25 @@ Batches('a batch larger than the kept scratch buffer, under an open snapshot, th
   assert.is(back.memory().entries, N - Math.ceil(N / 3) + 1);
 });
 
+Batches('a batch lays entries out as single sets do, and rewriting them grows nothing', async () => {
+  // 4 key groups of about 1,000 entries: tables large enough to hold short entries inline.
+  const N = 4000;
+  const val = (i: number, r: string) => `${r}${String(i).padStart(4, '0')}`; // 5 bytes every time
+  const pairs = Array.from({ length: N }, (_, i) => [`user-${i}`, val(i, 'a')] as const);
+  const one = await StateStore.create({ maxParallelism: 4 });
+  const a = one.valueState<string>('s', { codec: 'string' });
+  for (const [k, v] of pairs) a.set(k, v);
+  const many = await StateStore.create({ maxParallelism: 4 });
+  const b = many.valueState<string>('s', { codec: 'string' });
+  b.setMany(pairs);
+  const filled = many.memory().liveBytes;
+  // A first batch into empty tables once kept them narrow (a record per entry: more bytes).
+  assert.ok(filled <= one.memory().liveBytes, `batch ${filled} B against ${one.memory().liveBytes} B set one by one`);
+  // Rewriting every key once doubled the index (each put counted as a new entry).
+  b.setMany(pairs.map(([k], i) => [k, val(i, 'b')] as const));
+  assert.is(many.memory().liveBytes, filled);
+  assert.equal(b.getMany(['user-0', 'user-3999']), ['b0000', 'b3999']);
+  assert.is(many.memory().entries, N);
+});
+
 Batches.run();

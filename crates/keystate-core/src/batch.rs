@@ -16,6 +16,7 @@ use crate::index::Entry;
 use crate::mem::NO_TABLE;
 use crate::record;
 use crate::room::{self, Room};
+use crate::write::{fits_inline, Incoming};
 use crate::state::StateKind;
 use crate::store::{check_len, Key, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -100,18 +101,44 @@ impl Store {
     }
 
     /// Reserves the memory of every write of a batch (see the module docs),
-    /// counting each put as a new entry with a new record (and a saved MARK
-    /// for open snapshots): more than it may need, never less.
-    fn reserve_many<'a>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located]) -> Result<()> {
+    /// counting each put as a new entry (and a saved MARK for open
+    /// snapshots): more than it may need, never less.
+    fn reserve_many<'a, I>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: I, locs: &[Located]) -> Result<()>
+    where
+        I: Iterator<Item = Write<'a>> + Clone,
+    {
         let parts = self.states[state as usize].parts.len();
-        // Per owned key group: puts, and all writes.
-        let mut per_part: Vec<(usize, usize)> = Vec::new();
+        let mut per_part: Vec<PartPlan> = Vec::new();
         room::reserve(&mut per_part, parts)?;
-        per_part.resize(parts, (0, 0));
+        per_part.resize(parts, PartPlan::default());
+        let e = &self.states[state as usize];
+        for (p, &tid) in per_part.iter_mut().zip(&e.parts) {
+            p.empty = tid == NO_TABLE || self.mem.table(tid).live.is_empty();
+        }
+        for ((key, value), loc) in ops.clone().zip(locs) {
+            let p = &mut per_part[loc.part as usize];
+            p.writes += 1;
+            if let Some(v) = value {
+                p.puts += 1;
+                if p.empty {
+                    p.incoming.add(key, ns, v);
+                }
+            }
+        }
+        self.count_inserts(state, ns, ops.clone(), locs, &mut per_part);
+        // The indexes first: a resize may change a table's width, which
+        // decides which puts need records, and going narrow allocates
+        // records, which must not take the slots reserved for the batch.
+        for (part, p) in per_part.iter().enumerate().filter(|(_, p)| p.writes > 0) {
+            let e = &mut self.states[state as usize];
+            let tid = match e.parts[part] {
+                NO_TABLE if p.puts == 0 => continue,
+                _ => Self::part_for_write(&mut self.mem, e, part, room)?,
+            };
+            self.mem.reserve_table(room, tid, p.inserts.unwrap_or(p.puts), p.writes, p.incoming)?;
+        }
         let mut slots = [0usize; CLASSES.len()];
         for ((key, value), loc) in ops.zip(locs) {
-            let p = &mut per_part[loc.part as usize];
-            p.1 += 1;
             let tid = self.states[state as usize].parts[loc.part as usize];
             // What a save allocates: a copy of an entry inline in a wide
             // index (for a removal too), else for a put a MARK (more than
@@ -125,8 +152,10 @@ impl Store {
             } else {
                 None
             };
-            let put = value.map(|v| record::encoded_len(key.len(), ns.len(), v.len(), false, false));
-            p.0 += usize::from(value.is_some());
+            // A put that goes inline in a wide index has no record.
+            let put = value
+                .filter(|&v| tid == NO_TABLE || !self.mem.table(tid).live.is_wide() || !fits_inline(key, ns, v))
+                .map(|v| record::encoded_len(key.len(), ns.len(), v.len(), false, false));
             // In the order each write allocates them: the saved record, then the new one.
             for len in [saved, put].into_iter().flatten() {
                 match arena::class_for(len, None) {
@@ -135,19 +164,56 @@ impl Store {
                 }
             }
         }
-        // The indexes first: a resize may change a table's width, and going
-        // narrow allocates records, which must not take the slots reserved
-        // for the batch.
-        for (part, &(puts, writes)) in per_part.iter().enumerate().filter(|(_, w)| w.1 > 0) {
-            let e = &mut self.states[state as usize];
-            let tid = match e.parts[part] {
-                NO_TABLE if puts == 0 => continue,
-                _ => Self::part_for_write(&mut self.mem, e, part, room)?,
-            };
-            self.mem.reserve_table(room, tid, puts, writes)?;
-        }
         self.mem.arena.reserve_class_counts(&slots, room)?;
         Ok(())
+    }
+
+    /// For each table that lacks room for all its puts as new entries,
+    /// counts the puts of keys it does not hold (`PartPlan::inserts`), so a
+    /// batch that rewrites a table's keys does not grow its index (counting
+    /// every put as new doubled it). An upper bound of what the batch adds:
+    /// a key the batch removes and puts again was there, and the removal
+    /// keeps its room (`Mem::keep_capacity`).
+    fn count_inserts<'a>(&self, state: u32, ns: &[u8], ops: impl Iterator<Item = Write<'a>>, locs: &[Located], per_part: &mut [PartPlan]) {
+        let e = &self.states[state as usize];
+        let mut any = false;
+        for (part, p) in per_part.iter_mut().enumerate() {
+            let tid = e.parts[part];
+            // (An empty table has no key to find: every put is new.)
+            if p.puts > 0 && !p.empty && !self.mem.table(tid).live.has_room(p.puts) {
+                p.inserts = Some(0);
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        let mut ops = ops.zip(locs);
+        let mut chunk: [(Write<'a>, Located); WARM_BATCH] = [((&[], None), Located { part: 0, hash: 0 }); WARM_BATCH];
+        loop {
+            let mut len = 0;
+            for (op, loc) in ops.by_ref() {
+                if op.1.is_some() && per_part[loc.part as usize].inserts.is_some() {
+                    chunk[len] = (op, *loc);
+                    len += 1;
+                    if len == WARM_BATCH {
+                        break;
+                    }
+                }
+            }
+            if len == 0 {
+                break;
+            }
+            self.warm_located(state, ns, &chunk[..len]);
+            for &((key, _), loc) in &chunk[..len] {
+                let tid = e.parts[loc.part as usize];
+                if self.mem.get(tid, entry_hash(loc.hash, ns), key, ns).is_none() {
+                    if let Some(n) = &mut per_part[loc.part as usize].inserts {
+                        *n += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// Applies a reserved batch (no step allocates, so none fails).
@@ -254,6 +320,19 @@ impl Store {
         }
         self.mem.warm(&lookups[..len]);
     }
+}
+
+/// What a batch does to one owned key group's table.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartPlan {
+    puts: usize,
+    writes: usize,
+    /// Puts of keys the table lacks, when counted (see `Store::count_inserts`).
+    inserts: Option<usize>,
+    /// True when the table has no entry yet (or no table exists).
+    empty: bool,
+    /// The puts, for the width of an empty table (counted only for one).
+    incoming: Incoming,
 }
 
 /// Lookups warmed together: enough to overlap their cache misses, few enough

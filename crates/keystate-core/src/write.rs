@@ -51,6 +51,37 @@ enum Live {
     Change(Option<usize>),
 }
 
+/// The puts a batch brings to one table, as `Mem::width_change` costs
+/// entries: how many, the slot bytes of their records, and those of the
+/// records that would stay records in a wide index.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Incoming {
+    entries: u64,
+    all: u64,
+    stay: u64,
+}
+
+impl Incoming {
+    pub(crate) const NONE: Incoming = Incoming { entries: 0, all: 0, stay: 0 };
+
+    /// Counts a put of `value` under `key` in namespace `ns`.
+    pub(crate) fn add(&mut self, key: &[u8], ns: &[u8], value: &[u8]) {
+        let size = arena::slot_size_for(record::encoded_len(key.len(), ns.len(), value.len(), false, false)) as u64;
+        self.entries += 1;
+        self.all += size;
+        if !fits_inline(key, ns, value) {
+            self.stay += size;
+        }
+    }
+}
+
+/// True when a put of `value` under `key` in namespace `ns` goes inline in
+/// a wide index (as `Mem::put` decides).
+pub(crate) fn fits_inline(key: &[u8], ns: &[u8], value: &[u8]) -> bool {
+    // `record::inline_parts`'s test, without building the entry.
+    ns.is_empty() && key.len() + value.len() < INLINE
+}
+
 /// Everything one write allocates.
 #[derive(Debug)]
 struct Want {
@@ -156,13 +187,13 @@ impl Mem {
     fn reserve_live(&mut self, tid: TableId, live: Live, room: &mut Room) -> Result<(), Full> {
         let ix = &self.table(tid).live;
         let from = match live {
-            Live::Insert(_) if !ix.fits(1) => return self.grow_live(tid, 1, room),
+            Live::Insert(_) if !ix.fits(1) => return self.grow_live(tid, 1, Incoming::NONE, room),
             Live::Insert(h) => ix.home_of(h),
             Live::Set(slot) if ix.owns_slot(slot) => return Ok(()),
             Live::Set(slot) => return self.own_live(tid, slot, false, room),
             Live::Change(Some(slot)) => slot,
             Live::Change(None) if ix.has_room(0) => return Ok(()),
-            Live::Change(None) => return self.grow_live(tid, 0, room),
+            Live::Change(None) => return self.grow_live(tid, 0, Incoming::NONE, room),
         };
         if ix.owns_run(from) {
             return Ok(());
@@ -171,11 +202,12 @@ impl Mem {
     }
 
     /// Room for `n` more entries in the live index of `tid`, and every chunk
-    /// of it its own.
+    /// of it its own. `incoming` describes them when a batch knows them.
     #[inline(never)]
-    fn grow_live(&mut self, tid: TableId, n: usize, room: &mut Room) -> Result<(), Full> {
+    fn grow_live(&mut self, tid: TableId, n: usize, incoming: Incoming, room: &mut Room) -> Result<(), Full> {
         if !self.table(tid).live.fits(n) {
-            if let Some(wide) = self.width_change(tid, n) {
+            debug_assert!(!self.keep_capacity, "a batch grew table {tid} as it applied: its reservation missed a put");
+            if let Some(wide) = self.width_change(tid, n, incoming) {
                 return self.convert_live(tid, n, wide, room);
             }
         }
@@ -208,16 +240,21 @@ impl Mem {
     /// growing by a quarter, 90% before the next), per entry: narrow
     /// `5 / 0.81 + R`, wide `16 / 0.81 + (1 - f) R`. Never while a snapshot
     /// (or a checkpoint's frozen view, which holds one) may read the table:
-    /// going wide frees records.
-    fn width_change(&self, tid: TableId, n: usize) -> Option<bool> {
+    /// going wide frees records. An empty table has no entries to cost, so
+    /// the `incoming` entries of a batch stand in for them (without them a
+    /// table first filled by one large batch stayed narrow for good).
+    fn width_change(&self, tid: TableId, n: usize, incoming: Incoming) -> Option<bool> {
         let t = self.table(tid);
         let wide = t.live.is_wide();
-        let len = t.live.len();
-        if !t.wide_ok || len == 0 || self.saves(tid) || (!wide && len + n < self.wide_min) {
+        let own = t.live.len();
+        if !t.wide_ok || self.saves(tid) || (!wide && own + n < self.wide_min) {
             return None;
         }
         // Record bytes of every entry, and of those that do not fit inline.
-        let (mut all, mut stay) = (0u64, 0u64);
+        let (len, mut all, mut stay) = if own == 0 { (incoming.entries, incoming.all, incoming.stay) } else { (own as u64, 0, 0) };
+        if len == 0 {
+            return None;
+        }
         for e in t.live.entries() {
             let rec = self.arena.entry(e);
             let size = match e {
@@ -230,7 +267,6 @@ impl Mem {
             }
         }
         // The costs above times 0.81 * len, in hundredths.
-        let len = len as u64;
         let narrow_cost = 100 * NARROW as u64 * len + 81 * all;
         let wide_cost = 100 * WIDE as u64 * len + 81 * stay;
         match wide {
@@ -299,7 +335,7 @@ impl Mem {
     /// Gives table `tid` the width its entries call for (after a restore
     /// filled a table it sized up front, see `reserve`).
     pub fn settle_width(&mut self, room: &mut Room, tid: TableId) -> Result<(), Full> {
-        match self.width_change(tid, 0) {
+        match self.width_change(tid, 0, Incoming::NONE) {
             Some(wide) => self.convert_live(tid, 0, wide, room),
             None => Ok(()),
         }
@@ -650,10 +686,11 @@ impl Mem {
     /// writes of table `tid` need in its indexes: room in the live index and,
     /// for open snapshots, a layer with room for all of them. (The batch
     /// reserves records itself.)
-    pub(crate) fn reserve_table(&mut self, room: &mut Room, tid: TableId, inserts: usize, writes: usize) -> Result<(), Full> {
+    /// `incoming` describes the batch's puts, for the width of an empty table.
+    pub(crate) fn reserve_table(&mut self, room: &mut Room, tid: TableId, inserts: usize, writes: usize, incoming: Incoming) -> Result<(), Full> {
         // A batch's changes go anywhere in the index: all of it its own.
         if !self.table(tid).live.has_room(inserts) {
-            self.grow_live(tid, inserts, room)?;
+            self.grow_live(tid, inserts, incoming, room)?;
         }
         if self.saves(tid) {
             let n = *self.open.last().expect("saves() saw an open snapshot");

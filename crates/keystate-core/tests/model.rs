@@ -79,7 +79,27 @@ fn run_checked(seed: u64, ops: u64, keys: u64, paranoid: bool, wide_min: Option<
         let n = ns(&mut rng);
         let choice = rng.below(100);
         match choice {
-            0..=24 => {
+            0..=1 => {
+                // A batch into one namespace: puts and removals in order,
+                // keys may repeat; now and then a large one, which resizes.
+                let n = if wide_min.is_some() && rng.chance(98) { Vec::new() } else { n };
+                let len = if rng.chance(5) { 1 + rng.below(2000) } else { 1 + rng.below(64) };
+                let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+                for _ in 0..len {
+                    let k = key(&mut rng, keys, wide_min.is_some());
+                    let v = rng.chance(80).then(|| small_or_not(&mut rng, wide_min.is_some()));
+                    ops.push((k, v));
+                }
+                let applied = store.write_many(VALUE, &n, ops.iter().map(|(k, v)| (&k[..], v.as_deref()))).unwrap();
+                assert_eq!(applied, ops.len(), "step {step}");
+                for (k, v) in ops {
+                    match v {
+                        Some(v) => model.insert((VALUE, k, n.clone(), None), v),
+                        None => model.remove(&(VALUE, k, n.clone(), None)),
+                    };
+                }
+            }
+            2..=24 => {
                 let v = small_or_not(&mut rng, wide_min.is_some());
                 // Entries with a namespace are never inline: fewer of them.
                 let n = if wide_min.is_some() && rng.chance(98) { Vec::new() } else { n };

@@ -241,3 +241,122 @@ fn restore_chain_wide_from(bytes: &[u8], wide_min: usize) -> Store {
     r.end_piece().unwrap();
     r.finish().unwrap()
 }
+
+/// `n` keys put by one batch into an empty store of `parts` key groups,
+/// with `value(i)`; and its model.
+fn batched(parts: u32, wide_min: usize, n: u32, value: impl Fn(u32) -> Vec<u8>) -> (Store, Model) {
+    let mut store = store_with_states(parts, None);
+    store.set_wide_min(wide_min);
+    let keys: Vec<Vec<u8>> = (0..n).map(k).collect();
+    let values: Vec<Vec<u8>> = (0..n).map(value).collect();
+    let ops = keys.iter().zip(&values).map(|(k, v)| (&k[..], Some(&v[..])));
+    assert_eq!(store.write_many(VALUE, &[], ops).unwrap(), n as usize);
+    let mut model = Model::new();
+    for (k, v) in keys.into_iter().zip(values) {
+        model.insert((VALUE, k, Vec::new(), None), v);
+    }
+    (store, model)
+}
+
+#[test]
+fn a_table_first_filled_by_one_batch_takes_the_width_its_entries_call_for() {
+    // An empty table has no entries of its own to cost: the batch's decide.
+    let short = |i: u32| i.to_le_bytes()[..3].to_vec();
+    let (mut store, model) = batched(4, 32, 2000, short);
+    assert_eq!(store.wide_tables(), (4, 2000), "every entry inline, as single puts make it");
+    check(&mut store, &model, None);
+    let (one_by_one, _) = filled(4, 32, 2000, short);
+    let (m, single) = (store.memory(), one_by_one.memory());
+    // (The batch sizes each index once; single puts grow it by steps.)
+    assert!(m.live_bytes <= single.live_bytes, "live {} against {} for single puts", m.live_bytes, single.live_bytes);
+    // The batch reserved no records for the entries that went inline.
+    assert!(m.free_bytes <= single.free_bytes, "free {} against {} for single puts", m.free_bytes, single.free_bytes);
+    // Entries that do not fit keep the table narrow.
+    let (mut store, model) = batched(4, 32, 2000, |_| vec![9; 30]);
+    assert_eq!(store.wide_tables(), (0, 0));
+    check(&mut store, &model, None);
+    // A mix costed as `width_change` costs it: one in fifty does not fit.
+    let mixed = |i: u32| if i % 50 == 0 { vec![3; 20] } else { short(i) };
+    let (mut store, model) = batched(4, 32, 2000, mixed);
+    assert_eq!(store.wide_tables(), (4, 1960));
+    check(&mut store, &model, None);
+    // Below the size a table may go wide at, it stays narrow.
+    let (mut store, model) = batched(4, 1000, 2000, short);
+    assert_eq!(store.wide_tables(), (0, 0));
+    check(&mut store, &model, None);
+}
+
+#[test]
+fn a_first_batch_under_a_snapshot_leaves_the_table_narrow() {
+    // Going wide frees records a snapshot may read: never while one is open.
+    let mut store = store_with_states(1, None);
+    store.set_wide_min(16);
+    put(&mut store, &mut Model::new(), 0, b"x");
+    store.write_many(VALUE, &[], std::iter::once((&k(0)[..], None))).unwrap();
+    let s = store.snapshot().unwrap();
+    let keys: Vec<Vec<u8>> = (0..500).map(k).collect();
+    store.write_many(VALUE, &[], keys.iter().map(|k| (&k[..], Some(&b"abc"[..])))).unwrap();
+    assert_eq!(store.wide_tables(), (0, 0));
+    let mut model = Model::new();
+    for key in keys {
+        model.insert((VALUE, key, Vec::new(), None), b"abc".to_vec());
+    }
+    check(&mut store, &model, Some((s, &Model::new())));
+    store.release(s).unwrap();
+    check(&mut store, &model, None);
+}
+
+#[test]
+fn a_batch_that_rewrites_a_tables_keys_does_not_grow_its_index() {
+    for wide_min in [32, 1 << 20] {
+        let (mut store, mut model) = filled(2, wide_min, 3000, |i| i.to_le_bytes()[..3].to_vec());
+        let before = store.memory().live_bytes;
+        let keys: Vec<Vec<u8>> = (0..3000).map(k).collect();
+        let v = [5u8, 6, 7]; // the size of the values it replaces
+        store.write_many(VALUE, &[], keys.iter().map(|k| (&k[..], Some(&v[..])))).unwrap();
+        for key in &keys {
+            model.insert((VALUE, key.clone(), Vec::new(), None), v.to_vec());
+        }
+        assert_eq!(store.memory().live_bytes, before, "rewrites of every key (wide_min {wide_min})");
+        check(&mut store, &model, None);
+        // Removed and put again in one batch, with new keys after them: the
+        // removals' room serves the puts again, the new keys get their own.
+        let more: Vec<Vec<u8>> = (3000..3400).map(k).collect();
+        let mut ops: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        for key in &keys {
+            ops.push((&key[..], None));
+            ops.push((&key[..], Some(&v[..1])));
+        }
+        ops.extend(more.iter().map(|k| (&k[..], Some(&v[..]))));
+        store.write_many(VALUE, &[], ops.iter().copied()).unwrap();
+        for (key, val) in &ops {
+            match val {
+                Some(val) => model.insert((VALUE, key.to_vec(), Vec::new(), None), val.to_vec()),
+                None => model.remove(&(VALUE, key.to_vec(), Vec::new(), None)),
+            };
+        }
+        check(&mut store, &model, None);
+        // Rewrites and as many new keys: the index grows for the new ones.
+        let new: Vec<Vec<u8>> = (3400..6400).map(k).collect();
+        let ops: Vec<(&[u8], Option<&[u8]>)> = keys.iter().chain(&new).map(|k| (&k[..], Some(&v[..]))).collect();
+        store.write_many(VALUE, &[], ops.iter().copied()).unwrap();
+        for (key, val) in &ops {
+            model.insert((VALUE, key.to_vec(), Vec::new(), None), val.unwrap().to_vec());
+        }
+        check(&mut store, &model, None);
+        // Under a checkpoint (every chunk shared), a rewrite; the export
+        // still holds the checkpoint's moment.
+        let moment = model.clone();
+        let cp = store.checkpoint(Some(false)).unwrap();
+        store.write_many(VALUE, &[], keys.iter().map(|k| (&k[..], Some(&v[1..])))).unwrap();
+        for key in &keys {
+            model.insert((VALUE, key.clone(), Vec::new(), None), v[1..].to_vec());
+        }
+        check(&mut store, &model, None);
+        let mut bytes = Vec::new();
+        while !store.checkpoint_next(cp.id, &mut bytes, 1 << 16).unwrap() {}
+        store.checkpoint_confirm(cp.id).unwrap();
+        assert_eq!(dump(&restore_chain(&[&bytes], opts(None)).unwrap(), None), moment);
+        check(&mut store, &model, None);
+    }
+}
