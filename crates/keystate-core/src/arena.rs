@@ -32,7 +32,7 @@ use crate::error::Full;
 use crate::room::{self, fallibly, oom, Room};
 
 mod runs;
-pub use runs::{Run, Runs};
+pub use runs::{Run, Runs, RUN_SLOTS};
 
 /// Address of a record: `page << PAGE_BITS | offset` for small records, or
 /// `LARGE_BIT | index` for records with their own allocation.
@@ -823,6 +823,11 @@ impl Arena {
     /// Bytes held in slots that records occupy.
     pub fn used_bytes(&self) -> u64 {
         self.used
+    }
+
+    /// Bytes of the pages the arena holds.
+    pub fn page_bytes(&self) -> u64 {
+        (self.pages.len() - self.holes.len()) as u64 * PAGE_SIZE as u64
     }
 
     /// Bytes the arena holds from the allocator (pages plus large records).

@@ -8,12 +8,12 @@
 //! the memory of all the batch's writes is reserved at once, and only then is
 //! anything changed.
 
-use crate::arena::{self, CLASSES};
+use crate::arena::{self, CLASSES, RUN_SLOTS};
 use crate::delta;
 use crate::error::Result;
 use crate::hash::entry_hash;
 use crate::index::Entry;
-use crate::mem::NO_TABLE;
+use crate::mem::{NO_TABLE, RUN_MIN_ENTRIES};
 use crate::record;
 use crate::room::{self, Room};
 use crate::write::{fits_inline, Incoming};
@@ -72,7 +72,9 @@ impl Store {
         r?;
         // Everything is reserved: removals keep the index room the puts after them need.
         self.mem.keep_capacity = true;
+        let pages = self.mem.arena.page_bytes();
         let r = self.apply_many(&mut room, state, ns, ops, &locs);
+        debug_assert!(self.mem.arena.page_bytes() <= pages, "a batch took pages as it applied: its reservation missed a record");
         self.mem.keep_capacity = false;
         // Reserved for saves that turned out not to be needed.
         self.mem.arena.drop_spares();
@@ -137,6 +139,15 @@ impl Store {
             };
             self.mem.reserve_table(room, tid, p.inserts.unwrap_or(p.puts), p.writes, p.incoming)?;
         }
+        // Tables that may take their new records from runs as the batch
+        // applies (as single puts do: `Mem::put_last`).
+        let e = &self.states[state as usize];
+        for (p, &tid) in per_part.iter_mut().zip(&e.parts) {
+            p.runs = p.puts > 0 && tid != NO_TABLE && {
+                let t = self.mem.table(tid);
+                !t.detached && t.live.len() + p.inserts.unwrap_or(p.puts) >= RUN_MIN_ENTRIES
+            };
+        }
         let mut slots = [0usize; CLASSES.len()];
         for ((key, value), loc) in ops.zip(locs) {
             let tid = self.states[state as usize].parts[loc.part as usize];
@@ -161,6 +172,20 @@ impl Store {
                 match arena::class_for(len, None) {
                     Some(c) => slots[c as usize] += 1,
                     None => self.mem.arena.reserve_large(len, room)?,
+                }
+            }
+            let p = &mut per_part[loc.part as usize];
+            if let Some(c) = put.and_then(|len| arena::class_for(len, None)).filter(|_| p.runs) {
+                p.classes[c as usize / 64] |= 1 << (c % 64);
+            }
+        }
+        // A run claims `RUN_SLOTS` slots for one record and hands the rest to
+        // the table's next records of its class: at most `RUN_SLOTS - 1` more
+        // than the records, for each table and class it is claimed for.
+        for p in per_part.iter().filter(|p| p.runs) {
+            for (c, n) in slots.iter_mut().enumerate() {
+                if p.classes[c / 64] & (1 << (c % 64)) != 0 {
+                    *n += usize::from(RUN_SLOTS - 1);
                 }
             }
         }
@@ -233,7 +258,9 @@ impl Store {
                 let e = &mut self.states[state as usize];
                 let tid = e.parts[loc.part as usize];
                 let applied = match value {
-                    Some(v) => self.mem.put(room, tid, h, key, ns, &[v]).map(|c| {
+                    // Every allocation of the batch is reserved, run claims
+                    // included: each put may take its record from a run.
+                    Some(v) => self.mem.put_last(room, tid, h, key, ns, &[v]).map(|c| {
                         if c == crate::mem::Change::Created {
                             e.entries += 1;
                         }
@@ -322,6 +349,9 @@ impl Store {
     }
 }
 
+// `PartPlan::classes` has a bit for each size class.
+const _: () = assert!(CLASSES.len() <= 128);
+
 /// What a batch does to one owned key group's table.
 #[derive(Debug, Clone, Copy, Default)]
 struct PartPlan {
@@ -331,6 +361,10 @@ struct PartPlan {
     inserts: Option<usize>,
     /// True when the table has no entry yet (or no table exists).
     empty: bool,
+    /// True when the table may take new records from runs in this batch.
+    runs: bool,
+    /// The size classes of its puts' records, one bit each (with `runs`).
+    classes: [u64; 2],
     /// The puts, for the width of an empty table (counted only for one).
     incoming: Incoming,
 }

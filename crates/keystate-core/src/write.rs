@@ -433,8 +433,9 @@ impl Mem {
         self.put_in(room, tid, h, key, ns, value, false)
     }
 
-    /// As [`Mem::put`], for a write that allocates nothing after it (a single
-    /// put, not one of a batch): a new entry's record may claim a run.
+    /// As [`Mem::put`], for a write that allocates nothing after it that it
+    /// did not reserve (a single put, or one of a batch, which reserves the
+    /// run claims too): a new entry's record may claim a run.
     pub fn put_last(&mut self, room: &mut Room, tid: TableId, h: u32, key: &[u8], ns: &[u8], value: &[&[u8]]) -> Result<Change, Full> {
         self.put_in(room, tid, h, key, ns, value, true)
     }

@@ -360,3 +360,26 @@ fn a_batch_that_rewrites_a_tables_keys_does_not_grow_its_index() {
         check(&mut store, &model, None);
     }
 }
+
+#[test]
+fn a_batch_takes_its_new_records_from_runs_as_single_puts_do() {
+    // Records (30-byte values do not fit inline) of one table, first some
+    // single puts to pass the size runs start at, then one large batch.
+    let (mut store, mut model) = filled(1, 1 << 20, 600, |_| vec![1; 30]);
+    let before = store.runs_claimed();
+    let keys: Vec<Vec<u8>> = (600..4600).map(k).collect();
+    let v = [2u8; 30];
+    store.write_many(VALUE, &[], keys.iter().map(|k| (&k[..], Some(&v[..])))).unwrap();
+    for key in keys {
+        model.insert((VALUE, key, Vec::new(), None), v.to_vec());
+    }
+    // As many runs as the same records put one by one claim.
+    let claimed = store.runs_claimed() - before;
+    let (single, _) = filled(1, 1 << 20, 4600, |_| vec![1; 30]);
+    let (first, _) = filled(1, 1 << 20, 600, |_| vec![1; 30]);
+    let want = single.runs_claimed() - first.runs_claimed();
+    assert!(want >= 100 && claimed == want, "{claimed} runs for 4,000 records, {want} one by one");
+    check(&mut store, &model, None);
+    let full = full_checkpoint(&mut store);
+    assert_eq!(dump(&restore_chain(&[&full], opts(None)).unwrap(), None), model);
+}

@@ -24,10 +24,12 @@
 //! - They count as in use in their page (so the page is neither pooled nor
 //!   given to another class while a run holds it) and as free in
 //!   `used_bytes` (so `memory().freeBytes` reports them).
-//! - Only the last allocation of a write may claim a run: claiming takes
-//!   more slots than the write reserved, which a later allocation of the
-//!   same write (a batch, a map's head and entry) could have counted on.
-//!   `crate::mem` asks for runs only there.
+//! - Claiming takes more slots than one record, which a later allocation
+//!   of the same write could have counted on. So a run is claimed only by
+//!   the last allocation of a write (`Mem::put_last`), or by a batch
+//!   (`setMany`), which reserves `RUN_SLOTS - 1` more slots for each table
+//!   and class it may claim a run for (`crate::batch`). A map's entry after
+//!   its head does not claim one.
 //!
 //! A run ends when its slots are all handed out, when its page is marked
 //! for evacuation (compaction releases every run before it plans, so that
