@@ -213,6 +213,12 @@ pub struct Arena {
     /// Bytes of large records, spare ones included.
     large_bytes: u64,
     max_pages: usize,
+    /// While a batch applies (debug builds): the slots of each class it
+    /// reserved and has not taken, less those it gave back to a page that
+    /// stays in use. Taking one more than that is a reservation that missed
+    /// a record, which the rounding to pages would otherwise hide.
+    #[cfg(debug_assertions)]
+    pub promised: Option<[i64; NCLASS]>,
 }
 
 // Safety: the arena owns its pages and large records exclusively (nothing else
@@ -272,6 +278,8 @@ impl Arena {
             small_used: 0,
             stashed: 0,
             runs_claimed: 0,
+            #[cfg(debug_assertions)]
+            promised: None,
             frees: 0,
             large: Vec::new(),
             large_free: Vec::new(),
@@ -640,6 +648,11 @@ impl Arena {
         let c = m.class as usize;
         let size = CLASSES[c] as usize;
         m.used += n;
+        #[cfg(debug_assertions)]
+        if let Some(left) = &mut self.promised {
+            left[c] -= i64::from(n);
+            assert!(left[c] >= 0, "a batch took a slot of class {c} it did not reserve");
+        }
         if m.free == 0 && m.bumped == (PAGE_SIZE / size) as u16 {
             self.unlink(p, c);
         }
@@ -759,6 +772,10 @@ impl Arena {
             return;
         }
         self.slot_mut(p, at, 2).copy_from_slice(&m.free.to_le_bytes());
+        #[cfg(debug_assertions)]
+        if let Some(left) = self.promised.as_mut().filter(|_| !m.evac) {
+            left[c] += 1;
+        }
         let m = &mut self.meta[p as usize];
         m.free = slot + 1;
         m.used -= 1;

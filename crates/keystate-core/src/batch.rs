@@ -69,11 +69,19 @@ impl Store {
         if r.is_err() {
             self.mem.arena.drop_spares();
         }
-        r?;
+        let _slots = r?;
         // Everything is reserved: removals keep the index room the puts after them need.
         self.mem.keep_capacity = true;
         let pages = self.mem.arena.page_bytes();
+        #[cfg(debug_assertions)]
+        {
+            self.mem.arena.promised = Some(_slots.map(|n| n as i64));
+        }
         let r = self.apply_many(&mut room, state, ns, ops, &locs);
+        #[cfg(debug_assertions)]
+        {
+            self.mem.arena.promised = None;
+        }
         debug_assert!(self.mem.arena.page_bytes() <= pages, "a batch took pages as it applied: its reservation missed a record");
         self.mem.keep_capacity = false;
         // Reserved for saves that turned out not to be needed.
@@ -104,8 +112,9 @@ impl Store {
 
     /// Reserves the memory of every write of a batch (see the module docs),
     /// counting each put as a new entry (and a saved MARK for open
-    /// snapshots): more than it may need, never less.
-    fn reserve_many<'a, I>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: I, locs: &[Located]) -> Result<()>
+    /// snapshots): more than it may need, never less. Returns the slots of
+    /// each class it reserved.
+    fn reserve_many<'a, I>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: I, locs: &[Located]) -> Result<[usize; CLASSES.len()]>
     where
         I: Iterator<Item = Write<'a>> + Clone,
     {
@@ -190,7 +199,7 @@ impl Store {
             }
         }
         self.mem.arena.reserve_class_counts(&slots, room)?;
-        Ok(())
+        Ok(slots)
     }
 
     /// For each table that lacks room for all its puts as new entries,

@@ -383,3 +383,45 @@ fn a_batch_takes_its_new_records_from_runs_as_single_puts_do() {
     let full = full_checkpoint(&mut store);
     assert_eq!(dump(&restore_chain(&[&full], opts(None)).unwrap(), None), model);
 }
+
+#[test]
+fn batches_of_many_size_classes_reserve_every_run_they_claim() {
+    // Tables past the size runs start at (and holding enough that runs fit
+    // under their share of the bytes in use), then batches of new keys (and
+    // some rewrites and removals) whose values cycle through many size
+    // classes, so a table's two runs are replaced within a batch; some
+    // under an open snapshot. With debug assertions a batch that takes a
+    // slot it did not reserve as it applies fails here (`Arena::promised`).
+    let (mut store, mut model) = filled(4, 1 << 20, 20000, |_| vec![1; 30]);
+    let mut rng = Rng(33);
+    let mut next = 20000u32;
+    for round in 0..12 {
+        let snap = (round % 3 == 1).then(|| (store.snapshot().unwrap(), model.clone()));
+        let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for _ in 0..rng.below(3000) + 1 {
+            let key = if rng.chance(80) {
+                next += 1;
+                k(next)
+            } else {
+                k(rng.below(u64::from(next)) as u32)
+            };
+            let len = [20, 45, 70, 130, 260, 520, 1100, 3000][rng.below(8) as usize] + rng.below(9) as usize;
+            ops.push((key, (!rng.chance(5)).then(|| vec![round as u8; len])));
+        }
+        store.write_many(VALUE, &[], ops.iter().map(|(k, v)| (&k[..], v.as_deref()))).unwrap();
+        for (key, v) in ops {
+            let at = (VALUE, key, Vec::new(), None);
+            match v {
+                Some(v) => model.insert(at, v),
+                None => model.remove(&at),
+            };
+        }
+        check(&mut store, &model, snap.as_ref().map(|(s, m)| (*s, m)));
+        if let Some((s, _)) = snap {
+            store.release(s).unwrap();
+        }
+    }
+    assert!(store.runs_claimed() > 100, "runs claimed: {}", store.runs_claimed());
+    let full = full_checkpoint(&mut store);
+    assert_eq!(dump(&restore_chain(&[&full], opts(None)).unwrap(), None), model);
+}
