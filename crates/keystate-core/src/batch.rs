@@ -110,10 +110,11 @@ impl Store {
         Ok(())
     }
 
-    /// Reserves the memory of every write of a batch (see the module docs),
-    /// counting each put as a new entry (and a saved MARK for open
-    /// snapshots): more than it may need, never less. Returns the slots of
-    /// each class it reserved.
+    /// Reserves the memory of every write of a batch (see the module docs):
+    /// index room for its inserts (`count_inserts`, else each put counted as
+    /// new), a record for each put that does not go inline (and a saved
+    /// MARK for open snapshots), and the slots runs may claim: more than it
+    /// may need, never less. Returns the slots of each class it reserved.
     fn reserve_many<'a, I>(&mut self, room: &mut Room, state: u32, ns: &[u8], ops: I, locs: &[Located]) -> Result<[usize; CLASSES.len()]>
     where
         I: Iterator<Item = Write<'a>> + Clone,
