@@ -161,12 +161,16 @@ impl Store {
         let mut slots = [0usize; CLASSES.len()];
         for ((key, value), loc) in ops.zip(locs) {
             let tid = self.states[state as usize].parts[loc.part as usize];
-            // What a save allocates: a copy of an entry inline in a wide
-            // index (for a removal too), else for a put a MARK (more than
-            // an entry with a record needs: it moves into the layer).
+            // What a save allocates (`Mem::plan_save`): for an entry inline
+            // in a wide index, a copy (for a removal too) when snapshots
+            // read the layers; else for a put a MARK (more than an entry
+            // with a record needs: it moves into the layer). When only a
+            // checkpoint's frozen view is open, an inline entry is not
+            // saved, but a put of it still may save a MARK: a removal
+            // earlier in the batch leaves the key absent at the put.
             let saved = if tid != NO_TABLE && self.mem.saves(tid) {
                 match self.mem.get(tid, entry_hash(loc.hash, ns), key, ns) {
-                    Some(e @ Entry::Inline(_)) => Some(self.mem.entry(e).len),
+                    Some(e @ Entry::Inline(_)) if self.mem.layers_read() => Some(self.mem.entry(e).len),
                     _ if value.is_some() => Some(record::encoded_len(key.len(), ns.len(), 0, true, false)),
                     _ => None,
                 }
