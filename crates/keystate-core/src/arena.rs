@@ -849,7 +849,7 @@ impl Arena {
 
     /// Bytes the arena holds from the allocator (pages plus large records).
     pub fn reserved_bytes(&self) -> u64 {
-        (self.pages.len() - self.holes.len()) as u64 * PAGE_SIZE as u64 + self.large_bytes
+        self.page_bytes() + self.large_bytes
     }
 
     /// Checks the page lists and counters; for tests. Panics with a
